@@ -1,0 +1,35 @@
+// swift-tools-version:5.9
+// libdiffattn — diffusers' attention subsystem for the CPU, behind a C API.
+// Layers (dependencies point down): DiffAttnC → DiffAttn → DiffAttnKernels → COpenBLAS.
+import PackageDescription
+
+let root = Context.packageDirectory
+
+// Only the dynamic product's boundary target carries these: a version script on a test binary
+// would hide its symbols. `-static-stdlib` keeps the Swift runtime out of the host's `ldd`.
+let sharedLibraryFlags: [String] = [
+    "-static-stdlib",
+    "-Xlinker", "--version-script=\(root)/Sources/DiffAttnC/diffattn.map",
+    "-Xlinker", "-soname=libdiffattn.so.0",
+    "-Xlinker", "-z", "-Xlinker", "now",
+    "-Xlinker", "-z", "-Xlinker", "relro",
+]
+
+let package = Package(
+    name: "diffattn",
+    products: [
+        .library(name: "diffattn", type: .dynamic, targets: ["DiffAttnC"]),
+        .executable(name: "diffattn", targets: ["diffattn"]),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CDiffAttnHeader", path: "Sources/CDiffAttnHeader"),
+        .target(name: "DiffAttnKernels", dependencies: ["COpenBLAS"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "DiffAttn", dependencies: ["DiffAttnKernels"]),
+        .target(name: "DiffAttnC", dependencies: ["DiffAttn", "CDiffAttnHeader"], exclude: ["diffattn.map"],
+                linkerSettings: [.unsafeFlags(sharedLibraryFlags)]),
+        .executableTarget(name: "diffattn", dependencies: ["DiffAttn"]),
+        .testTarget(name: "DiffAttnTests", dependencies: ["DiffAttn", "DiffAttnKernels"]),
+    ]
+)

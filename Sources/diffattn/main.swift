@@ -1,0 +1,3 @@
+// The `diffattn` command-line tool: info / bench / selftest. (Placeholder until the bench lands.)
+import DiffAttn
+print("libdiffattn \(versionString)")
