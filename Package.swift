@@ -24,12 +24,22 @@ let package = Package(
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CDiffAttnHeader", path: "Sources/CDiffAttnHeader"),
-        .target(name: "DiffAttnKernels", dependencies: ["COpenBLAS"],
+        // Kernel ISA split (DESIGN.md "Kernels"): bodies written once as inlined SIMD16 code, compiled
+        // per ISA by thin targets with their own -target-cpu; DiffAttnKernels picks one from cpuid.
+        .target(name: "CDiffAttnCPUID", path: "Sources/CDiffAttnCPUID"),
+        .target(name: "DiffAttnKernelBodies", swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "DiffAttnKernelsAVX512", dependencies: ["DiffAttnKernelBodies"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked", "-target-cpu", "skylake-avx512"])]),
+        .target(name: "DiffAttnKernelsAVX2", dependencies: ["DiffAttnKernelBodies"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"])]),
+        .target(name: "DiffAttnKernels",
+                dependencies: ["COpenBLAS", "CDiffAttnCPUID", "DiffAttnKernelBodies",
+                               "DiffAttnKernelsAVX512", "DiffAttnKernelsAVX2"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "DiffAttn", dependencies: ["DiffAttnKernels"]),
         .target(name: "DiffAttnC", dependencies: ["DiffAttn", "CDiffAttnHeader"], exclude: ["diffattn.map"],
                 linkerSettings: [.unsafeFlags(sharedLibraryFlags)]),
-        .executableTarget(name: "diffattn", dependencies: ["DiffAttn"]),
+        .executableTarget(name: "diffattn", dependencies: ["DiffAttn", "DiffAttnKernels"]),
         .testTarget(name: "DiffAttnTests", dependencies: ["DiffAttn", "DiffAttnKernels"]),
     ]
 )

@@ -1,0 +1,144 @@
+// One tile of attention: up to 64 query rows of one (batch, head) against all keys.
+//
+// Layout: query rows live in vector lanes. The query tile is packed transposed (`qt[d][lane]`),
+// scores come out transposed (`st[key][lane]`), and the output accumulates transposed
+// (`ot[channel][lane]`). Softmax statistics are then per lane, so max and sum over keys are plain
+// vertical vector ops, and K and V are read in place through their strides: nothing but the
+// 64-row query tile is ever packed. Every output's reduction order depends only on the tile, never
+// on which thread runs it, so results are identical for any thread count.
+
+public enum TileMode: Int, Sendable {
+    /// Online softmax over blocks of `TileGeometry.keyBlock` keys; O(tile) scratch.
+    case flash
+    /// Classic order: `mask + scale·(Q·Kᵀ)` for all keys, softmax, `·V`.
+    case math
+    /// The math path's first half: write the softmax probabilities to `output`.
+    case probabilities
+}
+
+public enum TileGeometry {
+    /// Query rows per tile: 4 vectors of 16 lanes.
+    public static let lanes = 64
+    /// Keys per online-softmax step; a multiple of the score kernel's 6 key rows.
+    public static let keyBlock = 96
+
+    /// Scratch floats one worker needs; every region is a whole number of 256-byte rows,
+    /// so a 64-byte aligned base keeps each region aligned.
+    public static func scratchFloats(mode: TileMode, headDim: Int, valueDim: Int, keyLength: Int) -> Int {
+        let scoreRows = mode == .flash ? keyBlock : (max(keyLength, 1) + keyBlock - 1) / keyBlock * keyBlock
+        let outputRows = mode == .probabilities ? 0 : max(valueDim, 1)
+        return lanes * (max(headDim, 1) + scoreRows + keyBlock + outputRows + 3)
+    }
+}
+
+/// Everything one tile needs, with pointers already offset to its (batch, head, first row).
+public struct AttentionTile {
+    public var query: UnsafePointer<Float>, queryTokenStride: Int, queryChannelStride: Int
+    public var key: UnsafePointer<Float>, keyTokenStride: Int, keyChannelStride: Int
+    public var value: UnsafePointer<Float>, valueTokenStride: Int, valueChannelStride: Int
+    /// Output rows (`mode == .probabilities`: probability rows, channel = key).
+    public var output: UnsafeMutablePointer<Float>, outputTokenStride: Int, outputChannelStride: Int
+    /// 0 none, 1 additive (`additiveMask`), 2 boolean (`booleanMask`).
+    public var maskKind: Int
+    public var additiveMask: UnsafePointer<Float>?, booleanMask: UnsafePointer<UInt8>?
+    public var maskTokenStride: Int, maskChannelStride: Int
+    public var rows: Int, firstRow: Int, keyLength: Int, headDim: Int, valueDim: Int
+    public var scale: Float, isCausal: Bool, fullyMaskedGiveNaN: Bool
+    public var mode: TileMode
+    /// `TileGeometry.scratchFloats(...)` floats, 64-byte aligned.
+    public var scratch: UnsafeMutablePointer<Float>
+
+    public init(query: UnsafePointer<Float>, queryTokenStride: Int, queryChannelStride: Int,
+                key: UnsafePointer<Float>, keyTokenStride: Int, keyChannelStride: Int,
+                value: UnsafePointer<Float>, valueTokenStride: Int, valueChannelStride: Int,
+                output: UnsafeMutablePointer<Float>, outputTokenStride: Int, outputChannelStride: Int,
+                maskKind: Int, additiveMask: UnsafePointer<Float>?, booleanMask: UnsafePointer<UInt8>?,
+                maskTokenStride: Int, maskChannelStride: Int,
+                rows: Int, firstRow: Int, keyLength: Int, headDim: Int, valueDim: Int,
+                scale: Float, isCausal: Bool, fullyMaskedGiveNaN: Bool, mode: TileMode,
+                scratch: UnsafeMutablePointer<Float>) {
+        self.query = query; self.queryTokenStride = queryTokenStride; self.queryChannelStride = queryChannelStride
+        self.key = key; self.keyTokenStride = keyTokenStride; self.keyChannelStride = keyChannelStride
+        self.value = value; self.valueTokenStride = valueTokenStride; self.valueChannelStride = valueChannelStride
+        self.output = output; self.outputTokenStride = outputTokenStride; self.outputChannelStride = outputChannelStride
+        self.maskKind = maskKind; self.additiveMask = additiveMask; self.booleanMask = booleanMask
+        self.maskTokenStride = maskTokenStride; self.maskChannelStride = maskChannelStride
+        self.rows = rows; self.firstRow = firstRow; self.keyLength = keyLength
+        self.headDim = headDim; self.valueDim = valueDim
+        self.scale = scale; self.isCausal = isCausal; self.fullyMaskedGiveNaN = fullyMaskedGiveNaN
+        self.mode = mode; self.scratch = scratch
+    }
+}
+
+/// Runs one tile. `wide` picks the 4-vector register tiles (AVX-512), `fused` FMA instructions;
+/// both are literals in each ISA entry point so the unused paths fold away.
+@_transparent
+public func attentionTileBody(_ t: AttentionTile, wide: Bool, fused: Bool) {
+    let lanes = TileGeometry.lanes, block = TileGeometry.keyBlock
+    let depth = t.headDim, channels = t.valueDim, keyCount = t.keyLength
+    let flash = t.mode == .flash
+    let scoreRows = flash ? block : (max(keyCount, 1) + block - 1) / block * block
+    let qt = t.scratch
+    let st = qt + max(depth, 1) * lanes
+    let maskTile = st + scoreRows * lanes
+    let ot = maskTile + block * lanes
+    let runningMax = ot + (t.mode == .probabilities ? 0 : max(channels, 1)) * lanes
+    let runningSum = runningMax + lanes, alpha = runningSum + lanes
+    let log2e: Float = 1.442_695_040_888_963_4
+
+    // Flash folds scale·log2(e) into Q so that its softmax is a bare exp2.
+    let queryScale: Float = flash ? t.scale * log2e : 1
+    for d in 0..<depth {
+        for lane in 0..<lanes {
+            qt[d * lanes + lane] = lane < t.rows
+                ? t.query[lane * t.queryTokenStride + d * t.queryChannelStride] * queryScale : 0
+        }
+    }
+    for i in 0..<(channels * lanes) where t.mode != .probabilities { ot[i] = 0 }
+    for lane in 0..<lanes {
+        runningMax[lane] = -.infinity; runningSum[lane] = 0; alpha[lane] = 1
+    }
+
+    // Causal (top-left): no row of this tile sees keys at or beyond firstRow + rows.
+    let keyEnd = flash && t.isCausal ? min(keyCount, t.firstRow + t.rows) : keyCount
+    var blockStart = 0
+    while blockStart < keyEnd {
+        let count = min(block, keyEnd - blockStart)
+        let scores = flash ? st : st + blockStart * lanes
+        computeScores(t, qt: qt, blockStart: blockStart, count: count, scores: scores, wide: wide, fused: fused)
+        let maskOnTile = t.maskKind != 0 && t.maskTokenStride != 0
+        if maskOnTile {
+            fillMaskTile(t, blockStart: blockStart, count: count, tile: maskTile, multiplier: flash ? log2e : 1)
+        }
+        combineScores(t, scores: scores, blockStart: blockStart, count: count, maskTile: maskOnTile ? maskTile : nil,
+                      flash: flash, runningMax: runningMax, runningSum: runningSum, alpha: alpha, fused: fused)
+        if flash {
+            accumulateValues(t, ot: ot, alpha: alpha, probabilities: scores, blockStart: blockStart,
+                             count: count, wide: wide, fused: fused)
+        }
+        blockStart += count
+    }
+    if flash {
+        finishFlash(t, ot: ot, runningSum: runningSum)
+        return
+    }
+    normaliseRows(t, scores: st, fused: fused)
+    if t.mode == .probabilities {
+        for lane in 0..<t.rows {
+            let row = t.output + lane * t.outputTokenStride
+            for j in 0..<keyCount { row[j * t.outputChannelStride] = st[j * lanes + lane] }
+        }
+        return
+    }
+    blockStart = 0
+    while blockStart < keyCount {
+        let count = min(block, keyCount - blockStart)
+        accumulateValues(t, ot: ot, alpha: alpha, probabilities: st + blockStart * lanes, blockStart: blockStart,
+                         count: count, wide: wide, fused: fused)
+        blockStart += count
+    }
+    for lane in 0..<t.rows {
+        let row = t.output + lane * t.outputTokenStride
+        for c in 0..<channels { row[c * t.outputChannelStride] = ot[c * lanes + lane] }
+    }
+}

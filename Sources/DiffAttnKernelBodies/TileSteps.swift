@@ -1,0 +1,187 @@
+// The steps of `attentionTileBody`, one function each; all inline into the ISA entry points.
+
+@_transparent
+@usableFromInline internal func scoreTile(_ qt: UnsafeMutablePointer<Float>, _ depth: Int, _ key: UnsafePointer<Float>,
+                        _ o: (Int, Int, Int, Int, Int, Int), _ kc: Int, _ out: UnsafeMutablePointer<Float>,
+                        _ wide: Bool, _ fused: Bool) {
+    if wide {
+        scoreKernelWide(qt: qt, depth: depth, key: key, rowOffsets: o, channelStride: kc, st: out, fused)
+    } else {
+        for m in 0..<4 {
+            scoreKernelNarrow(qt: qt + 16 * m, depth: depth, key: key, rowOffsets: o, channelStride: kc,
+                              st: out + 16 * m, fused)
+        }
+    }
+}
+
+/// Raw dot products `st[j][lane] = qt[·][lane] · k[blockStart + j]` for `count` keys (rounded up
+/// to 6; the extra rows read the last key and are never used).
+@_transparent
+@usableFromInline internal func computeScores(_ t: AttentionTile, qt: UnsafeMutablePointer<Float>, blockStart: Int, count: Int,
+                            scores: UnsafeMutablePointer<Float>, wide: Bool, fused: Bool) {
+    let last = t.keyLength - 1, ks = t.keyTokenStride
+    var g = 0
+    while g < count {
+        let j = blockStart + g
+        let o = (min(j, last) * ks, min(j + 1, last) * ks, min(j + 2, last) * ks,
+                 min(j + 3, last) * ks, min(j + 4, last) * ks, min(j + 5, last) * ks)
+        // A unit channel stride as a literal lets the key loads use plain base + index addressing.
+        if t.keyChannelStride == 1 {
+            scoreTile(qt, t.headDim, t.key, o, 1, scores + g * 64, wide, fused)
+        } else {
+            scoreTile(qt, t.headDim, t.key, o, t.keyChannelStride, scores + g * 64, wide, fused)
+        }
+        g += 6
+    }
+}
+
+/// A mask that varies along the query axis, transposed into `tile[j][lane]` (boolean → 0 / -inf).
+@_transparent
+@usableFromInline internal func fillMaskTile(_ t: AttentionTile, blockStart: Int, count: Int,
+                           tile: UnsafeMutablePointer<Float>, multiplier: Float) {
+    let lanes = TileGeometry.lanes, mc = t.maskChannelStride
+    for lane in 0..<lanes {
+        if lane >= t.rows {
+            for j in 0..<count { tile[j * lanes + lane] = 0 }
+        } else if let additive = t.additiveMask {
+            let row = additive + lane * t.maskTokenStride + blockStart * mc
+            for j in 0..<count { tile[j * lanes + lane] = row[j * mc] * multiplier }
+        } else if let boolean = t.booleanMask {
+            let row = boolean + lane * t.maskTokenStride + blockStart * mc
+            for j in 0..<count { tile[j * lanes + lane] = row[j * mc] != 0 ? 0 : -.infinity }
+        }
+    }
+}
+
+/// The mask value of key `j` when the mask is the same for every query row of the tile.
+@_transparent
+@usableFromInline internal func broadcastMaskValue(_ t: AttentionTile, key j: Int, multiplier: Float) -> Float {
+    if let additive = t.additiveMask { return additive[j * t.maskChannelStride] * multiplier }
+    if let boolean = t.booleanMask { return boolean[j * t.maskChannelStride] != 0 ? 0 : -.infinity }
+    return 0
+}
+
+/// Applies scale (math only; flash folded it into Q), mask and causality to a block of scores.
+/// Flash then takes the online-softmax step: new running max, `alpha = exp2(old − new)`, the block's
+/// probabilities in place, and the running sum. A lane whose max is still -inf subtracts 0
+/// instead, so a fully masked prefix gives probabilities 0, never `-inf − -inf`.
+@_transparent
+@usableFromInline internal func combineScores(_ t: AttentionTile, scores: UnsafeMutablePointer<Float>, blockStart: Int, count: Int,
+                            maskTile: UnsafeMutablePointer<Float>?, flash: Bool,
+                            runningMax: UnsafeMutablePointer<Float>, runningSum: UnsafeMutablePointer<Float>,
+                            alpha: UnsafeMutablePointer<Float>, fused: Bool) {
+    let lanes = TileGeometry.lanes
+    let negInf = Float16Lanes(repeating: -.infinity)
+    let scale = Float16Lanes(repeating: t.scale)
+    let multiplier: Float = flash ? 1.442_695_040_888_963_4 : 1
+    let broadcastMask = t.maskKind != 0 && t.maskTokenStride == 0
+    let causalHere = t.isCausal && blockStart + count - 1 > t.firstRow
+    let modifies = !flash || broadcastMask || maskTile != nil || causalHere
+    let iota = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+    for m in 0..<4 {
+        let laneRow = SIMD16<Int32>(repeating: Int32(truncatingIfNeeded: t.firstRow + m * 16)) &+ iota
+        var blockMax = negInf
+        for j in 0..<count {
+            let p = scores + j * lanes + m * 16
+            var s = loadLanes(p)
+            if modifies {
+                if !flash { s = scale * s }          // classic: mask + scale·(Q·Kᵀ)
+                if broadcastMask {
+                    s = s + Float16Lanes(repeating: broadcastMaskValue(t, key: blockStart + j, multiplier: multiplier))
+                } else if let tile = maskTile {
+                    s = s + loadLanes(tile + j * lanes + m * 16)
+                }
+                if causalHere {
+                    let key = SIMD16<Int32>(repeating: Int32(truncatingIfNeeded: blockStart + j))
+                    s = s.replacing(with: negInf, where: laneRow .< key)
+                }
+                storeLanes(p, s)
+            }
+            if flash { blockMax = lanewiseMax(blockMax, s) }
+        }
+        guard flash else { continue }
+        let oldMax = loadLanes(runningMax + m * 16)
+        let newMax = lanewiseMax(oldMax, blockMax)
+        let subtract = newMax.replacing(with: 0, where: newMax .== negInf)
+        let a = exp2Lanes(oldMax - subtract, fused)
+        storeLanes(alpha + m * 16, a)
+        storeLanes(runningMax + m * 16, newMax)
+        var sum = Float16Lanes()
+        for j in 0..<count {
+            let p = scores + j * lanes + m * 16
+            let e = exp2Lanes(loadLanes(p) - subtract, fused)
+            storeLanes(p, e)
+            sum += e
+        }
+        storeLanes(runningSum + m * 16, loadLanes(runningSum + m * 16) * a + sum)
+    }
+}
+
+/// `ot = ot·alpha + Pᵀ-block · V-block` for every value channel.
+@_transparent
+@usableFromInline internal func accumulateValues(_ t: AttentionTile, ot: UnsafeMutablePointer<Float>, alpha: UnsafeMutablePointer<Float>,
+                               probabilities: UnsafeMutablePointer<Float>, blockStart: Int, count: Int,
+                               wide: Bool, fused: Bool) {
+    let v = t.value + blockStart * t.valueTokenStride
+    let last = t.valueDim - 1, vc = t.valueChannelStride
+    var c = 0
+    while c < t.valueDim {
+        // Rows past the last channel repeat it: the duplicate computes and stores identical values.
+        let r = (c, min(c + 1, last), min(c + 2, last), min(c + 3, last))
+        let co = (r.0 * vc, r.1 * vc, r.2 * vc, r.3 * vc)
+        if wide {
+            valueKernelWide(ot: ot, otRows: r, alpha: alpha, pt: probabilities, count: count, value: v,
+                            channelOffsets: co, tokenStride: t.valueTokenStride, fused)
+        } else {
+            for m in 0..<4 {
+                valueKernelNarrow(ot: ot + 16 * m, otRows: r, alpha: alpha + 16 * m, pt: probabilities + 16 * m,
+                                  count: count, value: v, channelOffsets: co, tokenStride: t.valueTokenStride, fused)
+            }
+        }
+        c += 4
+    }
+}
+
+/// Flash epilogue: divide by the running sum; a row with no attendable key gets NaN or 0.
+@_transparent
+@usableFromInline internal func finishFlash(_ t: AttentionTile, ot: UnsafeMutablePointer<Float>, runningSum: UnsafeMutablePointer<Float>) {
+    let lanes = TileGeometry.lanes
+    for lane in 0..<t.rows {
+        let row = t.output + lane * t.outputTokenStride
+        let sum = runningSum[lane]
+        if sum == 0 {
+            let fill: Float = t.fullyMaskedGiveNaN ? .nan : 0
+            for c in 0..<t.valueDim { row[c * t.outputChannelStride] = fill }
+        } else {
+            let inverse = 1 / sum
+            for c in 0..<t.valueDim { row[c * t.outputChannelStride] = ot[c * lanes + lane] * inverse }
+        }
+    }
+}
+
+/// Classic softmax over all keys of the materialised scores, per lane: `exp(s − max) / Σ`.
+/// An all `-inf` lane gives NaN like torch's softmax, or zeros when asked.
+@_transparent
+@usableFromInline internal func normaliseRows(_ t: AttentionTile, scores st: UnsafeMutablePointer<Float>, fused: Bool) {
+    let lanes = TileGeometry.lanes, keyCount = t.keyLength
+    let negInf = Float16Lanes(repeating: -.infinity)
+    let log2e = Float16Lanes(repeating: 1.442_695_040_888_963_4)
+    for m in 0..<4 {
+        var maxima = negInf
+        for j in 0..<keyCount { maxima = lanewiseMax(maxima, loadLanes(st + j * lanes + m * 16)) }
+        let subtract = t.fullyMaskedGiveNaN ? maxima : maxima.replacing(with: 0, where: maxima .== negInf)
+        var sum = Float16Lanes()
+        for j in 0..<keyCount {
+            let p = st + j * lanes + m * 16
+            let e = exp2Lanes((loadLanes(p) - subtract) * log2e, fused)
+            storeLanes(p, e)
+            sum += e
+        }
+        var inverse = Float16Lanes(repeating: 1) / sum
+        if !t.fullyMaskedGiveNaN { inverse = inverse.replacing(with: 0, where: sum .== 0) }
+        for j in 0..<keyCount {
+            let p = st + j * lanes + m * 16
+            storeLanes(p, loadLanes(p) * inverse)
+        }
+    }
+}

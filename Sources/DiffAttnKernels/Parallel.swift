@@ -1,0 +1,147 @@
+// A small persistent thread pool (ggml style): a job is split into more tasks than threads and
+// the tasks are claimed through an atomic counter, so no thread waits for the slowest one.
+// The caller runs tasks too. One job at a time: a call made while another job is running (from
+// another host thread, or nested inside a task) runs its tasks inline on the calling thread, so
+// neither case can deadlock.
+import Glibc
+import Synchronization
+
+public enum Parallel {
+    /// Upper bound on `threadCount`.
+    public static let maxThreads = 256
+
+    /// Threads a job uses, the caller included. Starts from `DIFFATTN_NUM_THREADS` when it holds a
+    /// positive integer, else the number of online CPUs. Values are clamped to 1...maxThreads.
+    public static var threadCount: Int {
+        get { configuredThreads.load(ordering: .relaxed) }
+        set { configuredThreads.store(min(max(newValue, 1), maxThreads), ordering: .relaxed) }
+    }
+
+    /// Runs `body(task)` for every task in `0..<count`, spread over the pool; returns when all are done.
+    public static func forEach(_ count: Int, _ body: (Int) -> Void) {
+        forEachWorker(count) { task, _ in body(task) }
+    }
+
+    /// Like `forEach`, also passing the index (< maxThreads) of the worker running the task, for
+    /// per-worker scratch. A worker runs its tasks one after another.
+    public static func forEachWorker(_ count: Int, _ body: (_ task: Int, _ worker: Int) -> Void) {
+        guard count > 0 else { return }
+        let threads = threadCount
+        if threads == 1 || count == 1 || pthread_mutex_trylock(pool.submitLock) != 0 {
+            for task in 0..<count { body(task, 0) }
+            return
+        }
+        defer { pthread_mutex_unlock(pool.submitLock) }
+        withoutActuallyEscaping(body) { escapable in
+            var job: (Int, Int) -> Void = escapable
+            withUnsafeMutablePointer(to: &job) { pool.run(UnsafeRawPointer($0), count: count, helpers: min(threads, count) - 1) }
+        }
+    }
+}
+
+private let configuredThreads = Atomic<Int>(initialThreadCount())
+
+private func initialThreadCount() -> Int {
+    if let text = getenv("DIFFATTN_NUM_THREADS"), let n = Int(String(cString: text)), n > 0 {
+        return min(n, Parallel.maxThreads)
+    }
+    return min(max(sysconf(Int32(_SC_NPROCESSORS_ONLN)), 1), Parallel.maxThreads)
+}
+
+private let pool = WorkerPool()
+
+private final class WorkerPool: @unchecked Sendable {
+    /// Held by the one caller whose job is running.
+    let submitLock = makeMutex()
+    /// Guards `generation`, `job`, `count`, `helpers` and the two conditions.
+    let lock = makeMutex()
+    let wake = makeCondition(), done = makeCondition()
+    var generation = 0
+    var job: UnsafeRawPointer?
+    var count = 0, helpers = 0
+    var threads = 0                  // only touched with submitLock held
+    let nextTask = Atomic<Int>(0)
+    let finished = Atomic<Int>(0)
+    let published = Atomic<Int>(0)   // generation, readable without the lock while spinning
+
+    func run(_ job: UnsafeRawPointer, count: Int, helpers: Int) {
+        while threads < helpers { spawn(index: threads + 1); threads += 1 }
+        pthread_mutex_lock(lock)
+        self.job = job; self.count = count; self.helpers = helpers
+        nextTask.store(0, ordering: .relaxed)
+        finished.store(0, ordering: .relaxed)
+        generation += 1
+        published.store(generation, ordering: .releasing)
+        pthread_cond_broadcast(wake)
+        pthread_mutex_unlock(lock)
+
+        work(job, count: count, worker: 0)
+        // Tasks are usually long; a short spin covers the common case, then sleep.
+        var spins = 0
+        while finished.load(ordering: .acquiring) < helpers && spins < 20_000 { spins += 1 }
+        pthread_mutex_lock(lock)
+        while finished.load(ordering: .acquiring) < helpers { pthread_cond_wait(done, lock) }
+        self.job = nil
+        pthread_mutex_unlock(lock)
+    }
+
+    func work(_ job: UnsafeRawPointer, count: Int, worker: Int) {
+        let body = job.assumingMemoryBound(to: ((Int, Int) -> Void).self)
+        while true {
+            let task = nextTask.add(1, ordering: .relaxed).oldValue
+            if task >= count { break }
+            body.pointee(task, worker)
+        }
+    }
+
+    func workerLoop(index: Int) {
+        var seen = 0
+        while true {
+            var spins = 0
+            while published.load(ordering: .acquiring) == seen && spins < 20_000 { spins += 1 }
+            pthread_mutex_lock(lock)
+            while generation == seen { pthread_cond_wait(wake, lock) }
+            seen = generation
+            let job = self.job, count = self.count, joins = index <= helpers
+            pthread_mutex_unlock(lock)
+            guard joins, let job else { continue }
+            work(job, count: count, worker: index)
+            if finished.add(1, ordering: .releasing).newValue == helpers {
+                pthread_mutex_lock(lock)
+                pthread_cond_signal(done)
+                pthread_mutex_unlock(lock)
+            }
+        }
+    }
+
+    private func spawn(index: Int) {
+        let context = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        context.initialize(to: index)
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        pthread_attr_setstacksize(&attributes, 1 << 20)
+        var thread = pthread_t()
+        let status = pthread_create(&thread, &attributes, { raw in
+            let context = raw!.assumingMemoryBound(to: Int.self)
+            let index = context.pointee
+            context.deallocate()
+            pool.workerLoop(index: index)
+            return nil
+        }, context)
+        pthread_attr_destroy(&attributes)
+        precondition(status == 0, "diffattn: cannot start a worker thread")
+        pthread_detach(thread)
+    }
+}
+
+private func makeMutex() -> UnsafeMutablePointer<pthread_mutex_t> {
+    let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    pthread_mutex_init(m, nil)
+    return m
+}
+
+private func makeCondition() -> UnsafeMutablePointer<pthread_cond_t> {
+    let c = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    pthread_cond_init(c, nil)
+    return c
+}

@@ -1,0 +1,117 @@
+// Scaled dot-product attention with torch's semantics, split into tiles of 64 query rows of one
+// (batch, head) and run on the thread pool. Tile maths lives in DiffAttnKernelBodies
+// (AttentionTile.swift); this file maps a problem onto tiles and picks the ISA build.
+import DiffAttnKernelBodies
+
+/// `out = softmax(scale · Q·Kᵀ + mask) · V` for every batch and query head, like torch's
+/// `F.scaled_dot_product_attention` (dropout 0) in float32.
+///
+/// - `.math` computes `mask + scale·(Q·Kᵀ)` for all keys of a tile, the classic softmax, then `·V`
+///   (diffusers' `baddbmm`-softmax-`bmm` order); `.flash` uses an online softmax over blocks of keys
+///   and never holds more than a block of scores.
+/// - Rows whose every key is removed give NaN or zeros per `problem.fullyMaskedRows`.
+/// - Results are bitwise identical for any `Parallel.threadCount`.
+/// - Preconditions (the C boundary validates them): non-negative sizes, `queryHeads` a multiple of
+///   `keyValueHeads`, pointers valid for every element the strides reach.
+public func scaledDotProductAttention(_ problem: SDPAProblem, algorithm: SDPAAlgorithm) {
+    let p = problem
+    precondition(p.batch >= 0 && p.queryHeads >= 0 && p.queryLength >= 0 && p.keyLength >= 0
+                 && p.headDim >= 0 && p.valueDim >= 0, "negative attention size")
+    guard p.batch > 0, p.queryHeads > 0, p.queryLength > 0, p.valueDim > 0 else { return }
+    precondition(p.keyValueHeads > 0 && p.queryHeads % p.keyValueHeads == 0,
+                 "queryHeads must be a multiple of keyValueHeads")
+    let mode: TileMode = algorithm == .flash ? .flash : .math
+    let group = p.queryHeads / p.keyValueHeads
+    runTiles(batch: p.batch, heads: p.queryHeads, queryLength: p.queryLength, keyLength: p.keyLength,
+             headDim: p.headDim, valueDim: p.valueDim, mode: mode) { b, h, firstRow, rows, scratch in
+        let kvHead = h / group
+        let q = p.query.strides, k = p.key.strides, v = p.value.strides, o = p.outputStrides
+        var tile = AttentionTile(
+            query: p.query.data + b * q.batch + h * q.head + firstRow * q.token,
+            queryTokenStride: q.token, queryChannelStride: q.channel,
+            key: p.key.data + b * k.batch + kvHead * k.head, keyTokenStride: k.token, keyChannelStride: k.channel,
+            value: p.value.data + b * v.batch + kvHead * v.head, valueTokenStride: v.token,
+            valueChannelStride: v.channel,
+            output: p.output + b * o.batch + h * o.head + firstRow * o.token,
+            outputTokenStride: o.token, outputChannelStride: o.channel,
+            maskKind: 0, additiveMask: nil, booleanMask: nil, maskTokenStride: 0, maskChannelStride: 0,
+            rows: rows, firstRow: firstRow, keyLength: p.keyLength, headDim: p.headDim, valueDim: p.valueDim,
+            scale: p.scale, isCausal: p.isCausal, fullyMaskedGiveNaN: p.fullyMaskedRows == .nan,
+            mode: mode, scratch: scratch)
+        attach(p.mask, to: &tile, batch: b, head: h, firstRow: firstRow)
+        runAttentionTile(tile)
+    }
+}
+
+/// The probabilities `softmax(mask + scale·Q·Kᵀ)` of shape (batch, heads, queryLength, keyLength),
+/// written through `outputStrides` — the math path's first half, diffusers' `get_attention_scores`.
+/// Rows whose every key is removed are NaN, as torch's softmax gives.
+public func attentionProbabilities(query: SDPAOperand, key: SDPAOperand, batch: Int, heads: Int,
+                                   queryLength: Int, keyLength: Int, headDim: Int, mask: SDPAMask,
+                                   scale: Float, output: UnsafeMutablePointer<Float>, outputStrides: Strides4) {
+    precondition(batch >= 0 && heads >= 0 && queryLength >= 0 && keyLength >= 0 && headDim >= 0,
+                 "negative attention size")
+    guard batch > 0, heads > 0, queryLength > 0, keyLength > 0 else { return }
+    runTiles(batch: batch, heads: heads, queryLength: queryLength, keyLength: keyLength,
+             headDim: headDim, valueDim: 0, mode: .probabilities) { b, h, firstRow, rows, scratch in
+        let q = query.strides, k = key.strides, o = outputStrides
+        let keyBase = key.data + b * k.batch + h * k.head
+        var tile = AttentionTile(
+            query: query.data + b * q.batch + h * q.head + firstRow * q.token,
+            queryTokenStride: q.token, queryChannelStride: q.channel,
+            key: keyBase, keyTokenStride: k.token, keyChannelStride: k.channel,
+            value: keyBase, valueTokenStride: 0, valueChannelStride: 0,
+            output: output + b * o.batch + h * o.head + firstRow * o.token,
+            outputTokenStride: o.token, outputChannelStride: o.channel,
+            maskKind: 0, additiveMask: nil, booleanMask: nil, maskTokenStride: 0, maskChannelStride: 0,
+            rows: rows, firstRow: firstRow, keyLength: keyLength, headDim: headDim, valueDim: 0,
+            scale: scale, isCausal: false, fullyMaskedGiveNaN: true, mode: .probabilities, scratch: scratch)
+        attach(mask, to: &tile, batch: b, head: h, firstRow: firstRow)
+        runAttentionTile(tile)
+    }
+}
+
+/// Softmax of each row in place (`exp(x − max) / Σ`, vectorised exp); an all `-inf` row gives NaN.
+public func softmaxRowsInPlace(_ p: UnsafeMutablePointer<Float>, rows: Int, columns: Int, stride: Int) {
+    guard rows > 0, columns > 0 else { return }
+    // Rows are independent; chunks of 32 rows keep small calls on one thread.
+    let chunk = 32, chunks = (rows + chunk - 1) / chunk
+    Parallel.forEach(rows * columns >= 1 << 16 ? chunks : 1) { c in
+        let first = chunks == 1 || rows * columns < 1 << 16 ? 0 : c * chunk
+        let count = rows * columns < 1 << 16 ? rows : min(chunk, rows - first)
+        runSoftmaxRows(p + first * stride, rows: count, columns: columns, stride: stride)
+    }
+}
+
+/// Runs `body(batch, head, firstRow, rows, scratch)` for every 64-row query tile, tiles of one head
+/// next to each other so that the threads share that head's keys and values in cache.
+private func runTiles(batch: Int, heads: Int, queryLength: Int, keyLength: Int, headDim: Int, valueDim: Int,
+                      mode: TileMode,
+                      _ body: (Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+    let lanes = TileGeometry.lanes
+    let tilesPerHead = (queryLength + lanes - 1) / lanes
+    let scratch = ScratchSlots(floats: TileGeometry.scratchFloats(mode: mode, headDim: headDim,
+                                                                   valueDim: valueDim, keyLength: keyLength))
+    Parallel.forEachWorker(batch * heads * tilesPerHead) { task, worker in
+        let tileIndex = task % tilesPerHead, head = task / tilesPerHead % heads, b = task / tilesPerHead / heads
+        let firstRow = tileIndex * lanes
+        body(b, head, firstRow, min(lanes, queryLength - firstRow), scratch.buffer(for: worker))
+    }
+    withExtendedLifetime(scratch) {}
+}
+
+/// Points the tile at its rows of the mask.
+private func attach(_ mask: SDPAMask, to tile: inout AttentionTile, batch b: Int, head h: Int, firstRow: Int) {
+    switch mask {
+    case .none:
+        break
+    case let .additive(data, s):
+        tile.maskKind = 1
+        tile.additiveMask = data + b * s.batch + h * s.head + firstRow * s.token
+        tile.maskTokenStride = s.token; tile.maskChannelStride = s.channel
+    case let .boolean(data, s):
+        tile.maskKind = 2
+        tile.booleanMask = data + b * s.batch + h * s.head + firstRow * s.token
+        tile.maskTokenStride = s.token; tile.maskChannelStride = s.channel
+    }
+}
