@@ -1,3 +1,52 @@
-// The `diffattn` command-line tool: info / bench / selftest. (Placeholder until the bench lands.)
-import DiffAttn
-print("libdiffattn \(versionString)")
+// The `diffattn` command-line tool: `info`, `bench`, `selftest`.
+import DiffAttnKernels
+import Glibc
+
+let usage = """
+    usage: diffattn <command> [options]
+      info                      CPU features, kernel path, thread count
+      bench [--threads N] [--quick]
+                                FMA and sgemm peaks, SDPA GFLOP/s, peak extra memory
+      selftest [--threads N]    small problems against a naive reference (exit 1 on mismatch)
+    """
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+let command = arguments.isEmpty ? "info" : arguments.removeFirst()
+var quick = false
+while !arguments.isEmpty {
+    let option = arguments.removeFirst()
+    switch option {
+    case "--quick": quick = true
+    case "--threads":
+        guard let text = arguments.first, let n = Int(text), n > 0 else {
+            fputs("diffattn: --threads needs a positive integer\n", stderr); exit(2)
+        }
+        arguments.removeFirst()
+        Parallel.threadCount = n
+    default:
+        fputs("diffattn: unknown option \(option)\n\(usage)\n", stderr); exit(2)
+    }
+}
+
+switch command {
+case "info":
+    printInfo()
+case "bench":
+    runBenchmark(quick: quick)
+case "selftest":
+    exit(runSelfTest() ? 0 : 1)
+case "help", "--help", "-h":
+    print(usage)
+default:
+    fputs("diffattn: unknown command \(command)\n\(usage)\n", stderr); exit(2)
+}
+
+func printInfo() {
+    let f = CPUFeatures.current
+    print("diffattn (libdiffattn kernels)")
+    print("cpu features     \(f.summary)")
+    print("kernel paths     \(KernelPath.allCases.filter(\.isSupported).map(\.name).joined(separator: ", "))")
+    print("selected path    \(KernelPath.selected.name)")
+    print("threads          \(Parallel.threadCount)  (DIFFATTN_NUM_THREADS or online CPUs)")
+    print("blas threads     \(blasThreadCount)")
+}

@@ -1,0 +1,100 @@
+// `diffattn bench`: the machine's FMA and sgemm peaks measured in the same run, then SDPA GFLOP/s
+// as a fraction of both, then the scratch each algorithm really allocates at long sequences.
+import DiffAttnKernels
+import Glibc
+
+func runBenchmark(quick: Bool) {
+    let threads = Parallel.threadCount
+    print("diffattn bench — \(threads) thread(s), kernel path \(KernelPath.selected.name), cpu \(CPUFeatures.current.summary)")
+    print("")
+
+    // FMA peak: every thread runs the probe of each ISA build.
+    var fmaPeak = 0.0
+    let sink = UnsafeMutableBufferPointer<Float>.allocate(capacity: Parallel.maxThreads)
+    defer { sink.deallocate() }
+    print("\(pad("peak", 26, right: true))\(pad("GFLOP/s", 10))")
+    for path in KernelPath.allCases.reversed() where path.isSupported {
+        let iterations = quick ? 2_000_000 : 8_000_000
+        let seconds = bestTime(repeats: 3) {
+            Parallel.forEach(threads) { t in sink[t] = fmaThroughputProbe(path: path, iterations: iterations, seed: Float(t)) }
+        }
+        let gflops = Double(threads * iterations * fmaProbeFlopsPerIteration) / seconds / 1e9
+        if path == KernelPath.selected { fmaPeak = gflops }
+        print("\(pad("FMA loop (\(path.name))", 26, right: true))\(pad(fixed(gflops, 1), 10))")
+    }
+
+    // OpenBLAS sgemm peak on a square problem, BLAS threaded over the same thread count.
+    let n = quick ? 1024 : 2048
+    let a = randomBuffer(n * n, seed: 1), b = randomBuffer(n * n, seed: 2), c = randomBuffer(n * n, seed: 3)
+    let savedBlas = blasThreadCount
+    blasThreadCount = threads
+    let gemmSeconds = bestTime(repeats: quick ? 2 : 4) {
+        sgemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a.baseAddress!, lda: n,
+              b: b.baseAddress!, ldb: n, beta: 0, c: c.baseAddress!, ldc: n)
+    }
+    blasThreadCount = savedBlas
+    let gemmPeak = 2 * Double(n) * Double(n) * Double(n) / gemmSeconds / 1e9
+    print("\(pad("OpenBLAS sgemm \(n)³", 26, right: true))\(pad(fixed(gemmPeak, 1), 10))")
+    [a, b, c].forEach { $0.deallocate() }
+    print("")
+
+    // SDPA throughput: 4·B·H·Nq·Nk·D flops (Q·Kᵀ and P·V).
+    let shapes = [(2, 8, 1024, 64), (1, 24, 4096, 128), (2, 10, 4096, 64), (2, 8, 4096, 40)]
+    print(pad("SDPA (B,H,N,D)", 22, right: true) + pad("kernel", 7) + pad("ms", 10) + pad("GFLOP/s", 10)
+          + pad("/sgemm", 9) + pad("/FMA", 8))
+    for (batch, heads, length, depth) in shapes {
+        for algorithm in [SDPAAlgorithm.math, .flash] {
+            let seconds = timeAttention(batch: batch, heads: heads, length: length, depth: depth,
+                                        algorithm: algorithm, repeats: quick ? 1 : 3, warmUp: !quick)
+            let gflops = 4 * Double(batch * heads) * Double(length) * Double(length) * Double(depth) / seconds / 1e9
+            print(pad("(\(batch),\(heads),\(length),\(depth))", 22, right: true)
+                  + pad(algorithm == .math ? "math" : "flash", 7) + pad(fixed(seconds * 1e3, 1), 10)
+                  + pad(fixed(gflops, 1), 10) + pad(fixed(100 * gflops / gemmPeak, 0) + "%", 9)
+                  + pad(fixed(100 * gflops / fmaPeak, 0) + "%", 8))
+        }
+    }
+    print("")
+
+    // Peak extra memory: the kernels' own scratch counter (every byte they allocate), B = H = 1, D = 64.
+    print(pad("extra memory (B=H=1, D=64)", 30, right: true) + pad("math", 14) + pad("flash", 14)
+          + pad("N² scores", 14))
+    for length in quick ? [16384] : [16384, 32768] {
+        var peaks: [Int] = []
+        for algorithm in [SDPAAlgorithm.math, .flash] {
+            KernelScratch.resetPeak()
+            _ = timeAttention(batch: 1, heads: 1, length: length, depth: 64, algorithm: algorithm,
+                              repeats: 1, warmUp: false)
+            peaks.append(KernelScratch.peak)
+        }
+        print(pad("N = \(length)", 30, right: true) + pad(megabytes(peaks[0]), 14) + pad(megabytes(peaks[1]), 14)
+              + pad(megabytes(length * length * 4), 14))
+    }
+}
+
+func randomBuffer(_ count: Int, seed: UInt64) -> UnsafeMutableBufferPointer<Float> {
+    let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+    var state = seed
+    for i in 0..<count {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        buffer[i] = Float(Int64(bitPattern: state >> 11) % 2_000_001) / 1_000_000 - 1
+    }
+    return buffer
+}
+
+/// Best time of self-attention on contiguous (B, H, N, D) tensors.
+func timeAttention(batch: Int, heads: Int, length: Int, depth: Int, algorithm: SDPAAlgorithm,
+                   repeats: Int, warmUp: Bool) -> Double {
+    let count = batch * heads * length * depth
+    let q = randomBuffer(count, seed: 11), k = randomBuffer(count, seed: 12), v = randomBuffer(count, seed: 13)
+    let out = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+    defer { [q, k, v, out].forEach { $0.deallocate() } }
+    let strides = Strides4.contiguous(heads: heads, tokens: length, channels: depth)
+    let problem = SDPAProblem(
+        batch: batch, queryHeads: heads, keyValueHeads: heads, queryLength: length, keyLength: length,
+        headDim: depth, valueDim: depth,
+        query: SDPAOperand(data: q.baseAddress!, strides: strides),
+        key: SDPAOperand(data: k.baseAddress!, strides: strides),
+        value: SDPAOperand(data: v.baseAddress!, strides: strides),
+        output: out.baseAddress!, outputStrides: strides, scale: 1 / Float(depth).squareRoot())
+    return bestTime(repeats: repeats, warmUp: warmUp) { scaledDotProductAttention(problem, algorithm: algorithm) }
+}
