@@ -1,6 +1,459 @@
+/*
+ * diffattn.h — the C API of libdiffattn: Hugging Face diffusers' attention layer (0.42.1
+ * semantics) on the CPU.
+ *
+ * Conventions (every declaration below follows them):
+ *  - Every fallible call returns a da_status: DA_OK (0) or one of the DA_ERR_* codes. On failure
+ *    da_last_error() returns a message naming the argument and what was expected; the message is
+ *    thread-local and valid until the next libdiffattn call on the same thread. No call aborts
+ *    the process on bad input: handles, pointers, dtypes, ranks, shapes and sizes are validated
+ *    before any arithmetic.
+ *  - Handles are opaque. A destroyed handle, a handle of another kind or a made-up value is
+ *    answered with DA_ERR_INVALID_HANDLE. Destroy functions accept NULL.
+ *  - Config structs start with `uint32_t struct_size`; fill them with the matching *_init
+ *    function (which writes diffusers' defaults) before changing fields. Structs only grow at the
+ *    end; fields are fixed-width integers or doubles, never C enums. Enum values are explicit and
+ *    never renumbered.
+ *  - Tensors are DLPack DLTensor (dlpack/dlpack.h), CPU only. The caller owns tensor memory; the
+ *    library never frees or keeps a pointer to it after the call returns. Strides (in elements)
+ *    are honoured; NULL strides mean compact row-major. Data tensors are float32; masks are
+ *    float32 (additive) or boolean (8-bit: kDLUInt/8 or DLPack's bool code 6; non-zero = attend).
+ *  - Thread safety: distinct handles may be used from distinct threads at once. One handle must
+ *    not be used by two threads at once unless a call says otherwise (forward is read-only on the
+ *    module and may run concurrently with other forwards on the same handle; calls that change the
+ *    module — set_weight, set_processor — must not overlap any other call on it).
+ */
 #ifndef DIFFATTN_H
 #define DIFFATTN_H
+
+#include <stddef.h>
 #include <stdint.h>
 #include <dlpack/dlpack.h>
-const char *da_version(void);
+
+#ifdef __cplusplus
+extern "C" {
 #endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Versions                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+#define DA_VERSION_MAJOR 0
+#define DA_VERSION_MINOR 1
+#define DA_VERSION_PATCH 0
+#define DA_VERSION_NUMBER (DA_VERSION_MAJOR * 10000 + DA_VERSION_MINOR * 100 + DA_VERSION_PATCH)
+/* Bumped only when a struct's existing layout or a function's meaning changes incompatibly. */
+#define DA_ABI_VERSION 0
+
+/* The library's version as "MAJOR.MINOR.PATCH". Static string; never NULL; thread-safe. */
+const char *da_version(void);
+
+/* The library's DA_VERSION_NUMBER. Thread-safe. */
+uint32_t da_version_number(void);
+
+/* The library's DA_ABI_VERSION. Thread-safe. */
+uint32_t da_abi_version(void);
+
+/* Runtime ABI check: call as da_check_abi(DA_ABI_VERSION). DA_OK when the loaded library serves
+ * callers compiled against that ABI, else DA_ERR_UNSUPPORTED with a message. Thread-safe. */
+int32_t da_check_abi(uint32_t header_abi_version);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Status and errors                                                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef int32_t da_status;
+
+#define DA_OK 0
+#define DA_ERR_INVALID_ARGUMENT 1 /* a NULL pointer, a value out of range (Python: ValueError) */
+#define DA_ERR_INVALID_HANDLE 2   /* destroyed, wrong-kind or unknown handle (ValueError) */
+#define DA_ERR_SHAPE 3            /* tensor rank/shape/stride mismatch (ValueError) */
+#define DA_ERR_DTYPE 4            /* tensor dtype or device not accepted (TypeError) */
+#define DA_ERR_VALUE 5            /* where diffusers raises ValueError (ValueError) */
+#define DA_ERR_TYPE 6             /* where diffusers raises TypeError (TypeError) */
+#define DA_ERR_UNSUPPORTED 7      /* not implemented in this build or on this machine (NotImplementedError) */
+#define DA_ERR_NOT_FOUND 8        /* unknown name, e.g. a weight (KeyError) */
+#define DA_ERR_STATE 9            /* the module lacks what the call needs, e.g. fused layers (AttributeError) */
+#define DA_ERR_OUT_OF_MEMORY 10   /* allocation failed or size overflows (MemoryError) */
+#define DA_ERR_IO 11              /* file system error (OSError) */
+#define DA_ERR_INTERNAL 12        /* a bug in libdiffattn; please report it */
+
+/* The message of the last failed call on this thread ("" if none). Valid until the next
+ * libdiffattn call on this thread. Never NULL. */
+const char *da_last_error(void);
+
+/* A static name for a status code ("DA_ERR_SHAPE"), or "DA_ERR_UNKNOWN". Thread-safe. */
+const char *da_status_name(da_status status);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Threads                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Sets the number of worker threads used by the attention kernels and by BLAS (1..1024).
+ * The initial value is the environment variable DIFFATTN_NUM_THREADS if set, else the number of
+ * online CPUs. Results are bitwise identical for any thread count. Must not overlap a running
+ * forward. Errors: DA_ERR_INVALID_ARGUMENT for a value out of range. */
+da_status da_set_num_threads(int32_t num_threads);
+
+/* The current number of worker threads. Thread-safe. */
+int32_t da_get_num_threads(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tensors allocated by the library                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Releases a tensor returned by a *_alloc or helper call (calls its deleter). NULL is accepted.
+ * Calling the tensor's own `deleter` is equivalent. */
+void da_tensor_free(DLManagedTensor *tensor);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Processors: one value per diffusers class name, never renumbered                            */
+/* ------------------------------------------------------------------------------------------ */
+
+#define DA_PROCESSOR_DEFAULT 0 /* diffusers' choice: AttnProcessor2_0, or AttnProcessor if !scale_qk */
+/* Classic family (spec attention-core §5–§9) */
+#define DA_PROCESSOR_ATTN_PROCESSOR 1
+#define DA_PROCESSOR_ATTN_PROCESSOR_2_0 2
+#define DA_PROCESSOR_FUSED_ATTN_PROCESSOR_2_0 3
+#define DA_PROCESSOR_SLICED_ATTN_PROCESSOR 4
+#define DA_PROCESSOR_XFORMERS_ATTN_PROCESSOR 5
+#define DA_PROCESSOR_ATTN_PROCESSOR_NPU 6
+#define DA_PROCESSOR_XLA_FLASH_ATTN_PROCESSOR_2_0 7
+#define DA_PROCESSOR_ATTN_ADDED_KV_PROCESSOR 10
+#define DA_PROCESSOR_ATTN_ADDED_KV_PROCESSOR_2_0 11
+#define DA_PROCESSOR_SLICED_ATTN_ADDED_KV_PROCESSOR 12
+#define DA_PROCESSOR_XFORMERS_ATTN_ADDED_KV_PROCESSOR 13
+#define DA_PROCESSOR_CUSTOM_DIFFUSION_ATTN_PROCESSOR 20
+#define DA_PROCESSOR_CUSTOM_DIFFUSION_ATTN_PROCESSOR_2_0 21
+#define DA_PROCESSOR_CUSTOM_DIFFUSION_XFORMERS_ATTN_PROCESSOR 22
+#define DA_PROCESSOR_IP_ADAPTER_ATTN_PROCESSOR 30
+#define DA_PROCESSOR_IP_ADAPTER_ATTN_PROCESSOR_2_0 31
+#define DA_PROCESSOR_IP_ADAPTER_XFORMERS_ATTN_PROCESSOR 32
+#define DA_PROCESSOR_LORA_ATTN_PROCESSOR 40
+#define DA_PROCESSOR_LORA_ATTN_PROCESSOR_2_0 41
+#define DA_PROCESSOR_LORA_XFORMERS_ATTN_PROCESSOR 42
+#define DA_PROCESSOR_LORA_ATTN_ADDED_KV_PROCESSOR 43
+/* DiT / joint family (spec processors-dit) */
+#define DA_PROCESSOR_JOINT_ATTN_PROCESSOR_2_0 100
+#define DA_PROCESSOR_FUSED_JOINT_ATTN_PROCESSOR_2_0 101
+#define DA_PROCESSOR_XFORMERS_JOINT_ATTN_PROCESSOR 102
+#define DA_PROCESSOR_PAG_JOINT_ATTN_PROCESSOR_2_0 103
+#define DA_PROCESSOR_PAG_CFG_JOINT_ATTN_PROCESSOR_2_0 104
+#define DA_PROCESSOR_SD3_IP_ADAPTER_JOINT_ATTN_PROCESSOR_2_0 105
+#define DA_PROCESSOR_FLUX_ATTN_PROCESSOR_2_0 110
+#define DA_PROCESSOR_FUSED_FLUX_ATTN_PROCESSOR_2_0 111
+#define DA_PROCESSOR_FLUX_ATTN_PROCESSOR_2_0_NPU 112
+#define DA_PROCESSOR_FUSED_FLUX_ATTN_PROCESSOR_2_0_NPU 113
+#define DA_PROCESSOR_FLUX_SINGLE_ATTN_PROCESSOR_2_0 114
+#define DA_PROCESSOR_XLA_FLUX_FLASH_ATTN_PROCESSOR_2_0 115
+#define DA_PROCESSOR_FLUX_IP_ADAPTER_JOINT_ATTN_PROCESSOR_2_0 116
+#define DA_PROCESSOR_FLUX_ATTN_PROCESSOR 117
+#define DA_PROCESSOR_FLUX_IP_ADAPTER_ATTN_PROCESSOR 118
+#define DA_PROCESSOR_AURA_FLOW_ATTN_PROCESSOR_2_0 120
+#define DA_PROCESSOR_FUSED_AURA_FLOW_ATTN_PROCESSOR_2_0 121
+#define DA_PROCESSOR_COG_VIDEO_X_ATTN_PROCESSOR_2_0 130
+#define DA_PROCESSOR_FUSED_COG_VIDEO_X_ATTN_PROCESSOR_2_0 131
+#define DA_PROCESSOR_HUNYUAN_ATTN_PROCESSOR_2_0 140
+#define DA_PROCESSOR_FUSED_HUNYUAN_ATTN_PROCESSOR_2_0 141
+#define DA_PROCESSOR_PAG_HUNYUAN_ATTN_PROCESSOR_2_0 142
+#define DA_PROCESSOR_PAG_CFG_HUNYUAN_ATTN_PROCESSOR_2_0 143
+#define DA_PROCESSOR_LUMINA_ATTN_PROCESSOR_2_0 150
+#define DA_PROCESSOR_ALLEGRO_ATTN_PROCESSOR_2_0 151
+#define DA_PROCESSOR_STABLE_AUDIO_ATTN_PROCESSOR_2_0 152
+#define DA_PROCESSOR_MOCHI_ATTN_PROCESSOR_2_0 160
+#define DA_PROCESSOR_MOCHI_VAE_ATTN_PROCESSOR_2_0 161
+#define DA_PROCESSOR_SANA_LINEAR_ATTN_PROCESSOR_2_0 170
+#define DA_PROCESSOR_PAG_CFG_SANA_LINEAR_ATTN_PROCESSOR_2_0 171
+#define DA_PROCESSOR_PAG_IDENTITY_SANA_LINEAR_ATTN_PROCESSOR_2_0 172
+#define DA_PROCESSOR_SANA_MULTISCALE_ATTN_PROCESSOR_2_0 173
+#define DA_PROCESSOR_PAG_IDENTITY_SELF_ATTN_PROCESSOR_2_0 180
+#define DA_PROCESSOR_PAG_CFG_IDENTITY_SELF_ATTN_PROCESSOR_2_0 181
+
+/* diffusers' class name of a processor kind ("AttnProcessor2_0"), or NULL for an unknown value.
+ * Static string; thread-safe. */
+const char *da_processor_name(int32_t kind);
+
+/* The kind whose diffusers class name is `name` (exact spelling). Errors: DA_ERR_INVALID_ARGUMENT
+ * (NULL), DA_ERR_NOT_FOUND (no such class). Thread-safe. */
+da_status da_processor_kind_from_name(const char *name, int32_t *kind);
+
+/* 1 if this build can run processors of `kind`, else 0 (reserved values not yet implemented,
+ * unknown values). Thread-safe. */
+int32_t da_processor_is_implemented(int32_t kind);
+
+/* A processor's constructor arguments. Fields a kind does not take are ignored. */
+typedef struct da_processor_config {
+    uint32_t struct_size;
+    int32_t kind;       /* DA_PROCESSOR_* */
+    int64_t slice_size; /* Sliced* processors: rows of the batch×heads axis per slice (>= 1) */
+} da_processor_config;
+
+/* Fills `config` (whose size the caller passes as `struct_size`, i.e. sizeof *config) with the
+ * defaults of processor `kind`. Errors: DA_ERR_INVALID_ARGUMENT (NULL, size too small),
+ * DA_ERR_NOT_FOUND (unknown kind). Thread-safe. */
+da_status da_processor_config_init(da_processor_config *config, size_t struct_size, int32_t kind);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Attention (diffusers.models.attention_processor.Attention)                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct da_attention_s *da_attention;
+
+/* "None" for the optional size fields of da_attention_config. */
+#define DA_NONE 0
+
+#define DA_CROSS_ATTENTION_NORM_NONE 0
+#define DA_CROSS_ATTENTION_NORM_LAYER_NORM 1
+#define DA_CROSS_ATTENTION_NORM_GROUP_NORM 2
+
+#define DA_QK_NORM_NONE 0
+#define DA_QK_NORM_LAYER_NORM 1
+#define DA_QK_NORM_FP32_LAYER_NORM 2
+#define DA_QK_NORM_LAYER_NORM_ACROSS_HEADS 3
+#define DA_QK_NORM_RMS_NORM 4
+#define DA_QK_NORM_RMS_NORM_ACROSS_HEADS 5
+#define DA_QK_NORM_L2 6
+
+/* Tri-state for diffusers arguments that may be None, False or True. */
+#define DA_TRISTATE_NONE (-1)
+#define DA_TRISTATE_FALSE 0
+#define DA_TRISTATE_TRUE 1
+
+/* Every constructor argument of diffusers' Attention, with its default after
+ * da_attention_config_init. Size fields use DA_NONE (0) for None. */
+typedef struct da_attention_config {
+    uint32_t struct_size;
+    int32_t processor;                       /* DA_PROCESSOR_DEFAULT */
+    int64_t query_dim;                       /* required, > 0 */
+    int64_t cross_attention_dim;             /* DA_NONE → query_dim, not cross-attention */
+    int64_t heads;                           /* 8 */
+    int64_t kv_heads;                        /* DA_NONE */
+    int64_t dim_head;                        /* 64 */
+    int64_t cross_attention_norm_num_groups; /* 32 */
+    int64_t added_kv_proj_dim;               /* DA_NONE */
+    int64_t norm_num_groups;                 /* DA_NONE */
+    int64_t spatial_norm_dim;                /* DA_NONE */
+    int64_t out_dim;                         /* DA_NONE */
+    int64_t out_context_dim;                 /* DA_NONE */
+    double dropout;                          /* 0.0 (inference: identity; stored) */
+    double eps;                              /* 1e-5 */
+    double rescale_output_factor;            /* 1.0 */
+    int32_t bias;                            /* 0 */
+    int32_t upcast_attention;                /* 0 */
+    int32_t upcast_softmax;                  /* 0 */
+    int32_t cross_attention_norm;            /* DA_CROSS_ATTENTION_NORM_NONE */
+    int32_t qk_norm;                         /* DA_QK_NORM_NONE */
+    int32_t added_proj_bias;                 /* DA_TRISTATE_TRUE (None behaves like False) */
+    int32_t out_bias;                        /* 1 */
+    int32_t scale_qk;                        /* 1 */
+    int32_t only_cross_attention;            /* 0 */
+    int32_t residual_connection;             /* 0 */
+    int32_t from_deprecated_attn_block;      /* 0 (_from_deprecated_attn_block) */
+    int32_t context_pre_only;                /* DA_TRISTATE_NONE */
+    int32_t pre_only;                        /* 0 */
+    int32_t elementwise_affine;              /* 1 */
+    int32_t is_causal;                       /* 0 */
+} da_attention_config;
+
+/* Writes diffusers' defaults into `config` (query_dim is set to 0 and must be given).
+ * Pass sizeof *config as struct_size. Errors: DA_ERR_INVALID_ARGUMENT (NULL or size smaller than
+ * the first release's struct). Thread-safe. */
+da_status da_attention_config_init(da_attention_config *config, size_t struct_size);
+
+/* Creates an Attention module. Weights start as torch would initialise them (deterministic
+ * pseudo-random Linear weights, unit norm weights, zero biases); load real ones with
+ * da_attention_set_weight. `*out` is set to NULL on failure.
+ * Errors (diffusers' construction errors, in diffusers' order): DA_ERR_VALUE (only_cross_attention
+ * without added_kv_proj_dim, groups not dividing channels, unknown qk_norm / cross_attention_norm,
+ * qk_norm not valid for added projections), DA_ERR_TYPE (across-heads qk_norm without kv_heads),
+ * DA_ERR_INVALID_ARGUMENT (NULL, non-positive or absurd sizes), DA_ERR_OUT_OF_MEMORY.
+ * Thread-safe. The handle is released with da_attention_destroy. */
+da_status da_attention_create(const da_attention_config *config, da_attention *out);
+
+/* Destroys the module; NULL and already destroyed handles are ignored. Must not overlap other
+ * calls on the same handle. */
+void da_attention_destroy(da_attention attention);
+
+/* Copies the stored constructor arguments into `config` (struct_size must be set by the caller,
+ * e.g. with da_attention_config_init). Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT. */
+da_status da_attention_get_config(da_attention attention, da_attention_config *config);
+
+/* The attributes diffusers derives from the constructor arguments (spec §2.2). */
+typedef struct da_attention_info {
+    uint32_t struct_size;
+    int32_t is_cross_attention;
+    int64_t heads;               /* out_dim // dim_head when out_dim is given */
+    int64_t inner_dim;
+    int64_t inner_kv_dim;
+    int64_t sliceable_head_dim;  /* the constructor's heads */
+    int64_t cross_attention_dim; /* argument, or query_dim */
+    int64_t out_dim;             /* argument, or query_dim */
+    int64_t out_context_dim;     /* argument, or query_dim */
+    double scale;                /* dim_head^-0.5 if scale_qk else 1 */
+    int32_t fused_projections;
+    int32_t processor;           /* the current processor kind */
+} da_attention_info;
+
+/* Fills `info` (set info->struct_size = sizeof *info first). Errors: DA_ERR_INVALID_HANDLE,
+ * DA_ERR_INVALID_ARGUMENT. Read-only: may run concurrently with forwards. */
+da_status da_attention_get_info(da_attention attention, da_attention_info *info);
+
+/* ---- Processor ---------------------------------------------------------------------------- */
+
+/* Installs a processor (diffusers' set_processor). Weight-holding processors register their
+ * weights under the "processor." prefix of the state dict; replacing one drops them.
+ * Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT (NULL, bad field), DA_ERR_NOT_FOUND
+ * (unknown kind), DA_ERR_UNSUPPORTED (a constructor that fails on a CPU, as in diffusers).
+ * Must not overlap other calls on the handle. */
+da_status da_attention_set_processor(da_attention attention, const da_processor_config *processor);
+
+/* Copies the current processor's arguments into `processor` (struct_size set by the caller).
+ * Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT. */
+da_status da_attention_get_processor(da_attention attention, da_processor_config *processor);
+
+/* ---- Weights (diffusers state-dict names) ------------------------------------------------ */
+
+#define DA_MAX_NDIM 8
+
+typedef struct da_weight_info {
+    uint32_t struct_size;
+    int32_t ndim;
+    const char *name;           /* e.g. "to_out.0.weight"; valid until the module's set of
+                                   weights changes (set_processor, fuse) or it is destroyed */
+    int64_t shape[DA_MAX_NDIM]; /* first ndim entries are meaningful */
+} da_weight_info;
+
+/* The number of entries of the state dict. Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT. */
+da_status da_attention_weight_count(da_attention attention, int64_t *count);
+
+/* Name and shape of state-dict entry `index` (0 ≤ index < count), in diffusers' order.
+ * Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT (NULL, index out of range). */
+da_status da_attention_weight_info(da_attention attention, int64_t index, da_weight_info *info);
+
+/* Copies `value` (float32, exactly the entry's shape, any strides) into weight `name`.
+ * Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT, DA_ERR_NOT_FOUND (unknown name; the
+ * message lists the expected names), DA_ERR_SHAPE, DA_ERR_DTYPE. Must not overlap other calls on
+ * the handle. */
+da_status da_attention_set_weight(da_attention attention, const char *name, const DLTensor *value);
+
+/* Copies weight `name` into `out` (float32, exactly the entry's shape, any strides).
+ * Errors as da_attention_set_weight. Read-only on the module. */
+da_status da_attention_get_weight(da_attention attention, const char *name, DLTensor *out);
+
+/* ---- Forward ------------------------------------------------------------------------------ */
+
+/* The arguments of Attention.forward. NULL tensors mean None. */
+typedef struct da_forward_args {
+    uint32_t struct_size;
+    const DLTensor *hidden_states;         /* required: (B, L, C) or (B, C, H, W) */
+    const DLTensor *encoder_hidden_states; /* (B, S, Ce) */
+    const DLTensor *attention_mask;        /* float32 additive or boolean, diffusers' layouts */
+    const DLTensor *temb;                  /* (B, Cz, h, w) for spatial_norm */
+} da_forward_args;
+
+/* Zeroes `args` and sets struct_size. Errors: DA_ERR_INVALID_ARGUMENT. Thread-safe. */
+da_status da_forward_args_init(da_forward_args *args, size_t struct_size);
+
+#define DA_MAX_OUTPUTS 4
+
+/* Shapes of what a forward with `args` returns (1 tensor for classic processors; joint
+ * processors return 2). */
+typedef struct da_output_shapes {
+    uint32_t struct_size;
+    int32_t count;
+    int32_t ndim[DA_MAX_OUTPUTS];
+    int64_t shape[DA_MAX_OUTPUTS][DA_MAX_NDIM];
+} da_output_shapes;
+
+/* Validates `args` against the module and its processor and reports the output shapes without
+ * computing anything. Errors: as da_attention_forward. Read-only on the module. */
+da_status da_attention_output_shapes(da_attention attention, const da_forward_args *args,
+                                     da_output_shapes *shapes);
+
+/* Runs the processor (Attention.forward) and writes its outputs into the caller's tensors
+ * `outputs[0 .. num_outputs-1]` (float32, shapes as da_attention_output_shapes reports, any
+ * strides). Nothing is written on failure.
+ * Errors: DA_ERR_INVALID_HANDLE; DA_ERR_INVALID_ARGUMENT (NULL args/hidden_states/outputs, wrong
+ * num_outputs); DA_ERR_DTYPE (not float32 / not CPU; boolean mask where the processor's kernel
+ * takes additive masks only); DA_ERR_SHAPE (every shape diffusers would reject, with the sizes);
+ * DA_ERR_STATE (module lacks a layer the processor needs, deprecated LoRA processors);
+ * DA_ERR_OUT_OF_MEMORY. Read-only on the module: concurrent forwards on one handle are allowed. */
+da_status da_attention_forward(da_attention attention, const da_forward_args *args,
+                               DLTensor *outputs, int32_t num_outputs);
+
+/* As da_attention_forward, but the library allocates the outputs: on success `outputs[0 ..
+ * *num_outputs-1]` receive tensors to be released with da_tensor_free. `capacity` is the length
+ * of the caller's `outputs` array (DA_MAX_OUTPUTS is always enough). */
+da_status da_attention_forward_alloc(da_attention attention, const da_forward_args *args,
+                                     DLManagedTensor **outputs, int32_t capacity,
+                                     int32_t *num_outputs);
+
+/* ---- The module's helper methods (each returns a new tensor; release with da_tensor_free) -- */
+
+/* prepare_attention_mask(mask, target_length, batch_size, out_dim) — spec §3.8, including the
+ * padding by target_length quirk. `mask` float32 or boolean; the result has the mask's dtype.
+ * Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT, DA_ERR_DTYPE, DA_ERR_SHAPE. */
+da_status da_attention_prepare_attention_mask(da_attention attention, const DLTensor *mask,
+                                              int64_t target_length, int64_t batch_size,
+                                              int32_t out_dim, DLManagedTensor **out);
+
+/* head_to_batch_dim(tensor, out_dim): (B, N, W) or (B, E, N, W) → (B·H, N', W/H) when out_dim
+ * is 3, else (B, H, N', W/H). Errors: as above (DA_ERR_SHAPE when W is not divisible by heads). */
+da_status da_attention_head_to_batch_dim(da_attention attention, const DLTensor *tensor,
+                                         int32_t out_dim, DLManagedTensor **out);
+
+/* batch_to_head_dim(tensor): (B·H, N, d) → (B, N, H·d). */
+da_status da_attention_batch_to_head_dim(da_attention attention, const DLTensor *tensor,
+                                         DLManagedTensor **out);
+
+/* get_attention_scores(query (N, Lq, d), key (N, Lk, d), mask broadcastable to (N, Lq, Lk) or
+ * NULL): softmax(mask + scale·Q·Kᵀ) with the module's scale. A boolean mask is a DA_ERR_DTYPE
+ * as in diffusers. */
+da_status da_attention_get_attention_scores(da_attention attention, const DLTensor *query,
+                                            const DLTensor *key, const DLTensor *attention_mask,
+                                            DLManagedTensor **out);
+
+/* norm_encoder_hidden_states(e) with the module's norm_cross (layer or group norm).
+ * Errors: DA_ERR_STATE when the module has no norm_cross. */
+da_status da_attention_norm_encoder_hidden_states(da_attention attention, const DLTensor *encoder_hidden_states,
+                                                  DLManagedTensor **out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Scaled dot-product attention on its own (torch.nn.functional.scaled_dot_product_attention)  */
+/* ------------------------------------------------------------------------------------------ */
+
+#define DA_SDPA_AUTO 0  /* the tiled memory-efficient kernel */
+#define DA_SDPA_MATH 1  /* scores materialised (O(Nq·Nk) scratch per worker) */
+#define DA_SDPA_FLASH 2 /* tiled online softmax, O(N) extra memory */
+
+typedef struct da_sdpa_options {
+    uint32_t struct_size;
+    int32_t is_causal;  /* 0; query i attends keys j <= i (top-left aligned, as torch) */
+    double dropout_p;   /* must be 0 (inference library) */
+    int32_t has_scale;  /* 0: scale = 1/sqrt(D) */
+    int32_t enable_gqa; /* 0; 1 lets query heads be a multiple of key/value heads */
+    double scale;       /* used when has_scale */
+    int32_t algorithm;  /* DA_SDPA_AUTO */
+} da_sdpa_options;
+
+/* Defaults into `options`. Errors: DA_ERR_INVALID_ARGUMENT. Thread-safe. */
+da_status da_sdpa_options_init(da_sdpa_options *options, size_t struct_size);
+
+/* out = softmax(scale·Q·Kᵀ + mask)·V with torch's semantics, on strided float32 tensors:
+ * query (B, H, Nq, D), key (B, Hkv, Nk, D), value (B, Hkv, Nk, Dv), out (B, H, Nq, Dv); rank 3
+ * tensors are taken as B = 1. `attn_mask` (NULL for none) is float32 additive or boolean and
+ * broadcasts to (B, H, Nq, Nk) by trailing-axis rules. A query row with every key removed gives
+ * zeros. `options` NULL means defaults. The inputs are read in place (no copies).
+ * Errors: DA_ERR_INVALID_ARGUMENT (NULL, dropout_p ≠ 0, bad algorithm, a mask together with
+ * is_causal — torch's rule), DA_ERR_DTYPE,
+ * DA_ERR_SHAPE (mismatched sizes, H not a multiple of Hkv, Hkv ≠ H without enable_gqa, mask not
+ * broadcastable), DA_ERR_OUT_OF_MEMORY. Thread-safe for distinct output tensors. */
+da_status da_scaled_dot_product_attention(const DLTensor *query, const DLTensor *key,
+                                          const DLTensor *value, const DLTensor *attn_mask,
+                                          const da_sdpa_options *options, DLTensor *out);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* DIFFATTN_H */

@@ -1,0 +1,91 @@
+import DiffAttnKernels
+
+/// One state-dict entry: diffusers' name and shape.
+public struct ParameterSpec: Sendable, Equatable {
+    public var name: String
+    public var shape: [Int]
+}
+
+/// How an entry starts out, mirroring torch's default initialisation so that an un-loaded
+/// module is usable (and deterministic) rather than all zeros.
+enum ParameterInit {
+    case ones, zeros
+    /// U(-1/√fanIn, 1/√fanIn), torch's default for Linear/Conv weights and biases.
+    case uniform(fanIn: Int)
+}
+
+/// The named weights of a module, in diffusers' registration order.
+public struct ParameterTable: Sendable {
+    public private(set) var specs: [ParameterSpec] = []
+    private(set) var values: [Tensor] = []
+    private var indexByName: [String: Int] = [:]
+    private var seed: UInt64
+
+    init(seed: UInt64) { self.seed = seed }
+
+    mutating func add(_ name: String, _ shape: [Int], _ initial: ParameterInit) {
+        var tensor = Tensor(shape: shape, repeating: 0)
+        switch initial {
+        case .zeros: break
+        case .ones: tensor.storage = [Float](repeating: 1, count: tensor.count)
+        case .uniform(let fanIn):
+            let bound = 1 / Double(max(fanIn, 1)).squareRoot()
+            for i in 0..<tensor.count { tensor.storage[i] = Float((nextUnit() * 2 - 1) * bound) }
+        }
+        indexByName[name] = specs.count
+        specs.append(ParameterSpec(name: name, shape: shape))
+        values.append(tensor)
+    }
+
+    /// A Linear layer's `weight` (out × in) and, when `bias`, its `bias`.
+    mutating func addLinear(_ prefix: String, in inFeatures: Int, out outFeatures: Int, bias: Bool) {
+        add(prefix + ".weight", [outFeatures, inFeatures], .uniform(fanIn: inFeatures))
+        if bias { add(prefix + ".bias", [outFeatures], .uniform(fanIn: inFeatures)) }
+    }
+
+    /// A LayerNorm/GroupNorm/RMSNorm affine pair (weight ones, bias zeros).
+    mutating func addNorm(_ prefix: String, width: Int, weight: Bool, bias: Bool) {
+        if weight { add(prefix + ".weight", [width], .ones) }
+        if bias { add(prefix + ".bias", [width], .zeros) }
+    }
+
+    mutating func removeAll(withPrefix prefix: String) {
+        let keep = specs.indices.filter { !specs[$0].name.hasPrefix(prefix) }
+        specs = keep.map { specs[$0] }
+        values = keep.map { values[$0] }
+        indexByName = [:]
+        for (i, spec) in specs.enumerated() { indexByName[spec.name] = i }
+    }
+
+    public func contains(_ name: String) -> Bool { indexByName[name] != nil }
+    public func spec(named name: String) -> ParameterSpec? { indexByName[name].map { specs[$0] } }
+    public subscript(name: String) -> Tensor? { indexByName[name].map { values[$0] } }
+
+    /// The entry's spec, or a not-found error that lists the names the module has.
+    public func requireSpec(named name: String) throws -> ParameterSpec {
+        guard let i = indexByName[name] else {
+            throw DiffAttnError(.notFound, "unknown weight '\(name)'; expected one of: "
+                                + specs.map(\.name).joined(separator: ", "))
+        }
+        return specs[i]
+    }
+
+    mutating func set(_ name: String, _ tensor: Tensor) throws {
+        _ = try requireSpec(named: name)
+        let i = indexByName[name]!
+        guard tensor.shape == specs[i].shape else {
+            throw DiffAttnError.shape("weight '\(name)' must have shape \(describe(specs[i].shape)), got \(describe(tensor.shape))")
+        }
+        values[i] = tensor
+    }
+
+    /// splitmix64 → [0, 1): a fixed-seed generator, so two modules built alike start alike.
+    private mutating func nextUnit() -> Double {
+        seed &+= 0x9E37_79B9_7F4A_7C15
+        var z = seed
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return Double(z >> 11) / Double(1 << 53)
+    }
+}

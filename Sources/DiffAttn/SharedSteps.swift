@@ -1,0 +1,120 @@
+import DiffAttnKernels
+
+/// The arguments of `Attention.forward`.
+public struct AttentionInputs: Sendable {
+    public var hiddenStates: Tensor
+    public var encoderHiddenStates: Tensor?
+    public var attentionMask: AttentionMask?
+    public var temb: Tensor?
+
+    public init(hiddenStates: Tensor, encoderHiddenStates: Tensor? = nil,
+                attentionMask: AttentionMask? = nil, temb: Tensor? = nil) {
+        self.hiddenStates = hiddenStates
+        self.encoderHiddenStates = encoderHiddenStates
+        self.attentionMask = attentionMask
+        self.temb = temb
+    }
+}
+
+// The steps processors compose (DESIGN.md "Processors: compositions, not copies"). Each one
+// is written once here; a processor's recipe decides which run.
+extension Attention {
+    func weight(_ name: String) -> Tensor? { parameters[name] }
+
+    /// `y = layer(x)` for the Linear layer `prefix` over the last axis of `x`.
+    func project(_ x: Tensor, _ prefix: String) throws -> Tensor {
+        guard let w = weight(prefix + ".weight") else {
+            throw DiffAttnError.state("this Attention has no '\(prefix)' layer, which \(processor.kind.name) needs")
+        }
+        let inFeatures = w.shape[1], outFeatures = w.shape[0]
+        guard x.shape.last == inFeatures else {
+            throw DiffAttnError.shape("\(prefix) expects inputs with \(inFeatures) features on the last axis, got shape \(describe(x.shape))")
+        }
+        let rows = x.count / max(inFeatures, 1)
+        var y = Tensor(shape: Array(x.shape.dropLast()) + [outFeatures], repeating: 0)
+        let bias = weight(prefix + ".bias")
+        x.storage.withUnsafeBufferPointer { xp in
+            w.storage.withUnsafeBufferPointer { wp in
+                y.storage.withUnsafeMutableBufferPointer { yp in
+                    if let bias {
+                        bias.storage.withUnsafeBufferPointer { bp in
+                            linear(xp.baseAddress!, rows: rows, inFeatures: inFeatures, weight: wp.baseAddress!,
+                                   bias: bp.baseAddress!, outFeatures: outFeatures, into: yp.baseAddress!)
+                        }
+                    } else {
+                        linear(xp.baseAddress!, rows: rows, inFeatures: inFeatures, weight: wp.baseAddress!,
+                               bias: nil, outFeatures: outFeatures, into: yp.baseAddress!)
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// GroupNorm `prefix` on a (B, tokens, C) sequence (channels last) — spec §4.1.
+    func groupNormTokens(_ x: inout Tensor, _ prefix: String, groups: Int, eps: Float) {
+        let (b, n, c) = (x.shape[0], x.shape[1], x.shape[2])
+        let w = weight(prefix + ".weight")!, bias = weight(prefix + ".bias")!
+        x.storage.withUnsafeMutableBufferPointer { p in
+            w.storage.withUnsafeBufferPointer { wp in
+                bias.storage.withUnsafeBufferPointer { bp in
+                    groupNorm(p.baseAddress!, p.baseAddress!, batch: b, tokens: n, channels: c, groups: groups,
+                              batchStride: n * c, tokenStride: c, channelStride: 1, eps: eps,
+                              weight: wp.baseAddress!, bias: bp.baseAddress!)
+                }
+            }
+        }
+    }
+
+    /// `norm_encoder_hidden_states` (spec §3.11): LayerNorm over channels, or GroupNorm with the
+    /// sequence read channels-first.
+    public func normEncoderHiddenStates(_ e: Tensor) throws -> Tensor {
+        guard config.crossAttentionNorm != .none else {
+            throw DiffAttnError.state("self.norm_cross must be defined to call self.norm_encoder_hidden_states")
+        }
+        let width = parameters.spec(named: "norm_cross.weight")!.shape[0]
+        var y = e
+        switch config.crossAttentionNorm {
+        case .layerNorm:
+            guard e.rank >= 1, e.shape.last == width else {
+                throw DiffAttnError.shape("norm_cross (LayerNorm) expects \(width) channels on the last axis, got shape \(describe(e.shape))")
+            }
+            let w = weight("norm_cross.weight")!, b = weight("norm_cross.bias")!
+            y.storage.withUnsafeMutableBufferPointer { p in
+                w.storage.withUnsafeBufferPointer { wp in
+                    b.storage.withUnsafeBufferPointer { bp in
+                        layerNormRows(p.baseAddress!, p.baseAddress!, rows: e.count / max(width, 1), width: width,
+                                      eps: 1e-5, weight: wp.baseAddress!, bias: bp.baseAddress!)
+                    }
+                }
+            }
+        case .groupNorm:
+            guard e.rank == 3, e.shape[2] == width else {
+                throw DiffAttnError.shape("norm_cross (GroupNorm) expects (batch, tokens, \(width)) encoder states, got shape \(describe(e.shape))")
+            }
+            groupNormTokens(&y, "norm_cross", groups: config.crossAttentionNormNumGroups, eps: 1e-5)
+        case .none: break
+        }
+        return y
+    }
+
+    /// (B, C, H, W) → (B, H·W, C): token `t = row·W + col` (spec §4.3).
+    func tokensFromImage(_ x: Tensor) -> Tensor {
+        let (b, c) = (x.shape[0], x.shape[1]), n = x.shape[2] * x.shape[3]
+        var y = Tensor(shape: [b, n, c], repeating: 0)
+        for bi in 0..<b { for ci in 0..<c { for t in 0..<n {
+            y.storage[(bi * n + t) * c + ci] = x.storage[(bi * c + ci) * n + t]
+        } } }
+        return y
+    }
+
+    /// (B, N, C) → (B, C, N) reshaped to `imageShape` (the inverse of `tokensFromImage`).
+    func imageFromTokens(_ x: Tensor, imageShape: [Int]) -> Tensor {
+        let (b, n, c) = (x.shape[0], x.shape[1], x.shape[2])
+        var y = Tensor(shape: imageShape, repeating: 0)
+        for bi in 0..<b { for t in 0..<n { for ci in 0..<c {
+            y.storage[(bi * c + ci) * n + t] = x.storage[(bi * n + t) * c + ci]
+        } } }
+        return y
+    }
+}

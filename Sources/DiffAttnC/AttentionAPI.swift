@@ -1,0 +1,144 @@
+import CDiffAttnHeader
+import DiffAttn
+import DiffAttnKernels
+
+// Thunks for the Attention module: parse, validate, call, translate the error. No math here.
+
+@_cdecl("da_attention_config_init")
+public func da_attention_config_init(_ config: UnsafeMutablePointer<da_attention_config>?, _ size: Int) -> da_status {
+    guarded {
+        guard let config else { throw DiffAttnError.argument("config is NULL") }
+        guard size >= MemoryLayout<da_attention_config>.size else {
+            throw DiffAttnError.argument("struct_size \(size) is smaller than da_attention_config (\(MemoryLayout<da_attention_config>.size))")
+        }
+        var c = da_attention_config()
+        cConfig(AttentionConfig(queryDim: 0), into: &c)
+        c.struct_size = UInt32(MemoryLayout<da_attention_config>.size)
+        config.pointee = c
+    }
+}
+
+@_cdecl("da_attention_create")
+public func da_attention_create(_ config: UnsafePointer<da_attention_config>?,
+                                _ out: UnsafeMutablePointer<OpaquePointer?>?) -> da_status {
+    guarded {
+        guard let out else { throw DiffAttnError.argument("out is NULL; expected a da_attention* to receive the module") }
+        out.pointee = nil
+        try checkStructSize(config, config?.pointee.struct_size ?? 0, da_attention_config.self, "config")
+        let attention = try Attention(try swiftConfig(config!.pointee))
+        out.pointee = attentionHandles.insert(attention)
+    }
+}
+
+@_cdecl("da_attention_destroy")
+public func da_attention_destroy(_ attention: OpaquePointer?) {
+    attentionHandles.remove(attention)
+}
+
+@_cdecl("da_attention_get_config")
+public func da_attention_get_config(_ attention: OpaquePointer?, _ config: UnsafeMutablePointer<da_attention_config>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        try checkStructSize(UnsafePointer(config), config?.pointee.struct_size ?? 0, da_attention_config.self, "config")
+        cConfig(a.config, into: &config!.pointee)
+    }
+}
+
+@_cdecl("da_attention_get_info")
+public func da_attention_get_info(_ attention: OpaquePointer?, _ info: UnsafeMutablePointer<da_attention_info>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        try checkStructSize(UnsafePointer(info), info?.pointee.struct_size ?? 0, da_attention_info.self, "info")
+        let d = a.derived
+        info!.pointee.is_cross_attention = d.isCrossAttention ? 1 : 0
+        info!.pointee.heads = Int64(d.heads)
+        info!.pointee.inner_dim = Int64(d.innerDim)
+        info!.pointee.inner_kv_dim = Int64(d.innerKVDim)
+        info!.pointee.sliceable_head_dim = Int64(d.sliceableHeadDim)
+        info!.pointee.cross_attention_dim = Int64(d.crossAttentionDim)
+        info!.pointee.out_dim = Int64(d.outDim)
+        info!.pointee.out_context_dim = Int64(d.outContextDim)
+        info!.pointee.scale = a.config.scaleQK ? 1 / Double(a.config.dimHead).squareRoot() : 1
+        info!.pointee.fused_projections = a.fusedProjections ? 1 : 0
+        info!.pointee.processor = a.processor.kind.rawValue
+    }
+}
+
+@_cdecl("da_attention_set_processor")
+public func da_attention_set_processor(_ attention: OpaquePointer?, _ processor: UnsafePointer<da_processor_config>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        try checkStructSize(processor, processor?.pointee.struct_size ?? 0, da_processor_config.self, "processor")
+        try a.setProcessor(try swiftProcessor(processor!.pointee))
+    }
+}
+
+@_cdecl("da_attention_get_processor")
+public func da_attention_get_processor(_ attention: OpaquePointer?, _ processor: UnsafeMutablePointer<da_processor_config>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        try checkStructSize(UnsafePointer(processor), processor?.pointee.struct_size ?? 0, da_processor_config.self, "processor")
+        processor!.pointee.kind = a.processor.kind.rawValue
+        processor!.pointee.slice_size = Int64(a.processor.sliceSize ?? 0)
+    }
+}
+
+// MARK: Weights
+
+@_cdecl("da_attention_weight_count")
+public func da_attention_weight_count(_ attention: OpaquePointer?, _ count: UnsafeMutablePointer<Int64>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        guard let count else { throw DiffAttnError.argument("count is NULL") }
+        count.pointee = Int64(a.parameters.specs.count)
+    }
+}
+
+@_cdecl("da_attention_weight_info")
+public func da_attention_weight_info(_ attention: OpaquePointer?, _ index: Int64, _ info: UnsafeMutablePointer<da_weight_info>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        try checkStructSize(UnsafePointer(info), info?.pointee.struct_size ?? 0, da_weight_info.self, "info")
+        let specs = a.parameters.specs
+        guard index >= 0 && index < Int64(specs.count) else {
+            throw DiffAttnError.argument("index \(index) is out of range; the module has \(specs.count) weights")
+        }
+        let spec = specs[Int(index)]
+        info!.pointee.ndim = Int32(spec.shape.count)
+        info!.pointee.name = internedCString(spec.name)
+        withUnsafeMutableBytes(of: &info!.pointee.shape) { raw in
+            let dims = raw.bindMemory(to: Int64.self)
+            for i in 0..<Int(DA_MAX_NDIM) { dims[i] = i < spec.shape.count ? Int64(spec.shape[i]) : 0 }
+        }
+    }
+}
+
+private func weightName(_ name: UnsafePointer<CChar>?) throws -> String {
+    guard let name else { throw DiffAttnError.argument("name is NULL; expected a state-dict name such as \"to_q.weight\"") }
+    return String(cString: name)
+}
+
+@_cdecl("da_attention_set_weight")
+public func da_attention_set_weight(_ attention: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ value: UnsafePointer<DLTensor>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let key = try weightName(name)
+        let spec = try a.parameters.requireSpec(named: key)
+        let g = try geometry(value, "value")
+        guard g.shape == spec.shape else {
+            throw DiffAttnError.shape("weight '\(key)' must have shape \(spec.shape), got \(g.shape)")
+        }
+        try a.setWeight(key, try readTensor(value, "value"))
+    }
+}
+
+@_cdecl("da_attention_get_weight")
+public func da_attention_get_weight(_ attention: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<DLTensor>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let key = try weightName(name)
+        _ = try a.parameters.requireSpec(named: key)
+        let value = a.parameters[key]!
+        try writeTensor(value, into: out, "out")
+    }
+}

@@ -1,0 +1,125 @@
+import CDiffAttnHeader
+import DiffAttn
+
+// Conversions between the C config structs and the Swift values, with the checks a C caller
+// needs (struct sizes, enum values, the None encodings).
+
+/// Checks a caller's `struct_size` against the first release's layout of the struct.
+func checkStructSize<T>(_ p: UnsafePointer<T>?, _ size: UInt32, _ type: T.Type, _ name: String) throws {
+    guard p != nil else { throw DiffAttnError.argument("\(name) is NULL") }
+    guard Int(size) >= MemoryLayout<T>.size else {
+        throw DiffAttnError.argument("\(name)->struct_size is \(size); expected at least \(MemoryLayout<T>.size) (initialise it with its *_init function)")
+    }
+}
+
+private func optionalSize(_ v: Int64, _ name: String) throws -> Int? {
+    guard v >= 0 else { throw DiffAttnError.argument("\(name) must be DA_NONE (0) or positive, got \(v)") }
+    return v == 0 ? nil : Int(clamping: v)
+}
+
+private func flag(_ v: Int32) -> Bool { v != 0 }
+
+private func tristate(_ v: Int32, _ name: String) throws -> Bool? {
+    switch v {
+    case DA_TRISTATE_NONE: return nil
+    case DA_TRISTATE_FALSE: return false
+    case DA_TRISTATE_TRUE: return true
+    default: throw DiffAttnError.argument("\(name) must be DA_TRISTATE_NONE, _FALSE or _TRUE, got \(v)")
+    }
+}
+
+func processorKind(_ raw: Int32, _ name: String) throws -> ProcessorKind {
+    guard let kind = ProcessorKind(rawValue: raw) else {
+        throw DiffAttnError(.notFound, "\(name) = \(raw) is not a DA_PROCESSOR_* value")
+    }
+    return kind
+}
+
+func swiftConfig(_ c: da_attention_config) throws -> AttentionConfig {
+    guard let qk = QKNorm(rawValue: c.qk_norm) else {
+        throw DiffAttnError.value("unknown qk_norm: \(c.qk_norm). Should be one of None, 'layer_norm', 'fp32_layer_norm', 'layer_norm_across_heads', 'rms_norm', 'rms_norm_across_heads', 'l2'.")
+    }
+    guard let crossNorm = CrossAttentionNorm(rawValue: c.cross_attention_norm) else {
+        throw DiffAttnError.value("unknown cross_attention_norm: \(c.cross_attention_norm). Should be None, 'layer_norm' or 'group_norm'")
+    }
+    func size(_ v: Int64, _ name: String) throws -> Int {
+        guard v > 0 && v <= Int64(1 << 24) else { throw DiffAttnError.argument("\(name) must be in 1...\(1 << 24), got \(v)") }
+        return Int(v)
+    }
+    var s = AttentionConfig(queryDim: try size(c.query_dim, "query_dim"))
+    s.crossAttentionDim = try optionalSize(c.cross_attention_dim, "cross_attention_dim")
+    s.heads = try size(c.heads, "heads")
+    s.kvHeads = try optionalSize(c.kv_heads, "kv_heads")
+    s.dimHead = try size(c.dim_head, "dim_head")
+    s.dropout = c.dropout
+    s.bias = flag(c.bias)
+    s.upcastAttention = flag(c.upcast_attention)
+    s.upcastSoftmax = flag(c.upcast_softmax)
+    s.crossAttentionNorm = crossNorm
+    s.crossAttentionNormNumGroups = try size(c.cross_attention_norm_num_groups, "cross_attention_norm_num_groups")
+    s.qkNorm = qk
+    s.addedKVProjDim = try optionalSize(c.added_kv_proj_dim, "added_kv_proj_dim")
+    s.addedProjBias = try tristate(c.added_proj_bias, "added_proj_bias")
+    s.normNumGroups = try optionalSize(c.norm_num_groups, "norm_num_groups")
+    s.spatialNormDim = try optionalSize(c.spatial_norm_dim, "spatial_norm_dim")
+    s.outBias = flag(c.out_bias)
+    s.scaleQK = flag(c.scale_qk)
+    s.onlyCrossAttention = flag(c.only_cross_attention)
+    s.eps = c.eps
+    s.rescaleOutputFactor = c.rescale_output_factor
+    s.residualConnection = flag(c.residual_connection)
+    s.fromDeprecatedAttnBlock = flag(c.from_deprecated_attn_block)
+    if c.processor != DA_PROCESSOR_DEFAULT {
+        s.processor = ProcessorConfig(kind: try processorKind(c.processor, "config->processor"))
+    }
+    s.outDim = try optionalSize(c.out_dim, "out_dim")
+    s.outContextDim = try optionalSize(c.out_context_dim, "out_context_dim")
+    s.contextPreOnly = try tristate(c.context_pre_only, "context_pre_only")
+    s.preOnly = flag(c.pre_only)
+    s.elementwiseAffine = flag(c.elementwise_affine)
+    s.isCausal = flag(c.is_causal)
+    return s
+}
+
+func cConfig(_ s: AttentionConfig, into c: inout da_attention_config) {
+    func tri(_ b: Bool?) -> Int32 { b.map { $0 ? DA_TRISTATE_TRUE : DA_TRISTATE_FALSE } ?? DA_TRISTATE_NONE }
+    c.query_dim = Int64(s.queryDim)
+    c.cross_attention_dim = Int64(s.crossAttentionDim ?? 0)
+    c.heads = Int64(s.heads)
+    c.kv_heads = Int64(s.kvHeads ?? 0)
+    c.dim_head = Int64(s.dimHead)
+    c.dropout = s.dropout
+    c.bias = s.bias ? 1 : 0
+    c.upcast_attention = s.upcastAttention ? 1 : 0
+    c.upcast_softmax = s.upcastSoftmax ? 1 : 0
+    c.cross_attention_norm = s.crossAttentionNorm.rawValue
+    c.cross_attention_norm_num_groups = Int64(s.crossAttentionNormNumGroups)
+    c.qk_norm = s.qkNorm.rawValue
+    c.added_kv_proj_dim = Int64(s.addedKVProjDim ?? 0)
+    c.added_proj_bias = tri(s.addedProjBias)
+    c.norm_num_groups = Int64(s.normNumGroups ?? 0)
+    c.spatial_norm_dim = Int64(s.spatialNormDim ?? 0)
+    c.out_bias = s.outBias ? 1 : 0
+    c.scale_qk = s.scaleQK ? 1 : 0
+    c.only_cross_attention = s.onlyCrossAttention ? 1 : 0
+    c.eps = s.eps
+    c.rescale_output_factor = s.rescaleOutputFactor
+    c.residual_connection = s.residualConnection ? 1 : 0
+    c.from_deprecated_attn_block = s.fromDeprecatedAttnBlock ? 1 : 0
+    c.processor = s.processor?.kind.rawValue ?? DA_PROCESSOR_DEFAULT
+    c.out_dim = Int64(s.outDim ?? 0)
+    c.out_context_dim = Int64(s.outContextDim ?? 0)
+    c.context_pre_only = tri(s.contextPreOnly)
+    c.pre_only = s.preOnly ? 1 : 0
+    c.elementwise_affine = s.elementwiseAffine ? 1 : 0
+    c.is_causal = s.isCausal ? 1 : 0
+}
+
+func swiftProcessor(_ p: da_processor_config) throws -> ProcessorConfig {
+    let kind = try processorKind(p.kind, "processor->kind")
+    let sliced = kind == .slicedAttnProcessor || kind == .slicedAttnAddedKVProcessor
+    if sliced && p.slice_size < 1 {
+        throw DiffAttnError.value("\(kind.name) needs slice_size >= 1, got \(p.slice_size)")
+    }
+    return ProcessorConfig(kind: kind, sliceSize: sliced ? Int(clamping: p.slice_size) : nil)
+}

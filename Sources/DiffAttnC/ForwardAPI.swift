@@ -1,0 +1,150 @@
+import CDiffAttnHeader
+import DiffAttn
+import DiffAttnKernels
+
+// Thunks for Attention.forward and the module's helper methods.
+
+@_cdecl("da_forward_args_init")
+public func da_forward_args_init(_ args: UnsafeMutablePointer<da_forward_args>?, _ size: Int) -> da_status {
+    guarded {
+        guard let args else { throw DiffAttnError.argument("args is NULL") }
+        guard size >= MemoryLayout<da_forward_args>.size else {
+            throw DiffAttnError.argument("struct_size \(size) is smaller than da_forward_args (\(MemoryLayout<da_forward_args>.size))")
+        }
+        args.pointee = da_forward_args()
+        args.pointee.struct_size = UInt32(MemoryLayout<da_forward_args>.size)
+    }
+}
+
+private func readInputs(_ args: UnsafePointer<da_forward_args>?) throws -> AttentionInputs {
+    try checkStructSize(args, args?.pointee.struct_size ?? 0, da_forward_args.self, "args")
+    let a = args!.pointee
+    guard a.hidden_states != nil else { throw DiffAttnError.argument("args->hidden_states is NULL; it is required") }
+    return AttentionInputs(
+        hiddenStates: try readTensor(a.hidden_states, "hidden_states"),
+        encoderHiddenStates: try readOptionalTensor(a.encoder_hidden_states, "encoder_hidden_states"),
+        attentionMask: try readMask(a.attention_mask, "attention_mask"),
+        temb: try readOptionalTensor(a.temb, "temb"))
+}
+
+@_cdecl("da_attention_output_shapes")
+public func da_attention_output_shapes(_ attention: OpaquePointer?, _ args: UnsafePointer<da_forward_args>?,
+                                       _ shapes: UnsafeMutablePointer<da_output_shapes>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        try checkStructSize(UnsafePointer(shapes), shapes?.pointee.struct_size ?? 0, da_output_shapes.self, "shapes")
+        let result = try a.outputShapes(try readInputs(args))
+        shapes!.pointee.count = Int32(result.count)
+        withUnsafeMutableBytes(of: &shapes!.pointee.ndim) { ndim in
+            withUnsafeMutableBytes(of: &shapes!.pointee.shape) { dims in
+                let n = ndim.bindMemory(to: Int32.self), d = dims.bindMemory(to: Int64.self)
+                for (i, shape) in result.enumerated() {
+                    n[i] = Int32(shape.count)
+                    for (j, s) in shape.enumerated() { d[i * Int(DA_MAX_NDIM) + j] = Int64(s) }
+                }
+            }
+        }
+    }
+}
+
+@_cdecl("da_attention_forward")
+public func da_attention_forward(_ attention: OpaquePointer?, _ args: UnsafePointer<da_forward_args>?,
+                                 _ outputs: UnsafeMutablePointer<DLTensor>?, _ numOutputs: Int32) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let inputs = try readInputs(args)
+        let shapes = try a.outputShapes(inputs)
+        guard let outputs else { throw DiffAttnError.argument("outputs is NULL; expected \(shapes.count) DLTensor(s)") }
+        guard Int(numOutputs) == shapes.count else {
+            throw DiffAttnError.argument("num_outputs is \(numOutputs); \(a.processor.kind.name) returns \(shapes.count) tensor(s)")
+        }
+        // Check every destination before computing, so that nothing is written on failure.
+        for (i, shape) in shapes.enumerated() { _ = try checkedOutput(outputs + i, "outputs[\(i)]", shape: shape) }
+        let results = try a.forward(inputs)
+        for (i, r) in results.enumerated() { try writeTensor(r, into: outputs + i, "outputs[\(i)]") }
+    }
+}
+
+@_cdecl("da_attention_forward_alloc")
+public func da_attention_forward_alloc(_ attention: OpaquePointer?, _ args: UnsafePointer<da_forward_args>?,
+                                       _ outputs: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?,
+                                       _ capacity: Int32, _ numOutputs: UnsafeMutablePointer<Int32>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        guard let outputs, let numOutputs else { throw DiffAttnError.argument("outputs and num_outputs must not be NULL") }
+        numOutputs.pointee = 0
+        let results = try a.forward(try readInputs(args))
+        guard Int(capacity) >= results.count else {
+            throw DiffAttnError.argument("capacity is \(capacity); \(a.processor.kind.name) returns \(results.count) tensor(s)")
+        }
+        var made: [UnsafeMutablePointer<DLManagedTensor>] = []
+        do {
+            for r in results { made.append(try makeManaged(r)) }
+        } catch {
+            made.forEach { da_tensor_free($0) }
+            throw error
+        }
+        for (i, m) in made.enumerated() { outputs[i] = m }
+        numOutputs.pointee = Int32(made.count)
+    }
+}
+
+// MARK: Helper methods
+
+@_cdecl("da_attention_prepare_attention_mask")
+public func da_attention_prepare_attention_mask(_ attention: OpaquePointer?, _ mask: UnsafePointer<DLTensor>?,
+                                                _ targetLength: Int64, _ batchSize: Int64, _ outDim: Int32,
+                                                _ out: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        try deliver({
+            guard let m = try readMask(mask, "mask") else { throw DiffAttnError.argument("mask is NULL (None gives None; no call is needed)") }
+            guard targetLength >= 0, targetLength <= 1 << 24, batchSize >= 0, batchSize <= 1 << 24 else {
+                throw DiffAttnError.argument("target_length and batch_size must be in 0...\(1 << 24), got \(targetLength) and \(batchSize)")
+            }
+            let prepared = try prepareAttentionMask(m, targetLength: Int(targetLength), batchSize: Int(batchSize),
+                                                    heads: a.derived.heads, outDim: Int(outDim))
+            return try makeManaged(prepared)
+        }, to: out)
+    }
+}
+
+@_cdecl("da_attention_head_to_batch_dim")
+public func da_attention_head_to_batch_dim(_ attention: OpaquePointer?, _ tensor: UnsafePointer<DLTensor>?, _ outDim: Int32,
+                                           _ out: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        try deliver({ try makeManaged(try a.headToBatchDim(try readTensor(tensor, "tensor"), outDim: Int(outDim))) }, to: out)
+    }
+}
+
+@_cdecl("da_attention_batch_to_head_dim")
+public func da_attention_batch_to_head_dim(_ attention: OpaquePointer?, _ tensor: UnsafePointer<DLTensor>?,
+                                           _ out: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        try deliver({ try makeManaged(try a.batchToHeadDim(try readTensor(tensor, "tensor"))) }, to: out)
+    }
+}
+
+@_cdecl("da_attention_get_attention_scores")
+public func da_attention_get_attention_scores(_ attention: OpaquePointer?, _ query: UnsafePointer<DLTensor>?,
+                                              _ key: UnsafePointer<DLTensor>?, _ mask: UnsafePointer<DLTensor>?,
+                                              _ out: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        try deliver({
+            let q = try readTensor(query, "query"), k = try readTensor(key, "key")
+            return try makeManaged(try a.getAttentionScores(query: q, key: k, mask: try readMask(mask, "attention_mask")))
+        }, to: out)
+    }
+}
+
+@_cdecl("da_attention_norm_encoder_hidden_states")
+public func da_attention_norm_encoder_hidden_states(_ attention: OpaquePointer?, _ e: UnsafePointer<DLTensor>?,
+                                                    _ out: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        try deliver({ try makeManaged(try a.normEncoderHiddenStates(try readTensor(e, "encoder_hidden_states"))) }, to: out)
+    }
+}

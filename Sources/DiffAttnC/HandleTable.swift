@@ -1,0 +1,69 @@
+import DiffAttn
+import Synchronization
+
+/// Maps opaque C handles to Swift objects. A handle encodes a slot index and that slot's
+/// generation, so a destroyed handle (whose slot's generation has moved on), a handle of another
+/// kind, or a made-up value is recognised and answered with a status — never dereferenced.
+final class HandleTable<Object: AnyObject & Sendable>: Sendable {
+    private struct Slot {
+        var generation: UInt32 = 1
+        var object: Object?
+    }
+    private struct State {
+        var slots: [Slot] = []
+        var free: [Int] = []
+    }
+    private let state = Mutex(State())
+    /// Distinguishes handle kinds: a `da_attention` is never mistaken for another kind's handle.
+    private let tag: UInt64
+    let kindName: String
+
+    init(tag: UInt8, kindName: String) {
+        self.tag = UInt64(tag) << 56
+        self.kindName = kindName
+    }
+
+    func insert(_ object: Object) -> OpaquePointer {
+        state.withLock { s in
+            let index: Int
+            if let reused = s.free.popLast() { index = reused } else { index = s.slots.count; s.slots.append(Slot()) }
+            s.slots[index].object = object
+            let bits = tag | UInt64(index + 1) << 24 | UInt64(s.slots[index].generation & 0xFF_FFFF)
+            return OpaquePointer(bitPattern: UInt(bits))!
+        }
+    }
+
+    private func decode(_ handle: OpaquePointer?) -> (index: Int, generation: UInt32)? {
+        guard let handle else { return nil }
+        let bits = UInt64(UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(handle))))
+        guard bits & (0xFF << 56) == tag else { return nil }
+        let index = Int((bits >> 24) & 0xFFFF_FFFF) - 1
+        return index >= 0 ? (index, UInt32(bits & 0xFF_FFFF)) : nil
+    }
+
+    func lookup(_ handle: OpaquePointer?, argument: String = "handle") throws -> Object {
+        guard handle != nil else { throw DiffAttnError(.invalidHandle, "\(argument) is NULL; expected a live \(kindName)") }
+        let found: Object? = state.withLock { s in
+            guard let (i, g) = decode(handle), i < s.slots.count, s.slots[i].generation & 0xFF_FFFF == g else { return nil }
+            return s.slots[i].object
+        }
+        guard let found else {
+            throw DiffAttnError(.invalidHandle, "\(argument) is not a live \(kindName) (destroyed, of another kind, or never created)")
+        }
+        return found
+    }
+
+    /// Removes the object; unknown or stale handles are ignored (destroy accepts anything).
+    func remove(_ handle: OpaquePointer?) {
+        state.withLock { s in
+            guard let (i, g) = decode(handle), i < s.slots.count, s.slots[i].generation & 0xFF_FFFF == g,
+                  s.slots[i].object != nil else { return }
+            s.slots[i].object = nil
+            s.slots[i].generation &+= 1
+            if s.slots[i].generation & 0xFF_FFFF == 0 { s.slots[i].generation = 1 }
+            s.free.append(i)
+        }
+    }
+}
+
+let attentionHandles = HandleTable<Attention>(tag: 0xA1, kindName: "da_attention")

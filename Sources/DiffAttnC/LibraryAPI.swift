@@ -1,0 +1,73 @@
+import CDiffAttnHeader
+import DiffAttn
+import DiffAttnKernels
+
+// Library-wide thunks: versions, threads, processor names.
+
+private let versionCString = staticCString("\(DA_VERSION_MAJOR).\(DA_VERSION_MINOR).\(DA_VERSION_PATCH)")
+
+@_cdecl("da_version")
+public func da_version() -> UnsafePointer<CChar> { versionCString }
+
+@_cdecl("da_version_number")
+public func da_version_number() -> UInt32 { UInt32(DA_VERSION_MAJOR * 10000 + DA_VERSION_MINOR * 100 + DA_VERSION_PATCH) }
+
+@_cdecl("da_abi_version")
+public func da_abi_version() -> UInt32 { UInt32(DA_ABI_VERSION) }
+
+@_cdecl("da_check_abi")
+public func da_check_abi(_ headerABI: UInt32) -> Int32 {
+    guarded {
+        guard headerABI == UInt32(DA_ABI_VERSION) else {
+            throw DiffAttnError(.unsupported, "the caller was compiled against ABI \(headerABI) but this libdiffattn provides ABI \(DA_ABI_VERSION)")
+        }
+    }
+}
+
+@_cdecl("da_set_num_threads")
+public func da_set_num_threads(_ n: Int32) -> da_status {
+    guarded {
+        guard n >= 1 && n <= 1024 else { throw DiffAttnError.argument("num_threads must be in 1...1024, got \(n)") }
+        Parallel.threadCount = Int(n)
+        blasThreadCount = Int(n)
+    }
+}
+
+@_cdecl("da_get_num_threads")
+public func da_get_num_threads() -> Int32 { Int32(Parallel.threadCount) }
+
+private let processorNames: [Int32: UnsafePointer<CChar>] = Dictionary(
+    uniqueKeysWithValues: ProcessorKind.allCases.map { ($0.rawValue, staticCString($0.name)) })
+
+@_cdecl("da_processor_name")
+public func da_processor_name(_ kind: Int32) -> UnsafePointer<CChar>? { processorNames[kind] }
+
+@_cdecl("da_processor_kind_from_name")
+public func da_processor_kind_from_name(_ name: UnsafePointer<CChar>?, _ kind: UnsafeMutablePointer<Int32>?) -> da_status {
+    guarded {
+        guard let name, let kind else { throw DiffAttnError.argument("name and kind must not be NULL") }
+        let s = String(cString: name)
+        guard let k = ProcessorKind(name: s) else { throw DiffAttnError(.notFound, "no diffusers processor class is named '\(s)'") }
+        kind.pointee = k.rawValue
+    }
+}
+
+@_cdecl("da_processor_is_implemented")
+public func da_processor_is_implemented(_ kind: Int32) -> Int32 {
+    guard let k = ProcessorKind(rawValue: kind) else { return 0 }
+    return ProcessorConfig.isImplemented(k) ? 1 : 0
+}
+
+@_cdecl("da_processor_config_init")
+public func da_processor_config_init(_ config: UnsafeMutablePointer<da_processor_config>?, _ size: Int, _ kind: Int32) -> da_status {
+    guarded {
+        guard let config else { throw DiffAttnError.argument("config is NULL") }
+        guard size >= MemoryLayout<da_processor_config>.size else {
+            throw DiffAttnError.argument("struct_size \(size) is smaller than da_processor_config (\(MemoryLayout<da_processor_config>.size))")
+        }
+        _ = try processorKind(kind, "kind")
+        config.pointee = da_processor_config()
+        config.pointee.struct_size = UInt32(MemoryLayout<da_processor_config>.size)
+        config.pointee.kind = kind
+    }
+}

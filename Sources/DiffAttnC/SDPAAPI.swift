@@ -1,0 +1,120 @@
+import CDiffAttnHeader
+import DiffAttn
+import DiffAttnKernels
+
+// da_scaled_dot_product_attention: torch's F.scaled_dot_product_attention on caller tensors,
+// read in place through their strides.
+
+@_cdecl("da_sdpa_options_init")
+public func da_sdpa_options_init(_ options: UnsafeMutablePointer<da_sdpa_options>?, _ size: Int) -> da_status {
+    guarded {
+        guard let options else { throw DiffAttnError.argument("options is NULL") }
+        guard size >= MemoryLayout<da_sdpa_options>.size else {
+            throw DiffAttnError.argument("struct_size \(size) is smaller than da_sdpa_options (\(MemoryLayout<da_sdpa_options>.size))")
+        }
+        options.pointee = da_sdpa_options()
+        options.pointee.struct_size = UInt32(MemoryLayout<da_sdpa_options>.size)
+        options.pointee.algorithm = DA_SDPA_AUTO
+    }
+}
+
+/// A rank-3 or rank-4 operand as (batch, heads, tokens, channels) sizes and strides.
+private struct Operand4 {
+    var sizes: [Int]
+    var strides: [Int]
+    var base: UnsafeMutableRawPointer?
+
+    init(_ p: UnsafePointer<DLTensor>?, _ name: String) throws {
+        let g = try geometry(p, name)
+        guard g.shape.count == 3 || g.shape.count == 4 else {
+            throw DiffAttnError.shape("\(name) must be 4-D (batch, heads, tokens, head_dim) or 3-D (heads, tokens, head_dim), got shape \(g.shape)")
+        }
+        sizes = g.shape.count == 4 ? g.shape : [1] + g.shape
+        strides = g.shape.count == 4 ? g.strides : [0] + g.strides
+        base = g.base
+    }
+
+    /// Strides that broadcast a size-1 batch or head axis to `batch` / `heads`.
+    func strides4(batch: Int, heads: Int) -> Strides4 {
+        Strides4(batch: sizes[0] == 1 && batch != 1 ? 0 : strides[0],
+                 head: sizes[1] == 1 && heads != 1 ? 0 : strides[1], token: strides[2], channel: strides[3])
+    }
+}
+
+@_cdecl("da_scaled_dot_product_attention")
+public func da_scaled_dot_product_attention(_ query: UnsafePointer<DLTensor>?, _ key: UnsafePointer<DLTensor>?,
+                                            _ value: UnsafePointer<DLTensor>?, _ attnMask: UnsafePointer<DLTensor>?,
+                                            _ options: UnsafePointer<da_sdpa_options>?, _ out: UnsafeMutablePointer<DLTensor>?) -> da_status {
+    guarded {
+        var opts = da_sdpa_options()
+        opts.algorithm = DA_SDPA_AUTO
+        if let options {
+            try checkStructSize(options, options.pointee.struct_size, da_sdpa_options.self, "options")
+            opts = options.pointee
+        }
+        guard opts.dropout_p == 0 else { throw DiffAttnError.argument("dropout_p must be 0 (libdiffattn is inference only), got \(opts.dropout_p)") }
+        guard [DA_SDPA_AUTO, DA_SDPA_MATH, DA_SDPA_FLASH].contains(opts.algorithm) else {
+            throw DiffAttnError.argument("options->algorithm must be DA_SDPA_AUTO, DA_SDPA_MATH or DA_SDPA_FLASH, got \(opts.algorithm)")
+        }
+        guard !(opts.is_causal != 0 && attnMask != nil) else {
+            throw DiffAttnError.argument("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True")
+        }
+        let q = try Operand4(query, "query"), k = try Operand4(key, "key"), v = try Operand4(value, "value")
+        let (b, h, l, d) = (q.sizes[0], q.sizes[1], q.sizes[2], q.sizes[3])
+        let (s, dv) = (k.sizes[2], v.sizes[3])
+        guard k.sizes[3] == d else { throw DiffAttnError.shape("key head_dim \(k.sizes[3]) differs from query head_dim \(d)") }
+        guard v.sizes[0] == k.sizes[0], v.sizes[1] == k.sizes[1], v.sizes[2] == s else {
+            throw DiffAttnError.shape("value shape \(v.sizes) must match key shape \(k.sizes) except in its last axis")
+        }
+        let kb = k.sizes[0], kh = k.sizes[1]
+        guard kb == b || kb == 1 else { throw DiffAttnError.shape("key batch \(kb) does not broadcast to query batch \(b)") }
+        var kvHeads = h
+        if kh != h {
+            if opts.enable_gqa != 0 {
+                guard kh > 0, h % kh == 0 else { throw DiffAttnError.shape("enable_gqa needs query heads (\(h)) to be a multiple of key/value heads (\(kh))") }
+                kvHeads = kh
+            } else if kh != 1 {
+                throw DiffAttnError.shape("key/value heads (\(kh)) differ from query heads (\(h)); pass enable_gqa to group query heads")
+            }
+        }
+        let g = try geometry(UnsafePointer(out), "out")
+        let outSizes = g.shape.count == 3 ? [1] + g.shape : g.shape
+        guard outSizes == [b, h, l, dv], g.shape.count == q.sizes.count || (g.shape.count == 3 && query!.pointee.ndim == 3) else {
+            throw DiffAttnError.shape("out must have shape \(query!.pointee.ndim == 3 ? [h, l, dv] : [b, h, l, dv]), got \(g.shape)")
+        }
+        let outStrides = g.shape.count == 3 ? [0] + g.strides : g.strides
+        if b == 0 || h == 0 || l == 0 || dv == 0 { return }
+        if s == 0 || d == 0 {
+            throw DiffAttnError.shape("key length and head_dim must be positive for attention, got \(s) and \(d)")
+        }
+        var maskValue: SDPAMask = .none
+        var maskBase: UnsafeMutableRawPointer?
+        var maskKind = ElementKind.float32
+        var maskStrides = Strides4(batch: 0, head: 0, token: 0, channel: 0)
+        if attnMask != nil {
+            let mg = try geometry(attnMask, "attn_mask", allowBoolean: true)
+            guard mg.shape.count <= 4, let st = broadcastStrides(shape: mg.shape, strides: mg.strides, to: [b, h, l, s]) else {
+                throw DiffAttnError.shape("attn_mask of shape \(mg.shape) does not broadcast to (batch, heads, query tokens, key tokens) = \([b, h, l, s])")
+            }
+            maskStrides = Strides4(batch: st[0], head: st[1], token: st[2], channel: st[3])
+            maskBase = mg.base
+            maskKind = elementKind(attnMask!.pointee.dtype)!
+        }
+        if let maskBase {
+            maskValue = maskKind == .float32
+                ? .additive(UnsafePointer(maskBase.assumingMemoryBound(to: Float.self)), maskStrides)
+                : .boolean(UnsafePointer(maskBase.assumingMemoryBound(to: UInt8.self)), maskStrides)
+        }
+        let scale = opts.has_scale != 0 ? Float(opts.scale) : Float(1 / Double(d).squareRoot())
+        guard scale.isFinite else { throw DiffAttnError.argument("scale must be finite, got \(opts.scale)") }
+        let problem = SDPAProblem(
+            batch: b, queryHeads: h, keyValueHeads: kvHeads, queryLength: l, keyLength: s, headDim: d, valueDim: dv,
+            query: SDPAOperand(data: UnsafePointer(q.base!.assumingMemoryBound(to: Float.self)), strides: q.strides4(batch: b, heads: h)),
+            key: SDPAOperand(data: UnsafePointer(k.base!.assumingMemoryBound(to: Float.self)), strides: k.strides4(batch: b, heads: kvHeads)),
+            value: SDPAOperand(data: UnsafePointer(v.base!.assumingMemoryBound(to: Float.self)), strides: v.strides4(batch: b, heads: kvHeads)),
+            output: g.base!.assumingMemoryBound(to: Float.self),
+            outputStrides: Strides4(batch: outStrides[0], head: outStrides[1], token: outStrides[2], channel: outStrides[3]),
+            mask: maskValue, scale: scale, isCausal: opts.is_causal != 0, fullyMaskedRows: .zero)
+        scaledDotProductAttention(problem, algorithm: opts.algorithm == DA_SDPA_MATH ? .math : .flash)
+    }
+}

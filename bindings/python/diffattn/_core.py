@@ -1,0 +1,96 @@
+"""numpy ↔ DLTensor, library-owned results, and status → exception translation."""
+
+import ctypes
+
+import numpy as np
+
+from ._lib import POINTER, DLDataType, DLDevice, DLManagedTensor, DLTensor, c_int64, lib
+
+_KDL_CPU = 1
+_FLOAT32 = DLDataType(2, 32, 1)
+_BOOL = DLDataType(1, 8, 1)
+
+# da_status → the exception a diffusers user would see for the same mistake.
+_EXCEPTIONS = {
+    1: ValueError, 2: ValueError, 3: ValueError, 4: TypeError, 5: ValueError, 6: TypeError,
+    7: NotImplementedError, 8: KeyError, 9: ValueError, 10: MemoryError, 11: OSError, 12: RuntimeError,
+}
+
+
+class _Message(str):
+    """A KeyError's message printed as text, not repr."""
+
+    def __repr__(self):
+        return str(self)
+
+
+def check(status):
+    if status == 0:
+        return
+    message = lib.da_last_error().decode("utf-8", "replace")
+    cls = _EXCEPTIONS.get(status, RuntimeError)
+    raise cls(_Message(message) if cls is KeyError else message)
+
+
+class TensorArg:
+    """A DLTensor describing a numpy array in place (no copy). Keeps the array alive."""
+
+    __slots__ = ("array", "shape", "strides", "tensor")
+
+    def __init__(self, array, name, allow_bool=False):
+        if not isinstance(array, np.ndarray):
+            array = np.asarray(array)
+        if array.dtype == np.float32:
+            dtype = _FLOAT32
+        elif allow_bool and array.dtype == np.bool_:
+            dtype = _BOOL
+        else:
+            expected = "float32 or bool" if allow_bool else "float32"
+            raise TypeError(f"{name} must be a numpy array of dtype {expected}, got {array.dtype} "
+                            f"(convert with .astype(np.float32))")
+        if any(s % array.itemsize for s in array.strides):
+            array = np.ascontiguousarray(array)
+        self.array = array
+        n = array.ndim
+        self.shape = (c_int64 * max(n, 1))(*array.shape)
+        self.strides = (c_int64 * max(n, 1))(*(s // array.itemsize for s in array.strides))
+        data = array.ctypes.data if array.size else None
+        self.tensor = DLTensor(data, DLDevice(_KDL_CPU, 0), n, dtype,
+                               ctypes.cast(self.shape, POINTER(c_int64)),
+                               ctypes.cast(self.strides, POINTER(c_int64)), 0)
+
+    @property
+    def ref(self):
+        return ctypes.byref(self.tensor)
+
+
+def optional_arg(array, name, allow_bool=False):
+    return None if array is None else TensorArg(array, name, allow_bool)
+
+
+def pointer(arg):
+    return None if arg is None else ctypes.pointer(arg.tensor)
+
+
+def managed_to_numpy(managed):
+    """Copies a library-allocated tensor into a numpy array and frees it."""
+    try:
+        t = managed.contents.dl_tensor
+        shape = tuple(t.shape[i] for i in range(t.ndim))
+        count = int(np.prod(shape, dtype=np.int64))
+        if t.dtype.code == 2:
+            dtype, width = np.float32, 4
+        else:
+            dtype, width = np.bool_, 1
+        if count == 0:
+            return np.zeros(shape, dtype=dtype)
+        raw = ctypes.string_at(t.data, count * width)
+        return np.frombuffer(raw, dtype=np.uint8 if dtype is np.bool_ else np.float32).reshape(shape).astype(dtype)
+    finally:
+        lib.da_tensor_free(managed)
+
+
+def call_returning_tensor(fn, *args):
+    out = POINTER(DLManagedTensor)()
+    check(fn(*args, ctypes.byref(out)))
+    return managed_to_numpy(out)

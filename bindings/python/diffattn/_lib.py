@@ -1,0 +1,177 @@
+"""ctypes declarations of include/diffattn.h and the library loader.
+
+The structs mirror the header field for field; `_check_layouts` compares their sizes with what
+the library's *_init functions report, so a header/binding drift fails at import, not later.
+"""
+
+import ctypes
+import os
+from ctypes import (POINTER, Structure, c_char_p, c_double, c_int, c_int32, c_int64, c_size_t,
+                    c_uint8, c_uint16, c_uint32, c_uint64, c_void_p)
+
+MAX_NDIM = 8
+MAX_OUTPUTS = 4
+
+
+class DLDevice(Structure):
+    _fields_ = [("device_type", c_int), ("device_id", c_int)]
+
+
+class DLDataType(Structure):
+    _fields_ = [("code", c_uint8), ("bits", c_uint8), ("lanes", c_uint16)]
+
+
+class DLTensor(Structure):
+    _fields_ = [("data", c_void_p), ("device", DLDevice), ("ndim", c_int), ("dtype", DLDataType),
+                ("shape", POINTER(c_int64)), ("strides", POINTER(c_int64)), ("byte_offset", c_uint64)]
+
+
+class DLManagedTensor(Structure):
+    pass
+
+
+DLManagedTensor._fields_ = [("dl_tensor", DLTensor), ("manager_ctx", c_void_p),
+                            ("deleter", ctypes.CFUNCTYPE(None, POINTER(DLManagedTensor)))]
+
+
+class AttentionConfig(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32), ("processor", c_int32),
+        ("query_dim", c_int64), ("cross_attention_dim", c_int64), ("heads", c_int64), ("kv_heads", c_int64),
+        ("dim_head", c_int64), ("cross_attention_norm_num_groups", c_int64), ("added_kv_proj_dim", c_int64),
+        ("norm_num_groups", c_int64), ("spatial_norm_dim", c_int64), ("out_dim", c_int64),
+        ("out_context_dim", c_int64),
+        ("dropout", c_double), ("eps", c_double), ("rescale_output_factor", c_double),
+        ("bias", c_int32), ("upcast_attention", c_int32), ("upcast_softmax", c_int32),
+        ("cross_attention_norm", c_int32), ("qk_norm", c_int32), ("added_proj_bias", c_int32),
+        ("out_bias", c_int32), ("scale_qk", c_int32), ("only_cross_attention", c_int32),
+        ("residual_connection", c_int32), ("from_deprecated_attn_block", c_int32),
+        ("context_pre_only", c_int32), ("pre_only", c_int32), ("elementwise_affine", c_int32),
+        ("is_causal", c_int32),
+    ]
+
+
+class AttentionInfo(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32), ("is_cross_attention", c_int32), ("heads", c_int64), ("inner_dim", c_int64),
+        ("inner_kv_dim", c_int64), ("sliceable_head_dim", c_int64), ("cross_attention_dim", c_int64),
+        ("out_dim", c_int64), ("out_context_dim", c_int64), ("scale", c_double),
+        ("fused_projections", c_int32), ("processor", c_int32),
+    ]
+
+
+class ProcessorConfig(Structure):
+    _fields_ = [("struct_size", c_uint32), ("kind", c_int32), ("slice_size", c_int64)]
+
+
+class WeightInfo(Structure):
+    _fields_ = [("struct_size", c_uint32), ("ndim", c_int32), ("name", c_char_p), ("shape", c_int64 * MAX_NDIM)]
+
+
+class ForwardArgs(Structure):
+    _fields_ = [("struct_size", c_uint32), ("hidden_states", POINTER(DLTensor)),
+                ("encoder_hidden_states", POINTER(DLTensor)), ("attention_mask", POINTER(DLTensor)),
+                ("temb", POINTER(DLTensor))]
+
+
+class OutputShapes(Structure):
+    _fields_ = [("struct_size", c_uint32), ("count", c_int32), ("ndim", c_int32 * MAX_OUTPUTS),
+                ("shape", (c_int64 * MAX_NDIM) * MAX_OUTPUTS)]
+
+
+class SDPAOptions(Structure):
+    _fields_ = [("struct_size", c_uint32), ("is_causal", c_int32), ("dropout_p", c_double),
+                ("has_scale", c_int32), ("enable_gqa", c_int32), ("scale", c_double), ("algorithm", c_int32)]
+
+
+_ATTN = c_void_p
+_STATUS = c_int32
+_PTENSOR = POINTER(DLTensor)
+_PPMANAGED = POINTER(POINTER(DLManagedTensor))
+
+_SIGNATURES = {
+    "da_version": (c_char_p, []),
+    "da_version_number": (c_uint32, []),
+    "da_abi_version": (c_uint32, []),
+    "da_check_abi": (_STATUS, [c_uint32]),
+    "da_last_error": (c_char_p, []),
+    "da_status_name": (c_char_p, [_STATUS]),
+    "da_set_num_threads": (_STATUS, [c_int32]),
+    "da_get_num_threads": (c_int32, []),
+    "da_tensor_free": (None, [POINTER(DLManagedTensor)]),
+    "da_processor_name": (c_char_p, [c_int32]),
+    "da_processor_kind_from_name": (_STATUS, [c_char_p, POINTER(c_int32)]),
+    "da_processor_is_implemented": (c_int32, [c_int32]),
+    "da_processor_config_init": (_STATUS, [POINTER(ProcessorConfig), c_size_t, c_int32]),
+    "da_attention_config_init": (_STATUS, [POINTER(AttentionConfig), c_size_t]),
+    "da_attention_create": (_STATUS, [POINTER(AttentionConfig), POINTER(_ATTN)]),
+    "da_attention_destroy": (None, [_ATTN]),
+    "da_attention_get_config": (_STATUS, [_ATTN, POINTER(AttentionConfig)]),
+    "da_attention_get_info": (_STATUS, [_ATTN, POINTER(AttentionInfo)]),
+    "da_attention_set_processor": (_STATUS, [_ATTN, POINTER(ProcessorConfig)]),
+    "da_attention_get_processor": (_STATUS, [_ATTN, POINTER(ProcessorConfig)]),
+    "da_attention_weight_count": (_STATUS, [_ATTN, POINTER(c_int64)]),
+    "da_attention_weight_info": (_STATUS, [_ATTN, c_int64, POINTER(WeightInfo)]),
+    "da_attention_set_weight": (_STATUS, [_ATTN, c_char_p, _PTENSOR]),
+    "da_attention_get_weight": (_STATUS, [_ATTN, c_char_p, _PTENSOR]),
+    "da_forward_args_init": (_STATUS, [POINTER(ForwardArgs), c_size_t]),
+    "da_attention_output_shapes": (_STATUS, [_ATTN, POINTER(ForwardArgs), POINTER(OutputShapes)]),
+    "da_attention_forward": (_STATUS, [_ATTN, POINTER(ForwardArgs), _PTENSOR, c_int32]),
+    "da_attention_forward_alloc": (_STATUS, [_ATTN, POINTER(ForwardArgs), _PPMANAGED, c_int32, POINTER(c_int32)]),
+    "da_attention_prepare_attention_mask": (_STATUS, [_ATTN, _PTENSOR, c_int64, c_int64, c_int32, _PPMANAGED]),
+    "da_attention_head_to_batch_dim": (_STATUS, [_ATTN, _PTENSOR, c_int32, _PPMANAGED]),
+    "da_attention_batch_to_head_dim": (_STATUS, [_ATTN, _PTENSOR, _PPMANAGED]),
+    "da_attention_get_attention_scores": (_STATUS, [_ATTN, _PTENSOR, _PTENSOR, _PTENSOR, _PPMANAGED]),
+    "da_attention_norm_encoder_hidden_states": (_STATUS, [_ATTN, _PTENSOR, _PPMANAGED]),
+    "da_sdpa_options_init": (_STATUS, [POINTER(SDPAOptions), c_size_t]),
+    "da_scaled_dot_product_attention": (_STATUS, [_PTENSOR, _PTENSOR, _PTENSOR, _PTENSOR, POINTER(SDPAOptions), _PTENSOR]),
+}
+
+
+def _candidates():
+    env = os.environ.get("DIFFATTN_LIBRARY")
+    if env:
+        yield env
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(here)))
+    yield os.path.join(repo, ".build", "release", "libdiffattn.so")
+    yield "libdiffattn.so.0"
+
+
+def _load():
+    errors = []
+    for path in _candidates():
+        if os.path.sep in path and not os.path.exists(path):
+            errors.append(f"{path}: not found")
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as e:
+            errors.append(f"{path}: {e}")
+            continue
+        for name, (restype, argtypes) in _SIGNATURES.items():
+            fn = getattr(lib, name)
+            fn.restype = restype
+            fn.argtypes = argtypes
+        return lib, path
+    raise ImportError("libdiffattn could not be loaded (set DIFFATTN_LIBRARY to its path, or build it with "
+                      "`swift build -c release`, or install the package): " + "; ".join(errors))
+
+
+lib, library_path = _load()
+
+if lib.da_check_abi(0) != 0:
+    raise ImportError(lib.da_last_error().decode())
+
+
+def _check_layouts():
+    for struct, init in ((AttentionConfig, lib.da_attention_config_init), (ForwardArgs, lib.da_forward_args_init),
+                         (SDPAOptions, lib.da_sdpa_options_init)):
+        s = struct()
+        if init(ctypes.byref(s), ctypes.sizeof(s)) != 0 or s.struct_size != ctypes.sizeof(s):
+            raise ImportError(f"{struct.__name__}: the binding's layout ({ctypes.sizeof(s)} bytes) does not match "
+                              f"the library's ({s.struct_size})")
+
+
+_check_layouts()

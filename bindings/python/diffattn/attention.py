@@ -1,0 +1,245 @@
+"""`diffattn.Attention`: diffusers' `Attention` module, with the same keywords and defaults."""
+
+import ctypes
+import logging
+
+import numpy as np
+
+from . import processors as _processors
+from ._core import TensorArg, call_returning_tensor, check, optional_arg, pointer
+from ._lib import (AttentionConfig, AttentionInfo, ForwardArgs, OutputShapes, ProcessorConfig, WeightInfo,
+                   c_int64, c_void_p, lib)
+
+logger = logging.getLogger("diffattn")
+
+_QK_NORMS = {None: 0, "layer_norm": 1, "fp32_layer_norm": 2, "layer_norm_across_heads": 3,
+             "rms_norm": 4, "rms_norm_across_heads": 5, "l2": 6}
+_CROSS_NORMS = {None: 0, "layer_norm": 1, "group_norm": 2}
+_UNKNOWN = 1000  # an enum value the library rejects with diffusers' "unknown …" message
+_QUIET_KWARGS = {"ip_adapter_masks", "ip_hidden_states"}
+
+
+def _size(value, name):
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return int(value)
+
+
+def _tristate(value):
+    return -1 if value is None else int(bool(value))
+
+
+class Attention:
+    """A cross-attention layer (diffusers.models.attention_processor.Attention).
+
+    Weights use diffusers' state-dict names; load them with `load_state_dict`. Calling the module
+    runs its processor on numpy float32 arrays and returns numpy float32 arrays.
+    """
+
+    def __init__(self, query_dim, cross_attention_dim=None, heads=8, kv_heads=None, dim_head=64, dropout=0.0,
+                 bias=False, upcast_attention=False, upcast_softmax=False, cross_attention_norm=None,
+                 cross_attention_norm_num_groups=32, qk_norm=None, added_kv_proj_dim=None, added_proj_bias=True,
+                 norm_num_groups=None, spatial_norm_dim=None, out_bias=True, scale_qk=True,
+                 only_cross_attention=False, eps=1e-5, rescale_output_factor=1.0, residual_connection=False,
+                 _from_deprecated_attn_block=False, processor=None, out_dim=None, out_context_dim=None,
+                 context_pre_only=None, pre_only=False, elementwise_affine=True, is_causal=False):
+        self._handle = None
+        c = AttentionConfig()
+        check(lib.da_attention_config_init(ctypes.byref(c), ctypes.sizeof(c)))
+        c.query_dim = int(query_dim) if not isinstance(query_dim, bool) else 0
+        c.cross_attention_dim = _size(cross_attention_dim, "cross_attention_dim")
+        c.heads = int(heads)
+        c.kv_heads = _size(kv_heads, "kv_heads")
+        c.dim_head = int(dim_head)
+        c.dropout = float(dropout)
+        c.bias = bool(bias)
+        c.upcast_attention = bool(upcast_attention)
+        c.upcast_softmax = bool(upcast_softmax)
+        c.cross_attention_norm = _CROSS_NORMS.get(cross_attention_norm, _UNKNOWN)
+        c.cross_attention_norm_num_groups = int(cross_attention_norm_num_groups)
+        c.qk_norm = _QK_NORMS.get(qk_norm, _UNKNOWN)
+        c.added_kv_proj_dim = _size(added_kv_proj_dim, "added_kv_proj_dim")
+        c.added_proj_bias = _tristate(added_proj_bias)
+        c.norm_num_groups = _size(norm_num_groups, "norm_num_groups")
+        c.spatial_norm_dim = _size(spatial_norm_dim, "spatial_norm_dim")
+        c.out_bias = bool(out_bias)
+        c.scale_qk = bool(scale_qk)
+        c.only_cross_attention = bool(only_cross_attention)
+        c.eps = float(eps)
+        c.rescale_output_factor = float(rescale_output_factor)
+        c.residual_connection = bool(residual_connection)
+        c.from_deprecated_attn_block = bool(_from_deprecated_attn_block)
+        c.out_dim = _size(out_dim, "out_dim")
+        c.out_context_dim = _size(out_context_dim, "out_context_dim")
+        c.context_pre_only = _tristate(context_pre_only)
+        c.pre_only = bool(pre_only)
+        c.elementwise_affine = bool(elementwise_affine)
+        c.is_causal = bool(is_causal)
+        handle = c_void_p()
+        try:
+            check(lib.da_attention_create(ctypes.byref(c), ctypes.byref(handle)))
+        except ValueError as e:
+            # Name the caller's string where the C API could only carry an enum value.
+            text = str(e).replace(f"qk_norm: {_UNKNOWN}", f"qk_norm: {qk_norm}")
+            text = text.replace(f"cross_attention_norm: {_UNKNOWN}", f"cross_attention_norm: {cross_attention_norm}")
+            raise ValueError(text) from None
+        self._handle = handle
+        self.query_dim = int(query_dim)
+        self.use_bias = bool(bias)
+        self.upcast_attention = bool(upcast_attention)
+        self.upcast_softmax = bool(upcast_softmax)
+        self.rescale_output_factor = rescale_output_factor
+        self.residual_connection = bool(residual_connection)
+        self.dropout = dropout
+        self.added_kv_proj_dim = added_kv_proj_dim
+        self.only_cross_attention = only_cross_attention
+        self.context_pre_only = context_pre_only
+        self.pre_only = pre_only
+        self.is_causal = is_causal
+        self.scale_qk = scale_qk
+        self._from_deprecated_attn_block = _from_deprecated_attn_block
+        if processor is not None:
+            self.set_processor(processor)
+
+    def __del__(self):
+        if getattr(self, "_handle", None):
+            lib.da_attention_destroy(self._handle)
+            self._handle = None
+
+    # --- attributes diffusers derives -----------------------------------------------------
+    def _info(self):
+        info = AttentionInfo()
+        info.struct_size = ctypes.sizeof(info)
+        check(lib.da_attention_get_info(self._handle, ctypes.byref(info)))
+        return info
+
+    heads = property(lambda self: self._info().heads)
+    inner_dim = property(lambda self: self._info().inner_dim)
+    inner_kv_dim = property(lambda self: self._info().inner_kv_dim)
+    sliceable_head_dim = property(lambda self: self._info().sliceable_head_dim)
+    scale = property(lambda self: self._info().scale)
+    is_cross_attention = property(lambda self: bool(self._info().is_cross_attention))
+    cross_attention_dim = property(lambda self: self._info().cross_attention_dim)
+    out_dim = property(lambda self: self._info().out_dim)
+    out_context_dim = property(lambda self: self._info().out_context_dim)
+    fused_projections = property(lambda self: bool(self._info().fused_projections))
+
+    # --- processor ------------------------------------------------------------------------
+    def set_processor(self, processor):
+        if not isinstance(processor, _processors.AttentionProcessor):
+            raise TypeError(f"processor must be a diffattn processor object, got {type(processor).__name__}")
+        config = processor._config()
+        check(lib.da_attention_set_processor(self._handle, ctypes.byref(config)))
+        self._processor = processor
+
+    def get_processor(self, return_deprecated_lora=False):
+        if return_deprecated_lora:
+            return None  # diffusers 0.42.1 returns nothing on this path
+        return self.processor
+
+    @property
+    def processor(self):
+        c = ProcessorConfig()
+        c.struct_size = ctypes.sizeof(c)
+        check(lib.da_attention_get_processor(self._handle, ctypes.byref(c)))
+        current = getattr(self, "_processor", None)
+        if current is None or current._kind != c.kind:
+            current = _processors.from_config(c)
+            self._processor = current
+        return current
+
+    @processor.setter
+    def processor(self, value):
+        self.set_processor(value)
+
+    # --- weights --------------------------------------------------------------------------
+    def _weight_infos(self):
+        count = c_int64()
+        check(lib.da_attention_weight_count(self._handle, ctypes.byref(count)))
+        infos = []
+        for i in range(count.value):
+            w = WeightInfo()
+            w.struct_size = ctypes.sizeof(w)
+            check(lib.da_attention_weight_info(self._handle, i, ctypes.byref(w)))
+            infos.append((w.name.decode(), tuple(w.shape[j] for j in range(w.ndim))))
+        return infos
+
+    def state_dict(self):
+        """The weights as {name: float32 array}, in diffusers' order."""
+        result = {}
+        for name, shape in self._weight_infos():
+            out = np.empty(shape, dtype=np.float32)
+            check(lib.da_attention_get_weight(self._handle, name.encode(), TensorArg(out, "out").ref))
+            result[name] = out
+        return result
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copies weights in; with `strict`, missing or unexpected keys are an error listing them."""
+        expected = dict(self._weight_infos())
+        missing = [k for k in expected if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in expected]
+        if strict and (missing or unexpected):
+            raise ValueError(f"Error(s) in loading state_dict for Attention: missing keys {missing}, "
+                             f"unexpected keys {unexpected}")
+        for name, value in state_dict.items():
+            if name in expected:
+                check(lib.da_attention_set_weight(self._handle, name.encode(),
+                                                  TensorArg(np.asarray(value), name).ref))
+
+    # --- forward --------------------------------------------------------------------------
+    def __call__(self, hidden_states, encoder_hidden_states=None, attention_mask=None, **cross_attention_kwargs):
+        return self.forward(hidden_states, encoder_hidden_states, attention_mask, **cross_attention_kwargs)
+
+    def forward(self, hidden_states, encoder_hidden_states=None, attention_mask=None, **cross_attention_kwargs):
+        processor = self.processor
+        accepted = set(processor.call_keywords)
+        unused = [k for k in cross_attention_kwargs if k not in accepted and k not in _QUIET_KWARGS]
+        if unused:
+            logger.warning(f"cross_attention_kwargs {unused} are not expected by {type(processor).__name__} "
+                           f"and will be ignored.")
+        temb = cross_attention_kwargs.get("temb") if "temb" in accepted else None
+        keep = [TensorArg(hidden_states, "hidden_states"),
+                optional_arg(encoder_hidden_states, "encoder_hidden_states"),
+                optional_arg(attention_mask, "attention_mask", allow_bool=True),
+                optional_arg(temb, "temb")]
+        args = ForwardArgs()
+        check(lib.da_forward_args_init(ctypes.byref(args), ctypes.sizeof(args)))
+        args.hidden_states, args.encoder_hidden_states, args.attention_mask, args.temb = map(pointer, keep)
+        shapes = OutputShapes()
+        shapes.struct_size = ctypes.sizeof(shapes)
+        check(lib.da_attention_output_shapes(self._handle, ctypes.byref(args), ctypes.byref(shapes)))
+        outputs = [np.empty(tuple(shapes.shape[i][j] for j in range(shapes.ndim[i])), dtype=np.float32)
+                   for i in range(shapes.count)]
+        arg_tensors = [TensorArg(o, "output") for o in outputs]
+        out_array = (type(arg_tensors[0].tensor) * len(arg_tensors))(*[a.tensor for a in arg_tensors])
+        check(lib.da_attention_forward(self._handle, ctypes.byref(args), out_array, len(outputs)))
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    # --- helper methods -------------------------------------------------------------------
+    def prepare_attention_mask(self, attention_mask, target_length, batch_size, out_dim=3):
+        if attention_mask is None:
+            return None
+        mask = TensorArg(attention_mask, "attention_mask", allow_bool=True)
+        return call_returning_tensor(lib.da_attention_prepare_attention_mask, self._handle, mask.ref,
+                                     int(target_length), int(batch_size), int(out_dim))
+
+    def head_to_batch_dim(self, tensor, out_dim=3):
+        t = TensorArg(tensor, "tensor")
+        return call_returning_tensor(lib.da_attention_head_to_batch_dim, self._handle, t.ref, int(out_dim))
+
+    def batch_to_head_dim(self, tensor):
+        t = TensorArg(tensor, "tensor")
+        return call_returning_tensor(lib.da_attention_batch_to_head_dim, self._handle, t.ref)
+
+    def get_attention_scores(self, query, key, attention_mask=None):
+        q, k = TensorArg(query, "query"), TensorArg(key, "key")
+        m = optional_arg(attention_mask, "attention_mask", allow_bool=True)
+        return call_returning_tensor(lib.da_attention_get_attention_scores, self._handle, q.ref, k.ref, pointer(m))
+
+    def norm_encoder_hidden_states(self, encoder_hidden_states):
+        e = TensorArg(encoder_hidden_states, "encoder_hidden_states")
+        return call_returning_tensor(lib.da_attention_norm_encoder_hidden_states, self._handle, e.ref)

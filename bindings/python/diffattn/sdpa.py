@@ -1,0 +1,41 @@
+"""`diffattn.scaled_dot_product_attention`: torch.nn.functional's, on numpy arrays."""
+
+import ctypes
+import math
+
+import numpy as np
+
+from ._core import TensorArg, check, optional_arg, pointer
+from ._lib import SDPAOptions, lib
+
+_ALGORITHMS = {"auto": 0, "math": 1, "flash": 2}
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                                 enable_gqa=False, algorithm="auto"):
+    """softmax(scale·Q·Kᵀ + mask)·V over (B, H, N, D) float32 arrays of any strides, read in place.
+
+    `attn_mask` is additive float32 or boolean (True = attend) and broadcasts to (B, H, Nq, Nk).
+    Returns a new (B, H, Nq, Dv) float32 array.
+    """
+    if algorithm not in _ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {sorted(_ALGORITHMS)}, got {algorithm!r}")
+    q, k, v = TensorArg(query, "query"), TensorArg(key, "key"), TensorArg(value, "value")
+    mask = optional_arg(attn_mask, "attn_mask", allow_bool=True)
+    opts = SDPAOptions()
+    check(lib.da_sdpa_options_init(ctypes.byref(opts), ctypes.sizeof(opts)))
+    opts.is_causal = bool(is_causal)
+    opts.dropout_p = float(dropout_p)
+    opts.enable_gqa = bool(enable_gqa)
+    opts.algorithm = _ALGORITHMS[algorithm]
+    if scale is not None:
+        opts.has_scale, opts.scale = 1, float(scale)
+        if not math.isfinite(opts.scale):
+            raise ValueError(f"scale must be finite, got {scale}")
+    qa, va = q.array, v.array
+    if qa.ndim not in (3, 4) or va.ndim != qa.ndim:
+        raise ValueError(f"query and value must both be 3-D or 4-D, got shapes {qa.shape} and {va.shape}")
+    out = np.empty(qa.shape[:-1] + va.shape[-1:], dtype=np.float32)
+    check(lib.da_scaled_dot_product_attention(q.ref, k.ref, v.ref, pointer(mask), ctypes.byref(opts),
+                                              TensorArg(out, "out").ref))
+    return out
