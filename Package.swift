@@ -19,7 +19,7 @@ let package = Package(
     name: "diffattn",
     products: [
         .library(name: "diffattn", type: .dynamic, targets: ["DiffAttnC"]),
-        .executable(name: "diffattn", targets: ["diffattn"]),
+        .executable(name: "diffattn-tool", targets: ["diffattn"]),  // binary diffattn-tool; installed as `diffattn`
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),

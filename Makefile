@@ -1,0 +1,47 @@
+# libdiffattn — the two set-up commands are `make demo` and `make test` (see README.md).
+# Both install what is missing (Debian packages, Python test modules), build, then run.
+
+SWIFT ?= swift
+PYTHON ?= python3
+RELEASE := .build/release
+LIB := $(RELEASE)/libdiffattn.so
+TOOL := $(RELEASE)/diffattn-tool
+APT_PACKAGES := libopenblas-dev libdlpack-dev pkg-config gcc g++ python3 python3-pip
+
+.PHONY: all deps build test test-swift test-c test-python demo bench clean
+
+all: build
+
+# Installs only what is missing, so repeated runs are quick and need no network.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@$(PYTHON) -c "import numpy, pytest" 2>/dev/null || \
+	  $(PYTHON) -m pip install -q numpy pytest || $(PYTHON) -m pip install -q --break-system-packages numpy pytest
+
+build: deps
+	$(SWIFT) build -c release
+
+test: build test-swift test-c test-python
+
+test-swift: deps
+	$(SWIFT) test
+
+test-c: build
+	bash Tests/capi/run.sh
+
+test-python: build
+	DIFFATTN_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) -m pytest Tests/python -q
+
+demo: build
+	bash examples/c/run.sh
+	DIFFATTN_LIBRARY=$(CURDIR)/$(LIB) PYTHONPATH=$(CURDIR)/bindings/python $(PYTHON) examples/python/demo.py
+
+bench: build
+	$(TOOL) bench
+
+clean:
+	rm -rf .build
