@@ -8,7 +8,7 @@ let root = Context.packageDirectory
 // Only the dynamic product's boundary target carries these: a version script on a test binary
 // would hide its symbols. `-static-stdlib` keeps the Swift runtime out of the host's `ldd`.
 let sharedLibraryFlags: [String] = [
-    "-static-stdlib",
+    "-static-stdlib", "-use-ld=lld",
     "-Xlinker", "--version-script=\(root)/Sources/DiffAttnC/diffattn.map",
     "-Xlinker", "-soname=libdiffattn.so.0",
     "-Xlinker", "-z", "-Xlinker", "now",
