@@ -12,6 +12,8 @@ from .attention import Attention
 from .processors import *  # noqa: F401,F403  (every diffusers processor class name)
 from .processors import PROCESSOR_NAMES, AttentionProcessor
 from .sdpa import scaled_dot_product_attention
+from . import models
+from .pipeline import DiffusionPipeline
 
 __version__ = _lib.da_version().decode()
 
