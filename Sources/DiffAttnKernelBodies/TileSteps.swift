@@ -66,7 +66,7 @@
 /// probabilities in place, and the running sum. A lane whose max is still -inf subtracts 0
 /// instead, so a fully masked prefix gives probabilities 0, never `-inf − -inf`.
 @_transparent
-@usableFromInline internal func combineScores(_ t: AttentionTile, scores: UnsafeMutablePointer<Float>, blockStart: Int, count: Int,
+public func combineScores(_ t: AttentionTile, scores: UnsafeMutablePointer<Float>, blockStart: Int, count: Int,
                             maskTile: UnsafeMutablePointer<Float>?, flash: Bool,
                             runningMax: UnsafeMutablePointer<Float>, runningSum: UnsafeMutablePointer<Float>,
                             alpha: UnsafeMutablePointer<Float>, fused: Bool) {
@@ -162,7 +162,7 @@
 /// Classic softmax over all keys of the materialised scores, per lane: `exp(s − max) / Σ`.
 /// An all `-inf` lane gives NaN like torch's softmax, or zeros when asked.
 @_transparent
-@usableFromInline internal func normaliseRows(_ t: AttentionTile, scores st: UnsafeMutablePointer<Float>, fused: Bool) {
+public func normaliseRows(_ t: AttentionTile, scores st: UnsafeMutablePointer<Float>, fused: Bool) {
     let lanes = TileGeometry.lanes, keyCount = t.keyLength
     let negInf = Float16Lanes(repeating: -.infinity)
     let log2e = Float16Lanes(repeating: 1.442_695_040_888_963_4)
