@@ -142,7 +142,7 @@ public func combineScores(_ t: AttentionTile, scores: UnsafeMutablePointer<Float
     }
 }
 
-/// Flash epilogue: divide by the running sum; a row with no attendable key gets NaN or 0.
+/// Flash epilogue: divide by the running sum; a row whose keys are all masked gets NaN or 0.
 @_transparent
 @usableFromInline internal func finishFlash(_ t: AttentionTile, ot: UnsafeMutablePointer<Float>, runningSum: UnsafeMutablePointer<Float>) {
     let lanes = TileGeometry.lanes
@@ -150,7 +150,8 @@ public func combineScores(_ t: AttentionTile, scores: UnsafeMutablePointer<Float
         let row = t.output + lane * t.outputTokenStride
         let sum = runningSum[lane]
         if sum == 0 {
-            let fill: Float = t.fullyMaskedGiveNaN ? .nan : 0
+            // No keys at all is an empty sum (zeros, like P·V with an empty key axis), not a masked row.
+            let fill: Float = t.fullyMaskedGiveNaN && t.keyLength > 0 ? .nan : 0
             for c in 0..<t.valueDim { row[c * t.outputChannelStride] = fill }
         } else {
             let inverse = 1 / sum
