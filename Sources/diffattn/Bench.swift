@@ -46,7 +46,7 @@ func runBenchmark(quick: Bool) {
     for (batch, heads, length, depth) in shapes {
         for algorithm in [SDPAAlgorithm.math, .flash] {
             let seconds = timeAttention(batch: batch, heads: heads, length: length, depth: depth,
-                                        algorithm: algorithm, repeats: quick ? 1 : 3, warmUp: !quick)
+                                        algorithm: algorithm, repeats: quick ? 1 : 5, warmUp: !quick)
             let gflops = 4 * Double(batch * heads) * Double(length) * Double(length) * Double(depth) / seconds / 1e9
             print(pad("(\(batch),\(heads),\(length),\(depth))", 22, right: true)
                   + pad(algorithm == .math ? "math" : "flash", 7) + pad(fixed(seconds * 1e3, 1), 10)
