@@ -56,6 +56,17 @@ func runBenchmark(quick: Bool) {
     }
     print("")
 
+    // The same kernels with masks and causality, (2,10,4096,64) flash; causal counts its dense flops.
+    print(pad("flash (2,10,4096,64)", 29, right: true) + pad("ms", 10) + pad("GFLOP/s", 10) + pad("/FMA", 8))
+    for variant in [AttentionVariant.paddingMask, .fullMask, .causal] {
+        let seconds = timeAttention(batch: 2, heads: 10, length: 4096, depth: 64, algorithm: .flash,
+                                    repeats: quick ? 1 : 3, warmUp: !quick, variant: variant)
+        let gflops = 4 * 20 * 4096.0 * 4096.0 * 64 / seconds / 1e9
+        print(pad(variant.rawValue, 29, right: true) + pad(fixed(seconds * 1e3, 1), 10) + pad(fixed(gflops, 1), 10)
+              + pad(fixed(100 * gflops / fmaPeak, 0) + "%", 8))
+    }
+    print("")
+
     // Peak extra memory: the kernels' own scratch counter (every byte they allocate), B = H = 1, D = 64.
     print(pad("extra memory (B=H=1, D=64)", 30, right: true) + pad("math", 14) + pad("flash", 14)
           + pad("N² scores", 14))
@@ -82,20 +93,34 @@ func randomBuffer(_ count: Int, seed: UInt64) -> UnsafeMutableBufferPointer<Floa
     return buffer
 }
 
+enum AttentionVariant: String {
+    case plain = "no mask"
+    case paddingMask = "additive mask (B,1,1,N)"
+    case fullMask = "additive mask (B,1,N,N)"
+    case causal = "causal"
+}
+
 /// Best time of self-attention on contiguous (B, H, N, D) tensors.
 func timeAttention(batch: Int, heads: Int, length: Int, depth: Int, algorithm: SDPAAlgorithm,
-                   repeats: Int, warmUp: Bool) -> Double {
+                   repeats: Int, warmUp: Bool, variant: AttentionVariant = .plain) -> Double {
     let count = batch * heads * length * depth
     let q = randomBuffer(count, seed: 11), k = randomBuffer(count, seed: 12), v = randomBuffer(count, seed: 13)
     let out = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
-    defer { [q, k, v, out].forEach { $0.deallocate() } }
+    let maskCount = variant == .fullMask ? batch * length * length : batch * length
+    let mask = randomBuffer(maskCount, seed: 14)
+    defer { [q, k, v, out, mask].forEach { $0.deallocate() } }
     let strides = Strides4.contiguous(heads: heads, tokens: length, channels: depth)
+    let maskStrides = variant == .fullMask
+        ? Strides4(batch: length * length, head: 0, token: length, channel: 1)
+        : Strides4(batch: length, head: 0, token: 0, channel: 1)
     let problem = SDPAProblem(
         batch: batch, queryHeads: heads, keyValueHeads: heads, queryLength: length, keyLength: length,
         headDim: depth, valueDim: depth,
         query: SDPAOperand(data: q.baseAddress!, strides: strides),
         key: SDPAOperand(data: k.baseAddress!, strides: strides),
         value: SDPAOperand(data: v.baseAddress!, strides: strides),
-        output: out.baseAddress!, outputStrides: strides, scale: 1 / Float(depth).squareRoot())
+        output: out.baseAddress!, outputStrides: strides,
+        mask: variant == .paddingMask || variant == .fullMask ? .additive(UnsafePointer(mask.baseAddress!), maskStrides) : .none,
+        scale: 1 / Float(depth).squareRoot(), isCausal: variant == .causal)
     return bestTime(repeats: repeats, warmUp: warmUp) { scaledDotProductAttention(problem, algorithm: algorithm) }
 }
