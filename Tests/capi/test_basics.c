@@ -392,12 +392,26 @@ static void test_processors(void) {
     got.struct_size = sizeof got;
     EXPECT_ST(da_attention_get_processor(a, &got), DA_OK);
     CHECK(got.kind == DA_PROCESSOR_ATTN_PROCESSOR_2_0, "get_processor %d", got.kind);
-    /* SlicedAttnProcessor needs slice_size >= 1 (if the build implements it) */
+    /* SlicedAttnProcessor: a negative slice_size is refused; 0 installs (as in diffusers) and
+       the forward then fails with a message instead of diffusers' ZeroDivisionError. */
     if (da_processor_is_implemented(DA_PROCESSOR_SLICED_ATTN_PROCESSOR)) {
         EXPECT_ST(da_processor_config_init(&pc, sizeof pc, DA_PROCESSOR_SLICED_ATTN_PROCESSOR), DA_OK);
-        pc.slice_size = 0;
+        pc.slice_size = -1;
         da_status st = da_attention_set_processor(a, &pc);
-        CHECK(st != DA_OK && msg_nonempty(), "sliced with slice_size 0: %s", da_status_name(st));
+        CHECK(st != DA_OK && msg_nonempty(), "sliced with slice_size -1: %s", da_status_name(st));
+        pc.slice_size = 0;
+        EXPECT_ST(da_attention_set_processor(a, &pc), DA_OK);
+        float x[1 * 3 * 16];
+        for (int i = 0; i < 48; i++) x[i] = (float)i / 48.0f;
+        int64_t xs[3] = {1, 3, 16};
+        DLTensor xt = {x, {kDLCPU, 0}, 3, {kDLFloat, 32, 1}, xs, NULL, 0};
+        float o[48];
+        DLTensor ot = {o, {kDLCPU, 0}, 3, {kDLFloat, 32, 1}, xs, NULL, 0};
+        da_forward_args args;
+        da_forward_args_init(&args, sizeof args);
+        args.hidden_states = &xt;
+        st = da_attention_forward(a, &args, &ot, 1);
+        CHECK(st == DA_ERR_VALUE && msg_nonempty(), "sliced forward with slice_size 0: %s", da_status_name(st));
     }
     da_attention_destroy(a);
 }
