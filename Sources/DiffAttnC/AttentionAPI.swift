@@ -78,9 +78,83 @@ public func da_attention_get_processor(_ attention: OpaquePointer?, _ processor:
     guarded {
         let a = try attentionHandles.lookup(attention, argument: "attention")
         try checkStructSize(UnsafePointer(processor), processor?.pointee.struct_size ?? 0, da_processor_config.self, "processor")
-        processor!.pointee.kind = a.processor.kind.rawValue
-        processor!.pointee.slice_size = Int64(a.processor.sliceSize ?? 0)
+        cProcessor(a.processor, into: &processor!.pointee)
     }
+}
+
+@_cdecl("da_attention_update_processor")
+public func da_attention_update_processor(_ attention: OpaquePointer?, _ processor: UnsafePointer<da_processor_config>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        try checkStructSize(processor, processor?.pointee.struct_size ?? 0, da_processor_config.self, "processor")
+        try a.updateProcessor(try swiftProcessor(processor!.pointee))
+    }
+}
+
+@_cdecl("da_attention_get_ip_adapter_scale")
+public func da_attention_get_ip_adapter_scale(_ attention: OpaquePointer?, _ scales: UnsafeMutablePointer<Double>?,
+                                              _ capacity: Int64, _ counts: UnsafeMutablePointer<Int32>?,
+                                              _ numAdapters: Int32, _ numValues: UnsafeMutablePointer<Int64>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        guard a.processor.holdsWeights, a.processor.kind.name.hasPrefix("IPAdapter") else {
+            throw DiffAttnError.state("\(a.processor.kind.name) has no IP-Adapter scale")
+        }
+        let scale = a.processor.scale
+        let values: [Double] = scale.flatMap { s -> [Double] in
+            switch s { case .uniform(let u): return [Double(u)]; case .perImage(let l): return l.map(Double.init) }
+        }
+        numValues?.pointee = Int64(values.count)
+        if let scales {
+            guard capacity >= Int64(values.count) else { throw DiffAttnError.argument("capacity \(capacity) is smaller than the \(values.count) scale values") }
+            for (i, v) in values.enumerated() { scales[i] = v }
+        }
+        if let counts {
+            guard Int(numAdapters) >= scale.count else { throw DiffAttnError.argument("num_adapters \(numAdapters) is smaller than the \(scale.count) adapters") }
+            for (k, s) in scale.enumerated() {
+                if case .perImage(let l) = s { counts[k] = Int32(l.count) } else { counts[k] = 0 }
+            }
+        }
+    }
+}
+
+// MARK: Switches
+
+private func withAttention(_ attention: OpaquePointer?, _ body: (Attention) throws -> Void) -> da_status {
+    guarded { try body(try attentionHandles.lookup(attention, argument: "attention")) }
+}
+
+@_cdecl("da_attention_set_attention_slice")
+public func da_attention_set_attention_slice(_ attention: OpaquePointer?, _ sliceSize: Int64) -> da_status {
+    withAttention(attention) { a in
+        guard sliceSize >= 0 else { throw DiffAttnError.value("slice_size must be DA_NONE (0) or positive, got \(sliceSize)") }
+        try a.setAttentionSlice(sliceSize == 0 ? nil : Int(clamping: sliceSize))
+    }
+}
+
+@_cdecl("da_attention_set_use_memory_efficient_attention_xformers")
+public func da_attention_set_use_memory_efficient_attention_xformers(_ attention: OpaquePointer?, _ use: Int32) -> da_status {
+    withAttention(attention) { try $0.setUseMemoryEfficientAttentionXFormers(use != 0) }
+}
+
+@_cdecl("da_attention_set_use_npu_flash_attention")
+public func da_attention_set_use_npu_flash_attention(_ attention: OpaquePointer?, _ use: Int32) -> da_status {
+    withAttention(attention) { try $0.setUseNPUFlashAttention(use != 0) }
+}
+
+@_cdecl("da_attention_set_use_xla_flash_attention")
+public func da_attention_set_use_xla_flash_attention(_ attention: OpaquePointer?, _ use: Int32, _ isFlux: Int32) -> da_status {
+    withAttention(attention) { try $0.setUseXLAFlashAttention(use != 0, isFlux: isFlux != 0) }
+}
+
+@_cdecl("da_attention_fuse_projections")
+public func da_attention_fuse_projections(_ attention: OpaquePointer?, _ fuse: Int32) -> da_status {
+    withAttention(attention) { try $0.fuseProjections(fuse: fuse != 0) }
+}
+
+@_cdecl("da_attention_unfuse_projections")
+public func da_attention_unfuse_projections(_ attention: OpaquePointer?) -> da_status {
+    withAttention(attention) { $0.unfuseProjections() }
 }
 
 // MARK: Weights

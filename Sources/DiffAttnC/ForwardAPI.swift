@@ -20,11 +20,23 @@ private func readInputs(_ args: UnsafePointer<da_forward_args>?) throws -> Atten
     try checkStructSize(args, args?.pointee.struct_size ?? 0, da_forward_args.self, "args")
     let a = args!.pointee
     guard a.hidden_states != nil else { throw DiffAttnError.argument("args->hidden_states is NULL; it is required") }
-    return AttentionInputs(
+    var inputs = AttentionInputs(
         hiddenStates: try readTensor(a.hidden_states, "hidden_states"),
         encoderHiddenStates: try readOptionalTensor(a.encoder_hidden_states, "encoder_hidden_states"),
         attentionMask: try readMask(a.attention_mask, "attention_mask"),
         temb: try readOptionalTensor(a.temb, "temb"))
+    if a.ip_hidden_states_given != 0 {
+        let n = Int(a.num_ip_hidden_states)
+        guard n >= 0 && n <= 1024 else { throw DiffAttnError.argument("args->num_ip_hidden_states must be in 0...1024, got \(n)") }
+        guard n == 0 || a.ip_hidden_states != nil else { throw DiffAttnError.argument("args->ip_hidden_states is NULL with num_ip_hidden_states \(n)") }
+        inputs.ipHiddenStates = try (0..<n).map { try readTensor(a.ip_hidden_states! + $0, "ip_hidden_states[\($0)]") }
+    }
+    if let masks = a.ip_adapter_masks {
+        let n = Int(a.num_ip_adapter_masks)
+        guard n >= 0 && n <= 1024 else { throw DiffAttnError.argument("args->num_ip_adapter_masks must be in 0...1024, got \(n)") }
+        inputs.ipAdapterMasks = try (0..<n).map { try readOptionalTensor(masks[$0], "ip_adapter_masks[\($0)]") }
+    }
+    return inputs
 }
 
 @_cdecl("da_attention_output_shapes")
@@ -146,5 +158,23 @@ public func da_attention_norm_encoder_hidden_states(_ attention: OpaquePointer?,
     guarded {
         let a = try attentionHandles.lookup(attention, argument: "attention")
         try deliver({ try makeManaged(try a.normEncoderHiddenStates(try readTensor(e, "encoder_hidden_states"))) }, to: out)
+    }
+}
+
+@_cdecl("da_spatial_norm")
+public func da_spatial_norm(_ f: UnsafePointer<DLTensor>?, _ zq: UnsafePointer<DLTensor>?,
+                            _ weights: UnsafePointer<da_spatial_norm_weights>?,
+                            _ out: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?) -> da_status {
+    guarded {
+        try checkStructSize(weights, weights?.pointee.struct_size ?? 0, da_spatial_norm_weights.self, "weights")
+        let w = weights!.pointee
+        let sw = SpatialNormWeights(
+            normWeight: try readTensor(w.norm_layer_weight, "weights->norm_layer_weight"),
+            normBias: try readTensor(w.norm_layer_bias, "weights->norm_layer_bias"),
+            convYWeight: try readTensor(w.conv_y_weight, "weights->conv_y_weight"),
+            convYBias: try readTensor(w.conv_y_bias, "weights->conv_y_bias"),
+            convBWeight: try readTensor(w.conv_b_weight, "weights->conv_b_weight"),
+            convBBias: try readTensor(w.conv_b_bias, "weights->conv_b_bias"))
+        try deliver({ try makeManaged(try spatialNorm(try readTensor(f, "f"), try readTensor(zq, "zq"), sw)) }, to: out)
     }
 }

@@ -1,13 +1,15 @@
 // The `diffattn` command-line tool: `info`, `bench`, `selftest`.
+import CDiffAttnHeader
 import DiffAttnKernels
 import Glibc
 
 let usage = """
     usage: diffattn <command> [options]
       info                      CPU features, kernel path, thread count
-      bench [--threads N] [--quick]
-                                FMA and sgemm peaks, SDPA GFLOP/s, peak extra memory
-      selftest [--threads N]    small problems against a naive reference (exit 1 on mismatch)
+      bench [--quick]           FMA and sgemm peaks, SDPA GFLOP/s, peak extra memory
+      selftest                  small problems against a naive reference (exit 1 on mismatch)
+    options: --threads N (default DIFFATTN_NUM_THREADS or online CPUs),
+             --kernel-path avx512|avx2+fma|portable (default: the best this CPU supports)
     """
 
 var arguments = Array(CommandLine.arguments.dropFirst())
@@ -23,6 +25,15 @@ while !arguments.isEmpty {
         }
         arguments.removeFirst()
         Parallel.threadCount = n
+    case "--kernel-path":
+        guard let name = arguments.first, let path = KernelPath.allCases.first(where: { $0.name == name }),
+              path.isSupported else {
+            fputs("diffattn: --kernel-path needs one of: "
+                  + KernelPath.allCases.filter(\.isSupported).map(\.name).joined(separator: ", ") + "\n", stderr)
+            exit(2)
+        }
+        arguments.removeFirst()
+        KernelPath.selected = path
     default:
         fputs("diffattn: unknown option \(option)\n\(usage)\n", stderr); exit(2)
     }
@@ -43,7 +54,7 @@ default:
 
 func printInfo() {
     let f = CPUFeatures.current
-    print("diffattn (libdiffattn kernels)")
+    print("libdiffattn      \(DA_VERSION_MAJOR).\(DA_VERSION_MINOR).\(DA_VERSION_PATCH) (ABI \(DA_ABI_VERSION))")
     print("cpu features     \(f.summary)")
     print("kernel paths     \(KernelPath.allCases.filter(\.isSupported).map(\.name).joined(separator: ", "))")
     print("selected path    \(KernelPath.selected.name)")

@@ -63,6 +63,18 @@ final class KernelSDPATests: XCTestCase {
         var c = AttentionCase(b: 2, h: 2, kvHeads: 2, nq: 70, nk: 130, d: 24, dv: 24)
         c.mask = .boolean(keepNoneOnRow1: false)
         check(c, "boolean")
+        c.mask = .boolean(keepNoneOnRow1: false, perQuery: false)
+        check(c, "boolean (B,1,1,Nk)")
+    }
+
+    func testNoKeysGiveZeros() {
+        for policy in [FullyMaskedRows.zero, .nan] {
+            var c = AttentionCase(b: 1, h: 1, kvHeads: 1, nq: 3, nk: 0, d: 8, dv: 8)
+            c.fullyMasked = policy
+            for algorithm in [SDPAAlgorithm.math, .flash] {
+                XCTAssertTrue(c.compute(algorithm, reference: false).allSatisfy { $0 == 0 }, "\(policy) \(algorithm)")
+            }
+        }
     }
 
     func testCausalWithDifferentLengths() {

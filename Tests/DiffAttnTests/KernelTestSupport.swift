@@ -46,8 +46,9 @@ enum MaskSpec {
     /// Additive mask of shape (mb, mh, mq, Nk), each of mb/mh/mq either 1 (broadcast) or full;
     /// `removeEvery` > 0 puts -inf on keys j with j % removeEvery == 1.
     case additive(batch: Bool, head: Bool, query: Bool, removeEvery: Int)
-    /// Boolean mask over (B, 1, Nq, Nk); `keepNone` removes every key of query row 1.
-    case boolean(keepNoneOnRow1: Bool)
+    /// Boolean mask over (B, 1, Nq, Nk), or (B, 1, 1, Nk) when `perQuery` is false;
+    /// `keepNoneOnRow1` removes every key of query row 1.
+    case boolean(keepNoneOnRow1: Bool, perQuery: Bool = true)
 }
 
 struct AttentionCase {
@@ -86,8 +87,8 @@ struct AttentionCase {
                 let x = fm[bi * ms.batch + hi * ms.head + qi * ms.token + kj]
                 return x == -.infinity ? nil : Double(x)
             }
-        case let .boolean(keepNone):
-            maskStrides = Strides4(batch: nq * nk, head: 0, token: nk, channel: 1)
+        case let .boolean(keepNone, perQuery):
+            maskStrides = Strides4(batch: nq * nk, head: 0, token: perQuery ? nk : 0, channel: 1)
             byteMask = (0..<(b * nq * nk)).map { i in
                 let row = i / nk % nq
                 return keepNone && row == 1 ? 0 : UInt8((i * 7 + 3) % 5 == 0 ? 0 : 1 + i % 3)

@@ -12,6 +12,7 @@ from .attention import Attention
 from .processors import *  # noqa: F401,F403  (every diffusers processor class name)
 from .processors import PROCESSOR_NAMES, AttentionProcessor
 from .sdpa import scaled_dot_product_attention
+from .spatial_norm import SpatialNorm
 from . import models
 from .pipeline import DiffusionPipeline
 
