@@ -228,3 +228,19 @@ def test_borrowed_attention_outlives_nothing():
     assert a.heads == 1
     with pytest.raises(KeyError):
         m.get_submodule("transformer_blocks.9.attn")
+
+
+def test_fused_model_matches_diffusers_and_unfuse_drops_fused_layers():
+    case = CASES["unet2d"]
+    directory = os.path.join(FIXTURES, case["checkpoint"]["directory"])
+    m = models.UNet2DConditionModel.from_pretrained(directory, strict=True)
+    arrays = np.load(os.path.join(FIXTURES, "unet2d.npz"))
+    m.fuse_qkv_projections()
+    for path, rec in case["parity"].items():
+        a = m.get_submodule(path)
+        assert type(a.processor).__name__ == "FusedAttnProcessor2_0" and a.fused_projections
+        enc = arrays[f"{path}/encoder_hidden_states"] if rec["encoder"] else None
+        ref = arrays[f"{path}/output0"]
+        np.testing.assert_allclose(a(arrays[f"{path}/hidden_states"], enc), ref, rtol=RTOL, atol=RTOL * float(np.abs(ref).max()))
+    m.unfuse_qkv_projections()
+    assert not any(k.split(".")[-2] in ("to_qkv", "to_kv") for k in m.state_dict())

@@ -130,19 +130,16 @@ extension Attention {
     /// Installs a processor by name without requiring this build to compute it: models report
     /// and switch every diffusers kind; only `forward` needs an implementation.
     func assignProcessor(_ p: ProcessorConfig) {
-        parameters.removeAll(withPrefix: "processor.")
+        var table = parameters
+        table.removeAll(withPrefix: "processor.")
+        p.registerWeights(in: &table)
+        parameters = table
         processor = p
     }
 
-    /// diffusers' class-name tests on processors (spec §5, §7.2), as data.
-    static let addedKVKinds: Set<ProcessorKind> = [.attnAddedKVProcessor, .slicedAttnAddedKVProcessor,
-                                                   .attnAddedKVProcessor2_0, .xformersAttnAddedKVProcessor]
+    /// diffusers' CROSS processor set for `set_default_attn_processor` (spec §5); the other sets
+    /// are in Switches.swift.
     static let crossKinds: Set<ProcessorKind> = [.attnProcessor, .attnProcessor2_0, .xformersAttnProcessor,
                                                  .slicedAttnProcessor, .ipAdapterAttnProcessor, .ipAdapterAttnProcessor2_0,
                                                  .fluxIPAdapterJointAttnProcessor2_0]
-    static let customDiffusionKinds: Set<ProcessorKind> = [.customDiffusionAttnProcessor, .customDiffusionAttnProcessor2_0,
-                                                           .customDiffusionXFormersAttnProcessor]
-    static let ipAdapterKinds: Set<ProcessorKind> = [.ipAdapterAttnProcessor, .ipAdapterAttnProcessor2_0,
-                                                     .ipAdapterXFormersAttnProcessor]
-    static let jointKinds: Set<ProcessorKind> = [.jointAttnProcessor2_0, .xformersJointAttnProcessor]
 }

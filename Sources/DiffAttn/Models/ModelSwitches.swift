@@ -33,8 +33,10 @@ extension Model {
 
     // MARK: QKV fusion (§6)
 
-    /// Fusion is a flag per module: the fused processors compute from `to_q`/`to_k`/`to_v`
-    /// (concatenated on the fly), so weights are never held twice and unfusing needs nothing.
+    /// Each module gets the concatenated `to_qkv`/`to_kv`(/`to_added_qkv`) layers the fused
+    /// processors read (Attention.fuseProjections). The separate layers stay — every other
+    /// processor and unfusing need them — and unfusing drops the fused copies again, so the
+    /// weights are held twice only while fused.
     public func fuseQKVProjections() throws {
         if let bad = attnProcessors.first(where: { $0.1.kind.name.contains("Added") }) {
             _ = bad
@@ -42,27 +44,29 @@ extension Model {
         }
         guard let fused = modelClass.fusedProcessor else {
             // Generic form (Flux): modules fuse themselves; processors are unchanged.
-            for (_, node) in attentionNodes where node.moduleClass == "FluxAttention" { node.attention!.fusedProjections = true }
+            for (_, node) in attentionNodes where node.moduleClass == "FluxAttention" && !node.attention!.fusedProjections {
+                try node.attention!.fuseProjections()
+            }
             return
         }
         // Deviation (spec §22.3): the originals are saved on the first fuse only, so fusing twice
         // and unfusing restores the real originals, not fused processors.
         if originalProcessors == nil { originalProcessors = attnProcessors.map(\.1) }
-        for (_, a) in attentionModules { a.fusedProjections = true }
+        for (_, a) in attentionModules { try a.fuseProjections() }
         try setAttnProcessor(ProcessorConfig(kind: fused))
     }
 
     /// Restores the saved processors. Deviations (spec §6.3 defects): safe before any fuse and
-    /// idempotent; the modules' `fused_projections` flag is cleared (no fused layers remain).
+    /// idempotent; the fused layers are dropped and `fused_projections` cleared.
     public func unfuseQKVProjections() throws {
         if modelClass.fusedProcessor == nil {
-            for (_, node) in attentionNodes where node.moduleClass == "FluxAttention" { node.attention!.fusedProjections = false }
+            for (_, node) in attentionNodes where node.moduleClass == "FluxAttention" { node.attention!.unfuseProjections() }
             return
         }
         guard let saved = originalProcessors else { return }
         for ((_, a), p) in zip(attentionModules, saved) {
             a.assignProcessor(p)
-            a.fusedProjections = false
+            a.unfuseProjections()
         }
         originalProcessors = nil
     }
