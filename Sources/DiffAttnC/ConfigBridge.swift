@@ -4,11 +4,33 @@ import DiffAttn
 // Conversions between the C config structs and the Swift values, with the checks a C caller
 // needs (struct sizes, enum values, the None encodings).
 
-/// Checks a caller's `struct_size` against the first release's layout of the struct.
-func checkStructSize<T>(_ p: UnsafePointer<T>?, _ size: UInt32, _ type: T.Type, _ name: String) throws {
-    guard p != nil else { throw DiffAttnError.argument("\(name) is NULL") }
+/// Reads a caller's versioned struct after checking it is there and its `struct_size` (the
+/// first field of every such struct) covers the first release's layout.
+func readStruct<T>(_ p: UnsafePointer<T>?, _ name: String) throws -> T {
+    guard let p else { throw DiffAttnError.argument("\(name) is NULL") }
+    let size = UnsafeRawPointer(p).load(as: UInt32.self)
     guard Int(size) >= MemoryLayout<T>.size else {
-        throw DiffAttnError.argument("\(name)->struct_size is \(size); expected at least \(MemoryLayout<T>.size) (initialise it with its *_init function)")
+        throw DiffAttnError.argument("\(name)->struct_size is \(size); expected at least \(MemoryLayout<T>.size) (initialise it with its *_init function or sizeof)")
+    }
+    return p.pointee
+}
+
+/// The same check for a struct the library fills in.
+func writableStruct<T>(_ p: UnsafeMutablePointer<T>?, _ name: String) throws -> UnsafeMutablePointer<T> {
+    _ = try readStruct(UnsafePointer(p), name)
+    return p!
+}
+
+/// A `*_init` thunk: checks the caller's size, writes the defaults and our `struct_size`.
+func initStruct<T>(_ p: UnsafeMutablePointer<T>?, _ size: Int, _ name: String, _ defaults: () throws -> T) -> da_status {
+    guarded {
+        guard let p else { throw DiffAttnError.argument("\(name) is NULL") }
+        guard size >= MemoryLayout<T>.size else {
+            throw DiffAttnError.argument("struct_size \(size) is smaller than \(T.self) (\(MemoryLayout<T>.size))")
+        }
+        var value = try defaults()
+        withUnsafeMutableBytes(of: &value) { $0.storeBytes(of: UInt32(MemoryLayout<T>.size), as: UInt32.self) }
+        p.pointee = value
     }
 }
 

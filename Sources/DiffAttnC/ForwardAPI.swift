@@ -6,19 +6,12 @@ import DiffAttnKernels
 
 @_cdecl("da_forward_args_init")
 public func da_forward_args_init(_ args: UnsafeMutablePointer<da_forward_args>?, _ size: Int) -> da_status {
-    guarded {
-        guard let args else { throw DiffAttnError.argument("args is NULL") }
-        guard size >= MemoryLayout<da_forward_args>.size else {
-            throw DiffAttnError.argument("struct_size \(size) is smaller than da_forward_args (\(MemoryLayout<da_forward_args>.size))")
-        }
-        args.pointee = da_forward_args()
-        args.pointee.struct_size = UInt32(MemoryLayout<da_forward_args>.size)
-    }
+    initStruct(args, size, "args") { da_forward_args() }
 }
 
 private func readInputs(_ args: UnsafePointer<da_forward_args>?) throws -> AttentionInputs {
-    try checkStructSize(args, args?.pointee.struct_size ?? 0, da_forward_args.self, "args")
-    let a = args!.pointee
+    let argsValue = try readStruct(args, "args")
+    let a = argsValue
     guard a.hidden_states != nil else { throw DiffAttnError.argument("args->hidden_states is NULL; it is required") }
     var inputs = AttentionInputs(
         hiddenStates: try readTensor(a.hidden_states, "hidden_states"),
@@ -44,11 +37,11 @@ public func da_attention_output_shapes(_ attention: OpaquePointer?, _ args: Unsa
                                        _ shapes: UnsafeMutablePointer<da_output_shapes>?) -> da_status {
     guarded {
         let a = try attentionHandles.lookup(attention, argument: "attention")
-        try checkStructSize(UnsafePointer(shapes), shapes?.pointee.struct_size ?? 0, da_output_shapes.self, "shapes")
+        let shapesOut = try writableStruct(shapes, "shapes")
         let result = try a.outputShapes(try readInputs(args))
-        shapes!.pointee.count = Int32(result.count)
-        withUnsafeMutableBytes(of: &shapes!.pointee.ndim) { ndim in
-            withUnsafeMutableBytes(of: &shapes!.pointee.shape) { dims in
+        shapesOut.pointee.count = Int32(result.count)
+        withUnsafeMutableBytes(of: &shapesOut.pointee.ndim) { ndim in
+            withUnsafeMutableBytes(of: &shapesOut.pointee.shape) { dims in
                 let n = ndim.bindMemory(to: Int32.self), d = dims.bindMemory(to: Int64.self)
                 for (i, shape) in result.enumerated() {
                     n[i] = Int32(shape.count)
@@ -166,8 +159,8 @@ public func da_spatial_norm(_ f: UnsafePointer<DLTensor>?, _ zq: UnsafePointer<D
                             _ weights: UnsafePointer<da_spatial_norm_weights>?,
                             _ out: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?) -> da_status {
     guarded {
-        try checkStructSize(weights, weights?.pointee.struct_size ?? 0, da_spatial_norm_weights.self, "weights")
-        let w = weights!.pointee
+        let weightsValue = try readStruct(weights, "weights")
+        let w = weightsValue
         let sw = SpatialNormWeights(
             normWeight: try readTensor(w.norm_layer_weight, "weights->norm_layer_weight"),
             normBias: try readTensor(w.norm_layer_bias, "weights->norm_layer_bias"),

@@ -59,14 +59,9 @@ public func da_processor_is_implemented(_ kind: Int32) -> Int32 {
 
 @_cdecl("da_processor_config_init")
 public func da_processor_config_init(_ config: UnsafeMutablePointer<da_processor_config>?, _ size: Int, _ kind: Int32) -> da_status {
-    guarded {
-        guard let config else { throw DiffAttnError.argument("config is NULL") }
-        guard size >= MemoryLayout<da_processor_config>.size else {
-            throw DiffAttnError.argument("struct_size \(size) is smaller than da_processor_config (\(MemoryLayout<da_processor_config>.size))")
-        }
+    initStruct(config, size, "config") {
         var c = da_processor_config()
         cProcessor(ProcessorConfig(kind: try processorKind(kind, "kind")), into: &c)
-        c.struct_size = UInt32(MemoryLayout<da_processor_config>.size)
-        config.pointee = c
+        return c
     }
 }

@@ -3,7 +3,7 @@
 import DiffAttnKernels
 import XCTest
 
-struct SeededNumbers {
+struct KernelRandom {
     var state: UInt64
     mutating func next() -> Float {
         state = state &* 6364136223846793005 &+ 1442695040888963407
@@ -12,7 +12,7 @@ struct SeededNumbers {
 }
 
 /// A rank-4 float tensor stored with arbitrary strides inside a larger buffer.
-struct StridedTensor {
+struct KernelTestTensor {
     var storage: [Float]
     var shape: (Int, Int, Int, Int)
     var strides: Strides4
@@ -29,7 +29,7 @@ struct StridedTensor {
         let count = max(1, (b - 1) * strides.batch + (h - 1) * strides.head + (n - 1) * strides.token
                         + (d - 1) * strides.channel + 1)
         storage = [Float](repeating: .nan, count: count)   // untouched padding would poison results
-        var rng = SeededNumbers(state: seed)
+        var rng = KernelRandom(state: seed)
         for i in 0..<b { for j in 0..<h { for t in 0..<n { for c in 0..<d {
             storage[offset(i, j, t, c)] = rng.next()
         } } } }
@@ -41,7 +41,7 @@ struct StridedTensor {
     subscript(b: Int, h: Int, n: Int, d: Int) -> Float { storage[offset(b, h, n, d)] }
 }
 
-enum MaskSpec {
+enum KernelMaskSpec {
     case none
     /// Additive mask of shape (mb, mh, mq, Nk), each of mb/mh/mq either 1 (broadcast) or full;
     /// `removeEvery` > 0 puts -inf on keys j with j % removeEvery == 1.
@@ -51,10 +51,10 @@ enum MaskSpec {
     case boolean(keepNoneOnRow1: Bool, perQuery: Bool = true)
 }
 
-struct AttentionCase {
+struct KernelAttentionCase {
     var b = 1, h = 1, kvHeads = 1, nq = 5, nk = 7, d = 8, dv = 8
     var layout = 0
-    var mask = MaskSpec.none
+    var mask = KernelMaskSpec.none
     var causal = false
     var fullyMasked = FullyMaskedRows.zero
     var scale: Float? = nil
@@ -66,9 +66,9 @@ struct AttentionCase {
 
     /// The kernel's output, or (`reference`) the naive double-precision one.
     func compute(_ algorithm: SDPAAlgorithm, reference: Bool) -> [Float] {
-        let q = StridedTensor(b, h, nq, d, layout: layout, seed: 1)
-        let k = StridedTensor(b, kvHeads, nk, d, layout: layout, seed: 2)
-        let v = StridedTensor(b, kvHeads, nk, dv, layout: layout, seed: 3)
+        let q = KernelTestTensor(b, h, nq, d, layout: layout, seed: 1)
+        let k = KernelTestTensor(b, kvHeads, nk, d, layout: layout, seed: 2)
+        let v = KernelTestTensor(b, kvHeads, nk, dv, layout: layout, seed: 3)
         let s = scale ?? 1 / Float(d).squareRoot()
         var floatMask: [Float] = [], byteMask: [UInt8] = []
         var maskStrides = Strides4(batch: 0, head: 0, token: 0, channel: 1)
@@ -78,7 +78,7 @@ struct AttentionCase {
         case let .additive(mb, mh, mq, every):
             let sb = mb ? b : 1, sh = mh ? h : 1, sq = mq ? nq : 1
             maskStrides = Strides4(batch: mb ? sh * sq * nk : 0, head: mh ? sq * nk : 0, token: mq ? nk : 0, channel: 1)
-            var rng = SeededNumbers(state: 4)
+            var rng = KernelRandom(state: 4)
             floatMask = (0..<(sb * sh * sq * nk)).map { i in
                 every > 0 && (i % nk) % every == 1 ? -.infinity : rng.next() * 2
             }
@@ -146,7 +146,7 @@ struct AttentionCase {
 }
 
 /// Asserts max |got − want| ≤ tolerance · max |want|, with NaNs in the same places.
-func assertClose(_ got: [Float], _ want: [Float], tolerance: Float = 2e-4, _ message: String,
+func assertKernelClose(_ got: [Float], _ want: [Float], tolerance: Float = 2e-4, _ message: String,
                  file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertEqual(got.count, want.count, message, file: file, line: line)
     var maxError: Float = 0, maxRef: Float = 1e-6

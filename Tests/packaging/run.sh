@@ -67,9 +67,10 @@ check "pkg-config --modversion diffattn is $version" \
 
 # ---- C and C++ against the installed files only -----------------------------------------------
 flags=$(pkg-config --cflags --libs diffattn)
-build_and_run() {  # compiler, std, source, binary: no -I/-L of the checkout; runs from $work
+build_and_run() {  # compiler, std, source, binary, extra flags: no -I/-L of the checkout; runs from $work
   local cc=$1 std=$2 src=$3 bin=$4
-  $cc -std="$std" -O2 -Wall "$src" $flags -lm -o "$bin" || return 1
+  shift 4
+  $cc -std="$std" -O2 -Wall "$@" "$src" $flags -lm -o "$bin" || return 1
   ldd "$bin" | grep -Eq "libdiffattn.so.0 => $installed_lib " \
     || { echo "$bin does not use the installed library:"; ldd "$bin"; return 1; }
   (cd "$work" && "$bin")
@@ -85,10 +86,14 @@ readme_block() {  # the first ```$2 block after the README line "$1"
 }
 readme_block "## A complete C program" c > "$work/readme-example.c"
 check "C: the README's C program" build_and_run gcc c11 "$work/readme-example.c" "$work/readme-example"
-for src in examples/cpp/*.cpp Tests/packaging/hpp_check.cpp; do
+for src in examples/cpp/*.cpp; do
   check "C++: $src (g++ -std=c++17, pkg-config diffattn)" \
     build_and_run g++ c++17 "$repo/$src" "$work/$(basename "$src" .cpp)-cpp"
 done
+# The wrapper is included by users' code: it must stay quiet under their strictest warnings.
+check "C++: Tests/packaging/hpp_check.cpp (diffattn.hpp, -Wconversion -Werror)" \
+  build_and_run g++ c++17 "$repo/Tests/packaging/hpp_check.cpp" "$work/hpp_check" \
+  -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Werror
 
 # ---- Python: pip install ./bindings/python into a venv, installed library ----------------------
 venv=$work/venv

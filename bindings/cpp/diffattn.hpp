@@ -145,20 +145,25 @@ public:
             throw Error(DA_ERR_DTYPE, "ManagedTensor::to_tensor: not a float32 tensor");
         Tensor<float> out(std::vector<int64_t>(t.shape, t.shape + t.ndim));
         const float *base = reinterpret_cast<const float *>(static_cast<const char *>(t.data) + t.byte_offset);
-        std::vector<int64_t> index(static_cast<std::size_t>(t.ndim), 0);
+        const std::size_t ndim = static_cast<std::size_t>(t.ndim);
+        std::vector<int64_t> index(ndim, 0);
         for (std::size_t i = 0; i < out.size(); ++i) {
             int64_t offset = 0;
-            for (int32_t d = 0; d < t.ndim; ++d) offset += index[d] * (t.strides ? t.strides[d] : row_major_stride(t, d));
+            for (std::size_t d = 0; d < ndim; ++d) offset += index[d] * stride(t, d);
             out[i] = base[offset];
-            for (int32_t d = t.ndim - 1; d >= 0 && ++index[d] == t.shape[d]; --d) index[d] = 0;
+            for (std::size_t d = ndim; d-- > 0;) {  // next index, last axis fastest
+                if (++index[d] < t.shape[d]) break;
+                index[d] = 0;
+            }
         }
         return out;
     }
 
 private:
-    static int64_t row_major_stride(const DLTensor &t, int32_t axis) {
-        int64_t stride = 1;
-        for (int32_t d = axis + 1; d < t.ndim; ++d) stride *= t.shape[d];
+    static int64_t stride(const DLTensor &t, std::size_t axis) {
+        if (t.strides) return t.strides[axis];
+        int64_t stride = 1;  // NULL strides: compact row-major
+        for (std::size_t d = axis + 1; d < static_cast<std::size_t>(t.ndim); ++d) stride *= t.shape[d];
         return stride;
     }
     struct Free {
