@@ -113,16 +113,14 @@ public func da_model_attn_processor_get(_ h: OpaquePointer?, _ name: UnsafePoint
     guarded {
         let m = try model(h)
         let key = try cString(name, "name")
-        try checkStructSize(UnsafePointer(processor), processor?.pointee.struct_size ?? 0, da_processor_config.self, "processor")
+        let out = try writableStruct(processor, "processor")
         let a = try m.attention(at: attentionPath(key))
-        processor!.pointee.kind = a.processor.kind.rawValue
-        processor!.pointee.slice_size = Int64(a.processor.sliceSize ?? 0)
+        cProcessor(a.processor, into: &out.pointee)
     }
 }
 
 private func processorArgument(_ p: UnsafePointer<da_processor_config>?, _ name: String) throws -> ProcessorConfig {
-    try checkStructSize(p, p?.pointee.struct_size ?? 0, da_processor_config.self, name)
-    return try swiftProcessor(p!.pointee)
+    try swiftProcessor(try readStruct(p, name))
 }
 
 @_cdecl("da_model_set_attn_processor")

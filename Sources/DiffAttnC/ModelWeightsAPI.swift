@@ -7,8 +7,8 @@ import DiffAttnKernels
 private func model(_ h: OpaquePointer?) throws -> Model { try modelHandles.lookup(h, argument: "model").model }
 
 private func fill(_ report: UnsafeMutablePointer<da_load_report>?, _ r: LoadReport) throws {
-    guard let report else { return }
-    try checkStructSize(UnsafePointer(report), report.pointee.struct_size, da_load_report.self, "report")
+    guard report != nil else { return }
+    let report = try writableStruct(report, "report")
     report.pointee.attention_loaded = Int64(r.attentionLoaded)
     report.pointee.attention_missing = Int64(r.missing.count)
     report.pointee.unexpected = Int64(r.unexpected.count)
@@ -29,7 +29,7 @@ public func da_model_load_safetensors(_ h: OpaquePointer?, _ path: UnsafePointer
     guarded {
         let m = try model(h)
         let f = try loadFlags(flags)
-        if let report { try checkStructSize(UnsafePointer(report), report.pointee.struct_size, da_load_report.self, "report") }
+        if report != nil { _ = try writableStruct(report, "report") }
         try fill(report, try m.loadSafeTensors(path: try cString(path, "path"), strict: f.strict, keepOtherWeights: f.keep))
     }
 }
@@ -41,7 +41,7 @@ public func da_model_load_state_dict(_ h: OpaquePointer?, _ names: UnsafePointer
     guarded {
         let m = try model(h)
         let f = try loadFlags(flags)
-        if let report { try checkStructSize(UnsafePointer(report), report.pointee.struct_size, da_load_report.self, "report") }
+        if report != nil { _ = try writableStruct(report, "report") }
         guard count >= 0, count <= 1 << 24 else { throw DiffAttnError.argument("count must be in 0...\(1 << 24), got \(count)") }
         guard count == 0 || (names != nil && tensors != nil) else { throw DiffAttnError.argument("names and tensors must not be NULL") }
         var keys: [String] = [], shapes: [[Int]] = []
@@ -63,15 +63,15 @@ public func da_model_weight_count(_ h: OpaquePointer?, _ count: UnsafeMutablePoi
 public func da_model_weight_info(_ h: OpaquePointer?, _ index: Int64, _ info: UnsafeMutablePointer<da_weight_info>?) -> da_status {
     guarded {
         let specs = try model(h).stateDictSpecs
-        try checkStructSize(UnsafePointer(info), info?.pointee.struct_size ?? 0, da_weight_info.self, "info")
+        let info = try writableStruct(info, "info")
         guard index >= 0, index < Int64(specs.count) else {
             throw DiffAttnError.argument("index \(index) is out of range; the model holds \(specs.count) weights")
         }
         let (name, shape) = specs[Int(index)]
         guard shape.count <= Int(DA_MAX_NDIM) else { throw DiffAttnError.shape("weight '\(name)' has more than \(DA_MAX_NDIM) dimensions") }
-        info!.pointee.ndim = Int32(shape.count)
-        info!.pointee.name = internedCString(name)
-        withUnsafeMutableBytes(of: &info!.pointee.shape) { raw in
+        info.pointee.ndim = Int32(shape.count)
+        info.pointee.name = internedCString(name)
+        withUnsafeMutableBytes(of: &info.pointee.shape) { raw in
             let dims = raw.bindMemory(to: Int64.self)
             for i in 0..<Int(DA_MAX_NDIM) { dims[i] = i < shape.count ? Int64(shape[i]) : 0 }
         }
