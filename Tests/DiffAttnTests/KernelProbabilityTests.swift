@@ -8,7 +8,7 @@ final class KernelProbabilityTests: XCTestCase {
         let b = 2, h = 3, nq = 70, nk = 45, d = 40
         let q = KernelTestTensor(b, h, nq, d, layout: 1, seed: 5)
         let k = KernelTestTensor(b, h, nk, d, layout: 2, seed: 6)
-        var rng = KernelRandom(state: 7)
+        var rng = SeededNumbers(state: 7)
         // (B, 1, Nq, Nk) additive mask; query row 3 of batch 1 removes every key.
         var mask = (0..<(b * nq * nk)).map { _ in rng.next() }
         for j in 0..<nk { mask[(1 * nq + 3) * nk + j] = -.infinity }
@@ -43,13 +43,13 @@ final class KernelProbabilityTests: XCTestCase {
             XCTAssertEqual(out[bi * outStrides.batch + hi * outStrides.head + i * outStrides.token + nk], 42,
                            "padding untouched")
         } } }
-        assertKernelClose(got, want, "probabilities")
+        assertClose(got, want, "probabilities")
         XCTAssertTrue(got[((1 * h + 0) * nq + 3) * nk].isNaN, "a fully masked row is NaN, like torch's softmax")
     }
 
     func testSoftmaxRowsInPlace() {
         let rows = 6, columns = 37, stride = 40
-        var rng = KernelRandom(state: 9)
+        var rng = SeededNumbers(state: 9)
         var data = (0..<(rows * stride)).map { _ in rng.next() * 8 }
         for c in 0..<columns { data[4 * stride + c] = -.infinity }     // all -inf row → NaN
         data[2 * stride + 5] = -.infinity                               // one removed entry → 0

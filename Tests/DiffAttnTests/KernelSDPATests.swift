@@ -21,7 +21,7 @@ final class KernelSDPATests: XCTestCase {
         let run = { (path: KernelPath) in
             for algorithm in [SDPAAlgorithm.math, .flash] {
                 let got = c.compute(algorithm, reference: false)
-                assertKernelClose(got, want, "\(label) \(algorithm) \(path.name)", file: file, line: line)
+                assertClose(got, want, "\(label) \(algorithm) \(path.name)", file: file, line: line)
             }
         }
         if paths { forEachPath(run) } else { run(KernelPath.selected) }
@@ -99,7 +99,7 @@ final class KernelSDPATests: XCTestCase {
             c.fullyMasked = policy
             for algorithm in [SDPAAlgorithm.math, .flash] {
                 let (got, want) = c.run(algorithm)
-                assertKernelClose(got, want, "fully masked \(policy) \(algorithm)")
+                assertClose(got, want, "fully masked \(policy) \(algorithm)")
                 let row1 = got[16..<32]
                 XCTAssertTrue(row1.allSatisfy { policy == .nan ? $0.isNaN : $0 == 0 }, "\(policy) \(algorithm)")
                 XCTAssertFalse(got[0..<16].contains { $0.isNaN }, "other rows stay finite")

@@ -3,7 +3,7 @@
 import DiffAttnKernels
 import XCTest
 
-struct KernelRandom {
+struct SeededNumbers {
     var state: UInt64
     mutating func next() -> Float {
         state = state &* 6364136223846793005 &+ 1442695040888963407
@@ -29,7 +29,7 @@ struct KernelTestTensor {
         let count = max(1, (b - 1) * strides.batch + (h - 1) * strides.head + (n - 1) * strides.token
                         + (d - 1) * strides.channel + 1)
         storage = [Float](repeating: .nan, count: count)   // untouched padding would poison results
-        var rng = KernelRandom(state: seed)
+        var rng = SeededNumbers(state: seed)
         for i in 0..<b { for j in 0..<h { for t in 0..<n { for c in 0..<d {
             storage[offset(i, j, t, c)] = rng.next()
         } } } }
@@ -78,7 +78,7 @@ struct KernelAttentionCase {
         case let .additive(mb, mh, mq, every):
             let sb = mb ? b : 1, sh = mh ? h : 1, sq = mq ? nq : 1
             maskStrides = Strides4(batch: mb ? sh * sq * nk : 0, head: mh ? sq * nk : 0, token: mq ? nk : 0, channel: 1)
-            var rng = KernelRandom(state: 4)
+            var rng = SeededNumbers(state: 4)
             floatMask = (0..<(sb * sh * sq * nk)).map { i in
                 every > 0 && (i % nk) % every == 1 ? -.infinity : rng.next() * 2
             }
@@ -146,7 +146,7 @@ struct KernelAttentionCase {
 }
 
 /// Asserts max |got − want| ≤ tolerance · max |want|, with NaNs in the same places.
-func assertKernelClose(_ got: [Float], _ want: [Float], tolerance: Float = 2e-4, _ message: String,
+func assertClose(_ got: [Float], _ want: [Float], tolerance: Float = 2e-4, _ message: String,
                  file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertEqual(got.count, want.count, message, file: file, line: line)
     var maxError: Float = 0, maxRef: Float = 1e-6

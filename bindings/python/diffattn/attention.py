@@ -7,9 +7,9 @@ import weakref
 import numpy as np
 
 from . import processors as _processors
-from ._core import TensorArg, call_returning_tensor, check, optional_arg, pointer
-from ._lib import (AttentionConfig, AttentionInfo, DLTensor, ForwardArgs, OutputShapes, ProcessorConfig, WeightInfo,
-                   c_int64, c_void_p, lib)
+from ._core import TensorArg, call_returning_tensor, check, managed_to_numpy, optional_arg, pointer
+from ._lib import (MAX_OUTPUTS, AttentionConfig, AttentionInfo, DLManagedTensor, DLTensor, ForwardArgs, ProcessorConfig,
+                   WeightInfo, c_int64, c_void_p, lib)
 
 logger = logging.getLogger("diffattn")
 
@@ -286,14 +286,10 @@ class Attention:
             keep += [mask_args, pointers]
             args.num_ip_adapter_masks = len(mask_args)
             args.ip_adapter_masks = ctypes.cast(pointers, ctypes.POINTER(ctypes.POINTER(DLTensor)))
-        shapes = OutputShapes()
-        shapes.struct_size = ctypes.sizeof(shapes)
-        check(lib.da_attention_output_shapes(self._handle, ctypes.byref(args), ctypes.byref(shapes)))
-        outputs = [np.empty(tuple(shapes.shape[i][j] for j in range(shapes.ndim[i])), dtype=np.float32)
-                   for i in range(shapes.count)]
-        arg_tensors = [TensorArg(o, "output") for o in outputs]
-        out_array = (type(arg_tensors[0].tensor) * len(arg_tensors))(*[a.tensor for a in arg_tensors])
-        check(lib.da_attention_forward(self._handle, ctypes.byref(args), out_array, len(outputs)))
+        managed = (ctypes.POINTER(DLManagedTensor) * MAX_OUTPUTS)()
+        count = ctypes.c_int32()
+        check(lib.da_attention_forward_alloc(self._handle, ctypes.byref(args), managed, MAX_OUTPUTS, ctypes.byref(count)))
+        outputs = [managed_to_numpy(managed[i]) for i in range(count.value)]
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     # --- helper methods -------------------------------------------------------------------
