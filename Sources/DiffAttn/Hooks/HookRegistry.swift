@@ -13,7 +13,7 @@ public final class HookRegistry: @unchecked Sendable, CustomStringConvertible {
     public private(set) weak var node: ModuleNode?
     /// Shared by every registry of one model (a standalone Attention has its own).
     public let context: HookContext
-    weak var model: Model?
+    public private(set) weak var model: Model?
 
     private let lock = HookLock()
     private var entries: [(name: String, hook: ModelHook)] = []
@@ -140,6 +140,15 @@ extension Model {
     public func endStep() throws {
         try hookContext.end()
         try root.registry?.exit()
+    }
+
+    /// Every registry the model has created (root first, then pre-order).
+    public var allHookRegistries: [HookRegistry] {
+        (root.registry.map { [$0] } ?? []) + hookLock.run { () -> [HookRegistry] in
+            var out: [HookRegistry] = []
+            root.walk { _, n in if let r = n.registry { out.append(r) } }
+            return out
+        }
     }
 
     /// `reset_stateful_hooks()` on the root's registry, recursively.
