@@ -47,15 +47,11 @@ final class CHook: ModelHook, @unchecked Sendable {
             try check(withPath(module.path) { f(cb.user_data, $0, nil) }, "pre_forward", module.path)
             return
         }
-        var hs = args.hiddenStates
-        let status = try withDLTensors([hs.shape]) { dl in
-            hs.storage.withUnsafeMutableBufferPointer { buf in
-                dl[0].data = UnsafeMutableRawPointer(buf.baseAddress)
-                return withPath(module.path) { f(cb.user_data, $0, dl.baseAddress) }
-            }
+        let (status, edited) = try withEditable([args.hiddenStates]) { dl, _ in
+            withPath(module.path) { f(cb.user_data, $0, dl) }
         }
         try check(status, "pre_forward", module.path)
-        args.hiddenStates = hs
+        args.hiddenStates = edited[0]
         inputs = args
     }
 
@@ -65,39 +61,39 @@ final class CHook: ModelHook, @unchecked Sendable {
             try check(withPath(module.path) { f(cb.user_data, $0, nil, 0) }, "post_forward", module.path)
             return
         }
-        var outs = output
-        let status = try withDLTensors(outs.map(\.shape)) { dl in
-            func bind(_ i: Int) -> da_status {
-                if i == outs.count { return withPath(module.path) { f(cb.user_data, $0, dl.baseAddress, Int32(outs.count)) } }
-                return outs[i].storage.withUnsafeMutableBufferPointer { buf in
-                    dl[i].data = UnsafeMutableRawPointer(buf.baseAddress)
-                    return bind(i + 1)
-                }
-            }
-            return bind(0)
+        let (status, edited) = try withEditable(output) { dl, n in
+            withPath(module.path) { f(cb.user_data, $0, dl, n) }
         }
         try check(status, "post_forward", module.path)
-        output = outs
+        output = edited
     }
 }
 
-/// Float32 CPU DLTensors (data filled in by the caller) for `shapes`, valid inside `body`.
-private func withDLTensors<T>(_ shapes: [[Int]], _ body: (UnsafeMutableBufferPointer<DLTensor>) throws -> T) throws -> T {
-    var dims = shapes.map { $0.map { Int64($0) } }
-    let tensors = UnsafeMutableBufferPointer<DLTensor>.allocate(capacity: shapes.count)
-    defer { tensors.deallocate() }
-    let dimStore = UnsafeMutablePointer<Int64>.allocate(capacity: max(1, dims.reduce(0) { $0 + $1.count }))
-    defer { dimStore.deallocate() }
-    var at = 0
-    for i in dims.indices {
-        for (j, d) in dims[i].enumerated() { dimStore[at + j] = d }
-        tensors[i] = DLTensor(data: nil, device: DLDevice(device_type: kDLCPU, device_id: 0), ndim: Int32(dims[i].count),
-                              dtype: DLDataType(code: UInt8(kDLFloat.rawValue), bits: 32, lanes: 1),
-                              shape: dimStore + at, strides: nil, byte_offset: 0)
-        at += dims[i].count
+/// Writable float32 CPU DLTensors over copies of `tensors`, valid inside `body`; returns what
+/// `body` returned and the (possibly edited) copies.
+private func withEditable<T>(_ tensors: [Tensor], _ body: (UnsafeMutablePointer<DLTensor>, Int32) throws -> T) throws -> (T, [Tensor]) {
+    let n = tensors.count
+    let dl = UnsafeMutablePointer<DLTensor>.allocate(capacity: n)
+    defer { dl.deallocate() }
+    let dims = UnsafeMutablePointer<Int64>.allocate(capacity: max(1, tensors.reduce(0) { $0 + $1.shape.count }))
+    defer { dims.deallocate() }
+    let data = tensors.map { t -> UnsafeMutableBufferPointer<Float> in
+        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, t.count))
+        _ = t.storage.withUnsafeBufferPointer { b.initialize(from: $0) }
+        return b
     }
-    dims = []
-    return try body(tensors)
+    defer { data.forEach { $0.deallocate() } }
+    var at = 0
+    for (i, t) in tensors.enumerated() {
+        for (j, d) in t.shape.enumerated() { dims[at + j] = Int64(d) }
+        dl[i] = DLTensor(data: UnsafeMutableRawPointer(data[i].baseAddress), device: DLDevice(device_type: kDLCPU, device_id: 0),
+                         ndim: Int32(t.shape.count), dtype: DLDataType(code: UInt8(kDLFloat.rawValue), bits: 32, lanes: 1),
+                         shape: dims + at, strides: nil, byte_offset: 0)
+        at += t.shape.count
+    }
+    let result = try body(dl, Int32(n))
+    let edited = tensors.enumerated().map { i, t in Tensor(shape: t.shape, storage: Array(data[i].prefix(t.count))) }
+    return (result, edited)
 }
 
 final class HookBox: Sendable { let hook: CHook; init(_ h: CHook) { hook = h } }

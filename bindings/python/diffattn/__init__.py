@@ -14,6 +14,7 @@ from .processors import PROCESSOR_NAMES, AttentionProcessor
 from .sdpa import scaled_dot_product_attention
 from .spatial_norm import SpatialNorm
 from . import models
+from . import hooks
 from .pipeline import DiffusionPipeline
 
 __version__ = _lib.da_version().decode()
