@@ -745,4 +745,7 @@ if __name__ == "__main__":
     rc = main()
     import gen_classic  # issue 3: classic processors, SpatialNorm, switches -> Tests/Fixtures/classic
 
-    sys.exit(max(rc, gen_classic.main()))
+    rc = max(rc, gen_classic.main())
+    import gen_hooks  # issue 6: pyramid attention broadcast decisions -> Tests/Fixtures/hooks
+
+    sys.exit(max(rc, gen_hooks.main()))
