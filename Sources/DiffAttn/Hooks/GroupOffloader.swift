@@ -93,6 +93,7 @@ final class GroupOffloader: @unchecked Sendable {
         locked {
             for g in groups { g.setLocked(true); g.release() }
             stats.residentBytes = 0
+            stats.peakResidentBytes = 0  // from here on: what offloading keeps resident
         }
     }
 
