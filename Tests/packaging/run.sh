@@ -71,8 +71,9 @@ build_and_run() {  # compiler, std, source, binary, extra flags: no -I/-L of the
   local cc=$1 std=$2 src=$3 bin=$4
   shift 4
   $cc -std="$std" -O2 -Wall "$@" "$src" $flags -lm -o "$bin" || return 1
-  ldd "$bin" | grep -Eq "libdiffattn.so.0 => $installed_lib " \
-    || { echo "$bin does not use the installed library:"; ldd "$bin"; return 1; }
+  local deps; deps=$(ldd "$bin")  # not `ldd | grep -q`: under pipefail, grep's early exit fails the pipe
+  grep -Eq "libdiffattn.so.0 => $installed_lib " <<< "$deps" \
+    || { echo "$bin does not use the installed library:"; echo "$deps"; return 1; }
   (cd "$work" && "$bin")
 }
 c_sources=(examples/c/*.c)
@@ -94,6 +95,17 @@ done
 check "C++: Tests/packaging/hpp_check.cpp (diffattn.hpp, -Wconversion -Werror)" \
   build_and_run g++ c++17 "$repo/Tests/packaging/hpp_check.cpp" "$work/hpp_check" \
   -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Werror
+
+# A program built against the packages gets its dependency from the installed symbols file.
+shlibdeps_of_demo() {
+  mkdir -p "$work/shlibdeps/debian" && printf 'Source: x\n\nPackage: x\nArchitecture: any\n' \
+    > "$work/shlibdeps/debian/control"
+  local deps
+  deps=$(cd "$work/shlibdeps" && dpkg-shlibdeps -O "$work/smoke-c") || return 1
+  echo "$deps"
+  grep -q "libdiffattn0 (>= $version)" <<< "$deps"
+}
+check "dpkg-shlibdeps reads the symbols file: a C program depends on libdiffattn0 (>= $version)" shlibdeps_of_demo
 
 # ---- Python: pip install ./bindings/python into a venv, installed library ----------------------
 venv=$work/venv
@@ -147,7 +159,7 @@ leftovers() {
     case $f in */) [ -d "$f" ] && ! dpkg -S "${f%/}" >/dev/null 2>&1 && left="$left $f" ;;
                *) { [ -e "$f" ] || [ -L "$f" ]; } && left="$left $f" ;; esac
   done <<< "$files"
-  ldconfig -p | grep -q libdiffattn && left="$left (ldconfig cache)"
+  ldconfig -p > "$work/ldconfig.txt"; grep -q libdiffattn "$work/ldconfig.txt" && left="$left (ldconfig cache)"
   [ -z "$left" ] || { echo "left behind:$left"; return 1; }
 }
 check "dpkg -r leaves nothing behind (files, status, ldconfig cache)" leftovers
