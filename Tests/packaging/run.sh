@@ -17,7 +17,7 @@ flock 9
 
 work=$(mktemp -d /tmp/diffattn-packaging.XXXXXX)
 passed=0 failed=0
-check() {  # check "name" command... — output kept in $work/log/<n>, shown on failure
+check() {  # check "name" command... — output kept in $work/log.<n>, shown on failure
   local name=$1; shift
   local log=$work/log.$((passed + failed))
   if "$@" >"$log" 2>&1; then
@@ -36,7 +36,7 @@ dev_deb=$debs/libdiffattn-dev_${version}_${arch}.deb
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
 installed_lib="(/usr)?/lib/$multiarch/libdiffattn.so.0"  # /lib is /usr/lib on merged-/usr systems
 
-installed=0
+installed=0  # (a libdiffattn installed before the test is replaced, then removed with the rest)
 cleanup() {
   [ "$installed" = 1 ] && dpkg -r libdiffattn-dev libdiffattn0 >/dev/null 2>&1
   rm -rf "$work"
@@ -46,8 +46,9 @@ trap cleanup EXIT
 echo "packaging: libdiffattn $version"
 
 # ---- build and lint ---------------------------------------------------------------------------
+rm -f "$runtime_deb" "$dev_deb"  # never test the packages of an earlier run
 check "packaging/build-deb.sh builds both packages" bash packaging/build-deb.sh "$debs"
-[ -f "$runtime_deb" ] && [ -f "$dev_deb" ] || { echo "packaging: 0 passed, $((failed + 1)) failed"; exit 1; }
+[ -f "$runtime_deb" ] && [ -f "$dev_deb" ] || { echo "packaging: $passed passed, $failed failed"; exit 1; }
 check "lintian: no errors, no warnings" lintian --fail-on error,warning "$runtime_deb" "$dev_deb"
 check "bindings/python/pyproject.toml has the header's version $version" \
   grep -q "^version = \"$version\"" bindings/python/pyproject.toml
