@@ -100,6 +100,26 @@ da_status da_set_num_threads(int32_t num_threads);
 int32_t da_get_num_threads(void);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Capabilities                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The CPU features the kernels can use that this CPU has, comma-separated (e.g.
+ * "avx2,fma,avx512f,avx512bf16"), or "baseline x86-64". Static string; thread-safe. */
+const char *da_cpu_features(void);
+
+/* The kernel paths compiled into this build that this CPU can run, comma-separated (e.g.
+ * "portable,avx2+fma,avx512"). Static string; thread-safe. */
+const char *da_kernel_paths(void);
+
+/* The kernel path in use (starts as the best one the CPU supports). Static string; thread-safe. */
+const char *da_kernel_path(void);
+
+/* Selects a kernel path by name, one of da_kernel_paths() (for testing and benchmarking; results
+ * agree to float32 rounding across paths). Must not overlap a running forward. Errors:
+ * DA_ERR_INVALID_ARGUMENT (NULL), DA_ERR_UNSUPPORTED (unknown, or not runnable on this CPU). */
+da_status da_set_kernel_path(const char *name);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Tensors allocated by the library                                                            */
 /* ------------------------------------------------------------------------------------------ */
 
