@@ -43,12 +43,15 @@ extension Attention {
 
     /// `softmax(scale·Q·Kᵀ + mask)·V` for (B, L, H·D) queries and (B, S, H·D) keys/values,
     /// giving (B, L, H·D) with heads merged as diffusers' `batch_to_head_dim` does.
+    /// `scale` overrides the kernel's convention; `keyValueHeads` (default `heads`) enables GQA.
     func attend(query q: Tensor, key k: Tensor, value v: Tensor, heads: Int, mask: KernelMask?,
-                kernel: ProcessorRecipe.Kernel) -> Tensor {
+                kernel: ProcessorRecipe.Kernel, scale customScale: Float? = nil, keyValueHeads: Int? = nil,
+                isCausal: Bool = false) -> Tensor {
         let (b, l, width) = (q.shape[0], q.shape[1], q.shape[2])
-        let s = k.shape[1], d = width / heads, dv = v.shape[2] / heads
+        let kvHeads = keyValueHeads ?? heads
+        let s = k.shape[1], d = width / heads, dv = v.shape[2] / kvHeads
         var out = Tensor(shape: [b, l, heads * dv], repeating: 0)
-        let scale: Float = kernel == .classic ? derived.scale : Float(1 / Double(d).squareRoot())
+        let scale: Float = customScale ?? (kernel == .classic ? derived.scale : Float(1 / Double(d).squareRoot()))
         func operand(_ p: UnsafePointer<Float>, tokens: Int, width: Int, headWidth: Int) -> SDPAOperand {
             SDPAOperand(data: p, strides: Strides4(batch: tokens * width, head: headWidth, token: width, channel: 1))
         }
@@ -58,14 +61,14 @@ extension Attention {
         out.storage.withUnsafeMutableBufferPointer { op in
             withKernelMask(mask) { kernelMask in
                 let problem = SDPAProblem(
-                    batch: b, queryHeads: heads, keyValueHeads: heads, queryLength: l, keyLength: s,
+                    batch: b, queryHeads: heads, keyValueHeads: kvHeads, queryLength: l, keyLength: s,
                     headDim: d, valueDim: dv,
                     query: operand(qp.baseAddress!, tokens: l, width: width, headWidth: d),
                     key: operand(kp.baseAddress!, tokens: s, width: k.shape[2], headWidth: d),
                     value: operand(vp.baseAddress!, tokens: s, width: v.shape[2], headWidth: dv),
                     output: op.baseAddress!,
                     outputStrides: Strides4(batch: l * heads * dv, head: dv, token: heads * dv, channel: 1),
-                    mask: kernelMask, scale: scale, isCausal: false,
+                    mask: kernelMask, scale: scale, isCausal: isCausal,
                     fullyMaskedRows: kernel == .classic ? .nan : .zero)
                 scaledDotProductAttention(problem, algorithm: kernel == .classic ? .math : .flash)
             }

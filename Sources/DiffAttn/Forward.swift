@@ -15,6 +15,7 @@ extension Attention {
         let recipe = try recipe()
         switch recipe.family {
         case .standard: return [try planStandard(inputs, recipe).outputShape]
+        case .dit(let dit): return try planDiT(inputs, dit).outputShapes
         }
     }
 
@@ -25,6 +26,8 @@ extension Attention {
         case .standard:
             let plan = try planStandard(inputs, recipe)
             return [try runStandard(inputs, plan)]
+        case .dit(let dit):
+            return try runDiT(inputs, planDiT(inputs, dit))
         }
     }
 }

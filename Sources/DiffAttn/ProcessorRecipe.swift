@@ -4,6 +4,8 @@ struct ProcessorRecipe: Sendable {
     enum Family: Sendable {
         /// Family A: Q from `to_q`, K/V from `to_k`/`to_v` (AttnProcessor and its kin).
         case standard
+        /// DiT and joint-attention processors (spec processors-dit), described by a `DiTRecipe`.
+        case dit(DiTRecipe)
     }
 
     /// The attention kernel and the conventions that come with it.
@@ -27,7 +29,7 @@ struct ProcessorRecipe: Sendable {
         switch kind {
         case .attnProcessor: return ProcessorRecipe(family: .standard, kernel: .classic)
         case .attnProcessor2_0: return ProcessorRecipe(family: .standard, kernel: .sdpa, appliesQKNorm: true)
-        default: return nil
+        default: return DiTRecipe.recipe(for: kind).map { ProcessorRecipe(family: .dit($0), kernel: .sdpa) }
         }
     }
 }

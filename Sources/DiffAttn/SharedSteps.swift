@@ -6,6 +6,8 @@ public struct AttentionInputs: Sendable {
     public var encoderHiddenStates: Tensor?
     public var attentionMask: AttentionMask?
     public var temb: Tensor?
+    /// The DiT processors' extra keywords (rotary tables, …).
+    public var dit = DiTInputs()
 
     public init(hiddenStates: Tensor, encoderHiddenStates: Tensor? = nil,
                 attentionMask: AttentionMask? = nil, temb: Tensor? = nil) {
