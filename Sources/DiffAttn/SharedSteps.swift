@@ -10,7 +10,8 @@ public struct AttentionInputs: Sendable {
     public var dit = DiTInputs()
 
     public init(hiddenStates: Tensor, encoderHiddenStates: Tensor? = nil,
-                attentionMask: AttentionMask? = nil, temb: Tensor? = nil) {
+                attentionMask: AttentionMask? = nil, temb: Tensor? = nil, dit: DiTInputs = DiTInputs()) {
+        self.dit = dit
         self.hiddenStates = hiddenStates
         self.encoderHiddenStates = encoderHiddenStates
         self.attentionMask = attentionMask

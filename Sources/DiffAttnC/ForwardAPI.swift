@@ -24,7 +24,7 @@ private func readInputs(_ args: UnsafePointer<da_forward_args>?) throws -> Atten
         hiddenStates: try readTensor(a.hidden_states, "hidden_states"),
         encoderHiddenStates: try readOptionalTensor(a.encoder_hidden_states, "encoder_hidden_states"),
         attentionMask: try readMask(a.attention_mask, "attention_mask"),
-        temb: try readOptionalTensor(a.temb, "temb"))
+        temb: try readOptionalTensor(a.temb, "temb"), dit: try readDiTArgs(a.dit))
 }
 
 @_cdecl("da_attention_output_shapes")

@@ -57,3 +57,26 @@ public struct DiTInputs: Sendable {
     public var baseSequenceLength: Int?
     public init() {}
 }
+
+/// FluxPosEmbed-style tables: `positions` is (rows, axes) row-major; axis `a` gets
+/// `get_1d_rotary_pos_embed(axesDim[a], positions[:, a], …)` and the axes are concatenated.
+public func rotaryTablesForAxes(_ positions: [Double], rows: Int, axesDim: [Int], theta: Double, linearFactor: Double,
+                                ntkFactor: Double, layout: RotaryTableLayout, float64: Bool) throws -> (cos: Tensor, sin: Tensor) {
+    let widths = axesDim.map { layout == .halfWidth ? $0 / 2 : $0 }, total = widths.reduce(0, +)
+    _ = try checkedElementCount([rows, total], "the rotary tables")
+    var cosOut = Tensor(shape: [rows, total], repeating: 0), sinOut = cosOut
+    var offset = 0
+    for (a, dim) in axesDim.enumerated() {
+        let column = (0..<rows).map { positions[$0 * axesDim.count + a] }
+        let t = rotaryTables(dim: dim, positions: column, theta: theta, linearFactor: linearFactor, ntkFactor: ntkFactor,
+                             layout: layout, float64: float64)
+        for r in 0..<rows {
+            for j in 0..<widths[a] {
+                cosOut.storage[r * total + offset + j] = t.cos[r * widths[a] + j]
+                sinOut.storage[r * total + offset + j] = t.sin[r * widths[a] + j]
+            }
+        }
+        offset += widths[a]
+    }
+    return (cosOut, sinOut)
+}
