@@ -5,6 +5,7 @@ import logging
 
 import numpy as np
 
+from . import dit_args as _dit
 from . import processors as _processors
 from ._core import TensorArg, call_returning_tensor, check, optional_arg, pointer
 from ._lib import (AttentionConfig, AttentionInfo, ForwardArgs, OutputShapes, ProcessorConfig, WeightInfo,
@@ -209,6 +210,7 @@ class Attention:
         args = ForwardArgs()
         check(lib.da_forward_args_init(ctypes.byref(args), ctypes.sizeof(args)))
         args.hidden_states, args.encoder_hidden_states, args.attention_mask, args.temb = map(pointer, keep)
+        keep.append(_dit.attach(args, accepted, cross_attention_kwargs))
         shapes = OutputShapes()
         shapes.struct_size = ctypes.sizeof(shapes)
         check(lib.da_attention_output_shapes(self._handle, ctypes.byref(args), ctypes.byref(shapes)))
