@@ -723,7 +723,8 @@ def main():
         print(f"{len(blobs)} files, {len(bad)} differ, {len(extra)} stale")
         for f in bad + extra:
             print("  ", f)
-        return 1 if bad or extra else 0
+        import gen_dit
+        return 1 if bad or extra or gen_dit.run(check=True) else 0
 
     os.makedirs(OUT_DIR, exist_ok=True)
     for f in os.listdir(OUT_DIR):
@@ -737,7 +738,8 @@ def main():
     for k, v in index["counts"].items():
         print(f"  {k:28s} {v}")
     print("versions:", index["versions"])
-    return 0
+    import gen_dit  # the DiT processors' fixtures (issue 4), Tests/Fixtures/dit/
+    return gen_dit.run()
 
 
 if __name__ == "__main__":

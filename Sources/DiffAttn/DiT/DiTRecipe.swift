@@ -101,7 +101,7 @@ struct DiTRecipe: Sendable {
              .fluxAttnProcessor:
             return flux
         case .xlaFluxFlashAttnProcessor2_0:
-            return with(flux) { $0.mask = .rejected("attn_mask is not supported for XLA attention") }
+            return with(flux) { $0.mask = .rejected("`attn_mask` is not supported for XLA attention") }
         case .fusedFluxAttnProcessor2_0_NPU:
             return DiTRecipe(pipeline: .failing("'_fused_npu' is not a valid AttentionBackendName"))
         case .auraFlowAttnProcessor2_0: return aura

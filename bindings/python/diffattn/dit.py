@@ -103,7 +103,7 @@ class SanaMultiscaleLinearAttention(Attention):
         self.attention_head_dim = attention_head_dim
 
     def load_state_dict(self, state_dict, strict=True):
-        fixed = {k: (np.asarray(v, dtype=np.float32) if k.endswith("num_batches_tracked") else v)
+        fixed = {k: (np.asarray(v, dtype=np.float32).reshape(()) if k.endswith("num_batches_tracked") else v)
                  for k, v in state_dict.items()}
         return super().load_state_dict(fixed, strict)
 
