@@ -7,6 +7,8 @@ let usage = """
       info                      CPU features, kernel path, thread count
       bench [--threads N] [--quick]
                                 FMA and sgemm peaks, SDPA GFLOP/s, peak extra memory
+      bench-dit [--threads N] [--quick]
+                                rotary step per DiT family, Sana linear attention
       selftest [--threads N]    small problems against a naive reference (exit 1 on mismatch)
     """
 
@@ -33,6 +35,8 @@ case "info":
     printInfo()
 case "bench":
     runBenchmark(quick: quick)
+case "bench-dit":
+    runDiTBenchmark(quick: quick)
 case "selftest":
     exit(runSelfTest() ? 0 : 1)
 case "help", "--help", "-h":
