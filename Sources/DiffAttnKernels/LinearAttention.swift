@@ -24,53 +24,66 @@ public struct LinearAttentionProblem {
     }
 }
 
-/// Runs the problem on the thread pool: one task per (batch, head) builds A, then query blocks
-/// of every head are spread over the workers. Results do not depend on the thread count.
+/// Runs the problem on the thread pool. Phase 1 builds, per (batch, head), the transposed summary
+/// Aᵀ = Σ_m φ(k_m) ⊗ [v_m; 1] (D × (Dv+1)); tasks take blocks of heads so that each key row of the
+/// usual (B, N, H·D) layout is read contiguously. Phase 2 gives each task a block of queries over
+/// all heads: z = Σ_j φ(q_j)·Aᵀ[j, :] (contiguous multiply-adds), out = z[:Dv] / (z[Dv] + eps).
+/// Results do not depend on the thread count.
 public func reluLinearAttention(_ p: LinearAttentionProblem) {
     let d = p.headDim, dv = p.valueDim, pairs = p.batch * p.heads
     guard pairs > 0, p.queryLength > 0 else { return }
-    let aSize = (dv + 1) * d
+    let row = dv + 1, aSize = d * row
     let summaries = KernelScratch.allocate(floats: pairs * aSize)
     defer { KernelScratch.free(summaries, floats: pairs * aSize) }
     let relu = p.applyReLU
-    Parallel.forEach(pairs) { task in
-        let b = task / p.heads, h = task % p.heads
-        let a = summaries + task * aSize
-        a.initialize(repeating: 0, count: aSize)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: d) { kRow in
-            let k = kRow.baseAddress!
+    let headBlock = 8, headBlocks = (p.heads + headBlock - 1) / headBlock
+    Parallel.forEach(p.batch * headBlocks) { task in
+        let b = task / headBlocks, h0 = task % headBlocks * headBlock, h1 = min(h0 + headBlock, p.heads)
+        (summaries + (b * p.heads + h0) * aSize).initialize(repeating: 0, count: (h1 - h0) * aSize)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: d + row) { buf in
+            let k = buf.baseAddress!, v = k + d
+            v[dv] = 1   // the row of ones appended to v
             for m in 0..<p.keyLength {
-                let kp = p.key.data + b * p.key.strides.batch + h * p.key.strides.head + m * p.key.strides.token
-                for j in 0..<d {
-                    let x = kp[j * p.key.strides.channel]
-                    k[j] = relu ? max(x, 0) : x
+                for h in h0..<h1 {
+                    let kp = p.key.data + b * p.key.strides.batch + h * p.key.strides.head + m * p.key.strides.token
+                    let vp = p.value.data + b * p.value.strides.batch + h * p.value.strides.head + m * p.value.strides.token
+                    gather(kp, p.key.strides.channel, d, relu, into: k)
+                    gather(vp, p.value.strides.channel, dv, false, into: v)
+                    let a = summaries + (b * p.heads + h) * aSize
+                    for j in 0..<d where k[j] != 0 { axpy(a + j * row, k[j], v, row) }
                 }
-                let vp = p.value.data + b * p.value.strides.batch + h * p.value.strides.head + m * p.value.strides.token
-                for i in 0..<dv { axpy(a + i * d, vp[i * p.value.strides.channel], k, d) }
-                axpy(a + dv * d, 1, k, d)   // the row of ones appended to v
             }
         }
     }
-    let block = 32
+    let block = 16
     let blocks = (p.queryLength + block - 1) / block
-    Parallel.forEach(pairs * blocks) { task in
-        let pair = task / blocks, n0 = task % blocks * block
-        let b = pair / p.heads, h = pair % p.heads
-        let a = summaries + pair * aSize
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: d + dv + 1) { buf in
+    Parallel.forEach(p.batch * blocks) { task in
+        let b = task / blocks, n0 = task % blocks * block
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: d + row) { buf in
             let q = buf.baseAddress!, z = q + d
             for n in n0..<min(n0 + block, p.queryLength) {
-                let qp = p.query.data + b * p.query.strides.batch + h * p.query.strides.head + n * p.query.strides.token
-                for j in 0..<d {
-                    let x = qp[j * p.query.strides.channel]
-                    q[j] = relu ? max(x, 0) : x
+                for h in 0..<p.heads {
+                    let qp = p.query.data + b * p.query.strides.batch + h * p.query.strides.head + n * p.query.strides.token
+                    gather(qp, p.query.strides.channel, d, relu, into: q)
+                    let a = summaries + (b * p.heads + h) * aSize
+                    z.initialize(repeating: 0, count: row)
+                    for j in 0..<d where q[j] != 0 { axpy(z, q[j], a + j * row, row) }
+                    let denominator = z[dv] + p.eps
+                    let op = p.output + b * p.outputStrides.batch + h * p.outputStrides.head + n * p.outputStrides.token
+                    for i in 0..<dv { op[i * p.outputStrides.channel] = z[i] / denominator }
                 }
-                for i in 0...dv { z[i] = dot(a + i * d, q, d) }
-                let denominator = z[dv] + p.eps
-                let op = p.output + b * p.outputStrides.batch + h * p.outputStrides.head + n * p.outputStrides.token
-                for i in 0..<dv { op[i * p.outputStrides.channel] = z[i] / denominator }
             }
         }
+    }
+}
+
+/// Copies `n` floats `stride` apart into `out`, optionally through φ = max(·, 0).
+@inline(__always)
+private func gather(_ src: UnsafePointer<Float>, _ stride: Int, _ n: Int, _ relu: Bool, into out: UnsafeMutablePointer<Float>) {
+    if stride == 1 {
+        if relu { for j in 0..<n { out[j] = max(src[j], 0) } } else { out.update(from: src, count: n) }
+    } else {
+        for j in 0..<n { out[j] = relu ? max(src[j * stride], 0) : src[j * stride] }
     }
 }
 
@@ -86,19 +99,4 @@ func axpy(_ y: UnsafeMutablePointer<Float>, _ alpha: Float, _ x: UnsafePointer<F
         j += 16
     }
     while j < n { y[j] += alpha * x[j]; j += 1 }
-}
-
-/// Σ x·y over n contiguous floats, 16 lanes at a time.
-@inline(__always)
-func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> Float {
-    var j = 0
-    var acc = SIMD16<Float>(repeating: 0)
-    while j + 16 <= n {
-        acc += UnsafeRawPointer(x + j).loadUnaligned(as: SIMD16<Float>.self)
-            * UnsafeRawPointer(y + j).loadUnaligned(as: SIMD16<Float>.self)
-        j += 16
-    }
-    var s = acc.sum()
-    while j < n { s += x[j] * y[j]; j += 1 }
-    return s
 }

@@ -87,6 +87,14 @@ private func rotateSpan(_ p: UnsafeMutablePointer<Float>, width: Int, rule: Rota
             p[i + half] = bb * c[(i + half) * ls] + a * s[(i + half) * ls]
         }
     case .pairAngles:
+        if ls == 2 {   // interleaved (real, imaginary) tables: a constant stride the loop can vectorise
+            for i in 0..<(width / 2) {
+                let a = p[2 * i], bb = p[2 * i + 1], ci = c[2 * i], si = s[2 * i]
+                p[2 * i] = a * ci - bb * si
+                p[2 * i + 1] = a * si + bb * ci
+            }
+            return
+        }
         for i in 0..<(width / 2) {
             let a = p[2 * i], bb = p[2 * i + 1], ci = c[i * ls], si = s[i * ls]
             p[2 * i] = a * ci - bb * si
@@ -95,26 +103,15 @@ private func rotateSpan(_ p: UnsafeMutablePointer<Float>, width: Int, rule: Rota
     }
 }
 
-/// Interleaved rule, 16 lanes at a time: the pair swap is a lane shuffle.
+/// Interleaved rule on contiguous tables: pairs in registers; the loop vectorises without shuffles
+/// through memory.
 @inline(__always)
 private func interleavedContiguous(_ p: UnsafeMutablePointer<Float>, _ width: Int,
                                    _ c: UnsafePointer<Float>, _ s: UnsafePointer<Float>) {
-    var i = 0
-    let swap = SIMD16<Int32>(1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14)
-    let sign = SIMD16<Float>(-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1)
-    while i + 16 <= width {
-        let x = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
-        let cv = UnsafeRawPointer(c + i).loadUnaligned(as: SIMD16<Float>.self)
-        let sv = UnsafeRawPointer(s + i).loadUnaligned(as: SIMD16<Float>.self)
-        let r = x[swap] * sign
-        UnsafeMutableRawPointer(p + i).storeBytes(of: x * cv + r * sv, as: SIMD16<Float>.self)
-        i += 16
-    }
-    while i < width {
-        let a = p[i], bb = p[i + 1]
-        p[i] = a * c[i] - bb * s[i]
-        p[i + 1] = bb * c[i + 1] + a * s[i + 1]
-        i += 2
+    for i in 0..<(width / 2) {
+        let a = p[2 * i], b = p[2 * i + 1]
+        p[2 * i] = a * c[2 * i] - b * s[2 * i]
+        p[2 * i + 1] = b * c[2 * i + 1] + a * s[2 * i + 1]
     }
 }
 
