@@ -25,7 +25,7 @@ deps:
 build: deps
 	$(SWIFT) build -c release
 
-test: build test-swift test-c test-python
+test: build test-swift test-c test-python test-packaging
 
 test-swift: deps
 	$(SWIFT) test --disable-swift-testing
@@ -45,3 +45,27 @@ bench: build
 
 clean:
 	rm -rf .build
+
+# Packaging (packaging/, Tests/packaging/): Debian packages, their install test, generated docs.
+PACKAGING_APT := dpkg-dev chrpath lintian python3-venv python3-wheel
+.PHONY: deps-packaging deb docs test-packaging
+
+deps-packaging:
+	@missing=""; for p in $(PACKAGING_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+# .build/deb/libdiffattn0_<version>_<arch>.deb and libdiffattn-dev_<version>_<arch>.deb
+deb: build deps-packaging
+	bash packaging/build-deb.sh
+
+# docs/api/diffattn.md from the header's doc comments; the README's processor table from the library.
+docs: build
+	$(PYTHON) packaging/api-docs.py include/diffattn.h > docs/api/diffattn.md
+	DIFFATTN_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) packaging/processor-table.py --update README.md
+
+# Installs the packages with dpkg -i, builds and runs the examples against them, removes them.
+test-packaging: build deps-packaging
+	bash Tests/packaging/run.sh

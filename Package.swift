@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "DiffAttn", dependencies: ["DiffAttnKernels"]),
         .target(name: "DiffAttnC", dependencies: ["DiffAttn", "CDiffAttnHeader"], exclude: ["diffattn.map"],
                 linkerSettings: [.unsafeFlags(sharedLibraryFlags)]),
-        .executableTarget(name: "diffattn", dependencies: ["DiffAttn", "DiffAttnKernels"]),
+        .executableTarget(name: "diffattn", dependencies: ["DiffAttn", "DiffAttnKernels", "CDiffAttnHeader"]),
         .testTarget(name: "DiffAttnTests", dependencies: ["DiffAttn", "DiffAttnKernels"]),
     ]
 )

@@ -89,7 +89,8 @@ const char *da_status_name(da_status status);
 /* Threads                                                                                     */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Sets the number of worker threads used by the attention kernels and by BLAS (1..1024).
+/* Sets the number of worker threads used by the attention kernels and the projections (1..1024;
+ * OpenBLAS itself runs single-threaded inside them).
  * The initial value is the environment variable DIFFATTN_NUM_THREADS if set, else the number of
  * online CPUs. Results are bitwise identical for any thread count. Must not overlap a running
  * forward. Errors: DA_ERR_INVALID_ARGUMENT for a value out of range. */
@@ -181,11 +182,25 @@ da_status da_processor_kind_from_name(const char *name, int32_t *kind);
  * unknown values). Thread-safe. */
 int32_t da_processor_is_implemented(int32_t kind);
 
-/* A processor's constructor arguments. Fields a kind does not take are ignored. */
+/* A processor's constructor arguments (diffusers' names). Fields a kind does not take are
+ * ignored. The library copies what the pointers refer to; they need only live for the call. */
 typedef struct da_processor_config {
     uint32_t struct_size;
-    int32_t kind;       /* DA_PROCESSOR_* */
-    int64_t slice_size; /* Sliced* processors: rows of the batch×heads axis per slice (>= 1) */
+    int32_t kind;                /* DA_PROCESSOR_* */
+    int64_t slice_size;          /* Sliced*: rows of the batch×heads axis per slice (>= 1) */
+    /* Custom Diffusion (CustomDiffusion*) and IP-Adapter (IPAdapter*) */
+    int64_t hidden_size;         /* DA_NONE; required by IP-Adapter, and by Custom Diffusion
+                                    when train_kv or train_q_out */
+    int64_t cross_attention_dim; /* DA_NONE */
+    int32_t train_kv;            /* 1 */
+    int32_t train_q_out;         /* 1; 0 for CustomDiffusionXFormersAttnProcessor */
+    int32_t out_bias;            /* 1 */
+    int32_t num_ip_adapters;     /* IP-Adapter: len(num_tokens) = len(scale); 1 */
+    double dropout;              /* 0.0 */
+    const int64_t *num_tokens;   /* num_ip_adapters token counts; NULL = all 4 */
+    const int32_t *scale_counts; /* per adapter: 0 = one scale value, n > 0 = a per-image list of
+                                    n values (valid with region masks only); NULL = all 0 */
+    const double *scales;        /* the scale values, adapter by adapter; NULL = all 1.0 */
 } da_processor_config;
 
 /* Fills `config` (whose size the caller passes as `struct_size`, i.e. sizeof *config) with the
@@ -285,13 +300,14 @@ typedef struct da_attention_config {
 da_status da_attention_config_init(da_attention_config *config, size_t struct_size);
 
 /* Creates an Attention module. Weights start as torch would initialise them (deterministic
- * pseudo-random Linear weights, unit norm weights, zero biases); load real ones with
+ * pseudo-random Linear weights and biases in torch's ranges, unit norm weights, zero norm biases);
+ * load real ones with
  * da_attention_set_weight. `*out` is set to NULL on failure.
  * Errors (diffusers' construction errors, in diffusers' order): DA_ERR_VALUE (only_cross_attention
  * without added_kv_proj_dim, groups not dividing channels, unknown qk_norm / cross_attention_norm,
  * qk_norm not valid for added projections), DA_ERR_TYPE (across-heads qk_norm without kv_heads),
- * DA_ERR_INVALID_ARGUMENT (NULL, non-positive or absurd sizes), DA_ERR_OUT_OF_MEMORY.
- * Thread-safe. The handle is released with da_attention_destroy. */
+ * DA_ERR_INVALID_ARGUMENT (NULL, non-positive or absurd sizes), DA_ERR_OUT_OF_MEMORY (more than
+ * 2^30 weights). Thread-safe. The handle is released with da_attention_destroy. */
 da_status da_attention_create(const da_attention_config *config, da_attention *out);
 
 /* Destroys the module; NULL and already destroyed handles are ignored. Must not overlap other
@@ -335,13 +351,47 @@ da_status da_attention_set_processor(da_attention attention, const da_processor_
  * Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT. */
 da_status da_attention_get_processor(da_attention attention, da_processor_config *processor);
 
-/* diffusers' fuse_projections(): adds to_qkv (self-attention) or to_kv (cross-attention) stacked
- * from the separate weights, and to_added_qkv when add_q_proj, add_k_proj and add_v_proj exist;
- * sets fused_projections. The separate layers stay in the state dict; the fused ones are copies
- * made now (later set_weight calls on the separate layers do not update them).
- * Errors: DA_ERR_INVALID_HANDLE, DA_ERR_STATE (a module without separate projections).
- * Must not overlap other calls on the handle. */
-da_status da_attention_fuse_projections(da_attention attention);
+/* Changes the current processor's arguments that shape no weights — an IP-Adapter's scale,
+ * which pipelines set before each call — keeping its weights. `processor` must equal the current
+ * processor in everything else. Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT,
+ * DA_ERR_VALUE (anything else differs; the scale list is malformed). Must not overlap other calls. */
+da_status da_attention_update_processor(da_attention attention, const da_processor_config *processor);
+
+/* Copies the current IP-Adapter processor's scale values into `scales` (capacity entries) and its
+ * per-adapter counts into `scale_counts` (num_adapters entries, 0 = one value) as
+ * da_processor_config describes them; `*num_values` receives the number of values. Either array may
+ * be NULL to query sizes. Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT (capacity too
+ * small), DA_ERR_STATE (not an IP-Adapter processor). */
+da_status da_attention_get_ip_adapter_scale(da_attention attention, double *scales, int64_t capacity,
+                                            int32_t *scale_counts, int32_t num_adapters, int64_t *num_values);
+
+/* ---- Switches (diffusers' Attention methods; each installs the processor diffusers would) --- */
+
+/* set_attention_slice(slice_size): slice_size DA_NONE (0) is None. Installs SlicedAttnProcessor,
+ * SlicedAttnAddedKVProcessor, AttnAddedKVProcessor or the default. Errors: DA_ERR_VALUE
+ * (slice_size > sliceable_head_dim, or negative), DA_ERR_INVALID_HANDLE. */
+da_status da_attention_set_attention_slice(da_attention attention, int64_t slice_size);
+
+/* set_use_memory_efficient_attention_xformers(use). libdiffattn's xFormers kinds run its own
+ * memory-efficient kernel, so enabling works on any CPU; Custom Diffusion and IP-Adapter weights are
+ * carried over. Errors: DA_ERR_INVALID_HANDLE, DA_ERR_VALUE (weights that do not carry over). */
+da_status da_attention_set_use_memory_efficient_attention_xformers(da_attention attention, int32_t use);
+
+/* set_use_npu_flash_attention(use): AttnProcessorNPU, or the default. */
+da_status da_attention_set_use_npu_flash_attention(da_attention attention, int32_t use);
+
+/* set_use_xla_flash_attention(use, partition_spec, is_flux): XLAFlashAttnProcessor2_0 (or the Flux
+ * XLA processor when is_flux), or the default. The partition spec has no meaning on a CPU. */
+da_status da_attention_set_use_xla_flash_attention(da_attention attention, int32_t use, int32_t is_flux);
+
+/* fuse_projections(fuse): builds to_qkv (self-attention modules) or to_kv (cross-attention), and
+ * to_added_qkv when the module has add_q/k/v_proj, as copies of the current weights; sets
+ * fused_projections to `fuse` (diffusers builds the layers even when fuse is 0). The new entries
+ * appear in the state dict. Errors: DA_ERR_INVALID_HANDLE, DA_ERR_STATE (no to_k/to_v). */
+da_status da_attention_fuse_projections(da_attention attention, int32_t fuse);
+
+/* Removes the fused layers and clears fused_projections. Errors: DA_ERR_INVALID_HANDLE. */
+da_status da_attention_unfuse_projections(da_attention attention);
 
 /* ---- Weights (diffusers state-dict names) ------------------------------------------------ */
 
@@ -381,6 +431,16 @@ typedef struct da_forward_args {
     const DLTensor *encoder_hidden_states; /* (B, S, Ce) */
     const DLTensor *attention_mask;        /* float32 additive or boolean, diffusers' layouts */
     const DLTensor *temb;                  /* (B, Cz, h, w) for spatial_norm */
+    /* IP-Adapter processors. With ip_hidden_states_given = 0 an IP-Adapter processor reads the
+     * deprecated concatenated form (image tokens appended to encoder_hidden_states); with 1,
+     * encoder_hidden_states is the text part of diffusers' tuple (text, [ip_0, …]). */
+    int32_t ip_hidden_states_given;
+    int32_t num_ip_hidden_states;
+    const DLTensor *ip_hidden_states;      /* array of num_ip_hidden_states tensors, each
+                                              (B, T, Cip) or (B, N, T, Cip) */
+    int32_t num_ip_adapter_masks;          /* ignored when ip_adapter_masks is NULL (None) */
+    const DLTensor *const *ip_adapter_masks; /* array of pointers, one (1, N, h, w) region mask per
+                                                adapter; a NULL entry is None */
     const struct da_dit_args *dit;         /* appended in 0.1: DiT keywords; NULL = none given */
 } da_forward_args;
 
@@ -494,6 +554,28 @@ da_status da_attention_get_attention_scores(da_attention attention, const DLTens
  * Errors: DA_ERR_STATE when the module has no norm_cross. */
 da_status da_attention_norm_encoder_hidden_states(da_attention attention, const DLTensor *encoder_hidden_states,
                                                   DLManagedTensor **out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* SpatialNorm (diffusers.models.attention_processor.SpatialNorm) on its own                   */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The weights of SpatialNorm(f_channels, zq_channels), by diffusers' names. */
+typedef struct da_spatial_norm_weights {
+    uint32_t struct_size;
+    const DLTensor *norm_layer_weight; /* (f_channels) */
+    const DLTensor *norm_layer_bias;   /* (f_channels) */
+    const DLTensor *conv_y_weight;     /* (f_channels, zq_channels, 1, 1) */
+    const DLTensor *conv_y_bias;       /* (f_channels) */
+    const DLTensor *conv_b_weight;     /* (f_channels, zq_channels, 1, 1) */
+    const DLTensor *conv_b_bias;       /* (f_channels) */
+} da_spatial_norm_weights;
+
+/* SpatialNorm.forward(f, zq): GroupNorm(32 groups, eps 1e-6) of f (B, C, H, W), times
+ * conv_y(zq') plus conv_b(zq'), zq' = zq (B or 1, Cz, h, w) nearest-resized to (H, W). Returns a new
+ * tensor (release with da_tensor_free). Errors: DA_ERR_INVALID_ARGUMENT, DA_ERR_DTYPE, DA_ERR_SHAPE
+ * (C not divisible by 32, mismatched weights). Thread-safe. */
+da_status da_spatial_norm(const DLTensor *f, const DLTensor *zq, const da_spatial_norm_weights *weights,
+                          DLManagedTensor **out);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Scaled dot-product attention on its own (torch.nn.functional.scaled_dot_product_attention)  */

@@ -17,8 +17,8 @@ public final class Attention: @unchecked Sendable {
         self.derived = DerivedAttributes(config)
         self.parameters = config.moduleClass == .attention ? Attention.makeParameters(config, derived)
             : Attention.makeModuleParameters(config, derived)
-        self.processor = config.processor ?? Attention.defaultProcessor(config)
-        try checkProcessor(processor)
+        self.processor = Attention.defaultProcessor(config)
+        if let explicit = config.processor { try setProcessor(explicit) }
     }
 
     /// diffusers' default (spec §2.6): SDPA unless `scale_qk` is false, whatever the added KV.
@@ -29,14 +29,27 @@ public final class Attention: @unchecked Sendable {
     public var defaultProcessor: ProcessorConfig { Attention.defaultProcessor(scaleQK: config.scaleQK) }
 
     /// diffusers' `set_processor`: no type check beyond what the processor's constructor does.
+    /// A weight-holding processor's weights replace the previous processor's (its weights are
+    /// dropped, as diffusers drops a replaced processor module).
     public func setProcessor(_ newProcessor: ProcessorConfig) throws {
-        try checkProcessor(newProcessor)
-        parameters.removeAll(withPrefix: "processor.")
+        try newProcessor.validateConstruction()
+        var table = parameters
+        table.removeAll(withPrefix: "processor.")
+        newProcessor.registerWeights(in: &table)
+        parameters = table
         processor = newProcessor
     }
 
-    private func checkProcessor(_ p: ProcessorConfig) throws {
-        try p.validateConstruction()
+    /// Changes the current processor's arguments that shape no weights (an IP-Adapter's `scale`,
+    /// which pipelines set per call), keeping its weights.
+    public func updateProcessor(_ updated: ProcessorConfig) throws {
+        var shaped = updated
+        shaped.scale = processor.scale
+        guard shaped == processor else {
+            throw DiffAttnError.value("update_processor may only change the IP-Adapter scale of the current \(processor.kind.name); use set_processor to change anything else")
+        }
+        try updated.validateConstruction()
+        processor = updated
     }
 
     /// Construction checks in diffusers' order (spec §2.5), plus the sizes a C caller could get
@@ -67,6 +80,7 @@ public final class Attention: @unchecked Sendable {
         }
         guard c.dropout >= 0, c.dropout <= 1 else { throw DiffAttnError.value("dropout probability has to be between 0 and 1, but got \(c.dropout)") }
 
+        try checkWeightCount(c)
         if c.addedKVProjDim == nil && c.onlyCrossAttention {
             throw DiffAttnError.value("`only_cross_attention` can only be set to True if `added_kv_proj_dim` is not None. Make sure to set either `only_cross_attention=False` or define `added_kv_proj_dim`.")
         }
@@ -83,6 +97,23 @@ public final class Attention: @unchecked Sendable {
         }
         if c.addedKVProjDim != nil && (c.qkNorm == .layerNormAcrossHeads || c.qkNorm == .l2) {
             throw DiffAttnError.value("unknown qk_norm: \(c.qkNorm.diffusersName). Should be one of `None,'layer_norm','fp32_layer_norm','rms_norm'`")
+        }
+    }
+
+    /// At most 2^30 weights (4 GiB): a larger module is an error, never an allocation that traps.
+    static func checkWeightCount(_ c: AttentionConfig) throws {
+        let d = DerivedAttributes(c)
+        let matrices = [[d.innerDim, c.queryDim], [d.innerKVDim, d.crossAttentionDim], [d.innerKVDim, d.crossAttentionDim],
+                        [d.outDim, d.innerDim], [d.innerKVDim, c.addedKVProjDim ?? 0], [d.innerKVDim, c.addedKVProjDim ?? 0],
+                        [d.innerDim, c.addedKVProjDim ?? 0], [d.outContextDim, d.innerDim],
+                        [2 * c.queryDim, c.spatialNormDim ?? 0], [2 * d.innerDim, 1]]
+        var total = 0
+        for m in matrices {
+            let (n, overflow) = m[0].multipliedReportingOverflow(by: m[1])
+            total += overflow ? Int.max / 2 : n
+            guard !overflow, total <= 1 << 30 else {
+                throw DiffAttnError(.outOfMemory, "this Attention would hold more than 2^30 weights (e.g. \(describe(m)) for one layer); its sizes are absurd")
+            }
         }
     }
 

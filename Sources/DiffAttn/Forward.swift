@@ -7,6 +7,9 @@ extension Attention {
         guard let recipe = ProcessorRecipe.recipe(for: processor.kind) else {
             throw DiffAttnError(.unsupported, "\(processor.kind.name) is not implemented in this version of libdiffattn")
         }
+        if case .deprecatedLoRA = recipe.family {
+            throw DiffAttnError.state("'\(processor.kind.name)' object is not callable: the LoRA attention processors are deprecated stubs (LoRA is applied to to_q/to_k/to_v/to_out by adapter layers now)")
+        }
         return recipe
     }
 
@@ -15,6 +18,10 @@ extension Attention {
         let recipe = try recipe()
         switch recipe.family {
         case .standard: return [try planStandard(inputs, recipe).outputShape]
+        case .addedKV: return [try planAddedKV(inputs, recipe).outputShape]
+        case .customDiffusion: return [try planCustomDiffusion(inputs, recipe).outputShape]
+        case .ipAdapter: return [try planIPAdapter(inputs, recipe).main.outputShape]
+        case .deprecatedLoRA: return []
         case .dit(let dit): return try planDiT(inputs, dit).outputShapes
         }
     }
@@ -23,11 +30,12 @@ extension Attention {
     public func forward(_ inputs: AttentionInputs) throws -> [Tensor] {
         let recipe = try recipe()
         switch recipe.family {
-        case .standard:
-            let plan = try planStandard(inputs, recipe)
-            return [try runStandard(inputs, plan)]
-        case .dit(let dit):
-            return try runDiT(inputs, planDiT(inputs, dit))
+        case .standard: return [try runStandard(inputs, try planStandard(inputs, recipe))]
+        case .addedKV: return [try runAddedKV(inputs, try planAddedKV(inputs, recipe))]
+        case .customDiffusion: return [try runCustomDiffusion(inputs, try planCustomDiffusion(inputs, recipe))]
+        case .ipAdapter: return [try runIPAdapter(try planIPAdapter(inputs, recipe))]
+        case .deprecatedLoRA: return []
+        case .dit(let dit): return try runDiT(inputs, planDiT(inputs, dit))
         }
     }
 }

@@ -1,14 +1,39 @@
+/// One IP-Adapter's scale: a number, or one number per image (only valid with region masks).
+public enum IPAdapterScale: Sendable, Equatable {
+    case uniform(Float)
+    case perImage([Float])
+
+    var isZero: Bool {
+        switch self {
+        case .uniform(let s): return s == 0
+        case .perImage(let s): return s.allSatisfy { $0 == 0 }
+        }
+    }
+}
+
 /// A processor as diffusers constructs it: the class (kind) and its constructor arguments.
 /// Processors hold no computation of their own; `ProcessorRecipe` says which shared steps a
-/// kind runs.
+/// kind runs. Weight-holding kinds (Custom Diffusion, IP-Adapter) get their weights registered
+/// in the module's state dict under `processor.` when installed.
 public struct ProcessorConfig: Sendable, Equatable {
     public var kind: ProcessorKind
     /// `SlicedAttnProcessor(slice_size)` and `SlicedAttnAddedKVProcessor(slice_size)`.
     public var sliceSize: Int?
+    // Custom Diffusion (spec §7.1).
+    public var trainKV = true
+    public var trainQOut: Bool
+    public var hiddenSize: Int?
+    public var crossAttentionDim: Int?
+    public var outBias = true
+    public var dropout: Double = 0
+    // IP-Adapter (spec §8.1): one entry per adapter.
+    public var numTokens: [Int] = [4]
+    public var scale: [IPAdapterScale] = [.uniform(1)]
 
     public init(kind: ProcessorKind, sliceSize: Int? = nil) {
         self.kind = kind
         self.sliceSize = sliceSize
+        self.trainQOut = kind != .customDiffusionXFormersAttnProcessor  // its default differs (§11 item 12)
     }
 
     /// Whether this build computes `kind` (the enum reserves every diffusers class up front).
@@ -16,13 +41,73 @@ public struct ProcessorConfig: Sendable, Equatable {
         ProcessorRecipe.recipe(for: kind) != nil
     }
 
+    var family: ProcessorRecipe.Family? { ProcessorRecipe.recipe(for: kind)?.family }
+
+    /// Whether installing this processor registers weights of its own.
+    public var holdsWeights: Bool {
+        switch family {
+        case .customDiffusion: return trainKV || trainQOut
+        case .ipAdapter: return true
+        default: return false
+        }
+    }
+
     /// The checks diffusers' constructor makes (and a port's guards where diffusers has none).
     func validateConstruction() throws {
         guard ProcessorConfig.isImplemented(kind) else {
             throw DiffAttnError(.unsupported, "\(kind.name) is not implemented in this version of libdiffattn")
         }
-        if let s = sliceSize, s < 1 {
-            throw DiffAttnError.value("slice_size must be at least 1, got \(s)")
+        if kind == .slicedAttnProcessor || kind == .slicedAttnAddedKVProcessor {
+            // 0 is accepted here and fails at call time, as diffusers' division by it does.
+            guard let s = sliceSize, s >= 0 else {
+                throw DiffAttnError.value("\(kind.name) needs a non-negative slice_size, got \(sliceSize.map(String.init) ?? "None")")
+            }
+        }
+        switch family {
+        case .customDiffusion:
+            if (trainKV || trainQOut) && hiddenSize == nil {
+                throw DiffAttnError.type("\(kind.name) needs hidden_size when train_kv or train_q_out is set (got None)")
+            }
+            guard dropout >= 0, dropout <= 1 else { throw DiffAttnError.value("dropout probability has to be between 0 and 1, but got \(dropout)") }
+        case .ipAdapter:
+            guard hiddenSize != nil else { throw DiffAttnError.type("\(kind.name) missing 1 required positional argument: 'hidden_size'") }
+            if crossAttentionDim == nil && kind != .ipAdapterXFormersAttnProcessor {
+                throw DiffAttnError.type("\(kind.name) needs cross_attention_dim (empty(): argument 'size' must be tuple of ints, not NoneType)")
+            }
+            guard !numTokens.isEmpty, numTokens.allSatisfy({ $0 > 0 }) else {
+                throw DiffAttnError.value("num_tokens must be a non-empty list of positive token counts, got \(numTokens)")
+            }
+            guard scale.count == numTokens.count else {
+                throw DiffAttnError.value("`scale` should be a list of integers with the same length as `num_tokens`.")
+            }
+        default: break
+        }
+        for size in [hiddenSize, crossAttentionDim].compactMap({ $0 }) where size < 1 || size > 1 << 24 {
+            throw DiffAttnError.argument("processor sizes must be in 1...\(1 << 24), got \(size)")
+        }
+    }
+
+    /// The processor's own state-dict entries, in diffusers' registration order.
+    func registerWeights(in table: inout ParameterTable) {
+        switch family {
+        case .customDiffusion:
+            guard let hidden = hiddenSize else { return }
+            if trainKV {
+                let input = crossAttentionDim ?? hidden
+                table.addLinear("processor.to_k_custom_diffusion", in: input, out: hidden, bias: false)
+                table.addLinear("processor.to_v_custom_diffusion", in: input, out: hidden, bias: false)
+            }
+            if trainQOut {
+                table.addLinear("processor.to_q_custom_diffusion", in: hidden, out: hidden, bias: false)
+                table.addLinear("processor.to_out_custom_diffusion.0", in: hidden, out: hidden, bias: outBias)
+            }
+        case .ipAdapter:
+            guard let hidden = hiddenSize else { return }
+            let input = crossAttentionDim ?? hidden
+            for prefix in ["processor.to_k_ip", "processor.to_v_ip"] {
+                for k in numTokens.indices { table.addLinear("\(prefix).\(k)", in: input, out: hidden, bias: false) }
+            }
+        default: break
         }
     }
 }

@@ -6,16 +6,24 @@ public struct AttentionInputs: Sendable {
     public var encoderHiddenStates: Tensor?
     public var attentionMask: AttentionMask?
     public var temb: Tensor?
+    /// IP-Adapter image embeddings, one per adapter: non-nil means `encoder_hidden_states` was the
+    /// tuple `(text, [ip…])`; nil with an IP-Adapter processor means the deprecated concatenated form.
+    public var ipHiddenStates: [Tensor]?
+    /// `ip_adapter_masks`: one (1, images, h, w) region mask or None per adapter.
+    public var ipAdapterMasks: [Tensor?]?
     /// The DiT processors' extra keywords (rotary tables, …).
     public var dit = DiTInputs()
 
     public init(hiddenStates: Tensor, encoderHiddenStates: Tensor? = nil,
-                attentionMask: AttentionMask? = nil, temb: Tensor? = nil, dit: DiTInputs = DiTInputs()) {
+                attentionMask: AttentionMask? = nil, temb: Tensor? = nil,
+                ipHiddenStates: [Tensor]? = nil, ipAdapterMasks: [Tensor?]? = nil, dit: DiTInputs = DiTInputs()) {
         self.dit = dit
         self.hiddenStates = hiddenStates
         self.encoderHiddenStates = encoderHiddenStates
         self.attentionMask = attentionMask
         self.temb = temb
+        self.ipHiddenStates = ipHiddenStates
+        self.ipAdapterMasks = ipAdapterMasks
     }
 }
 
@@ -119,5 +127,17 @@ extension Attention {
             y.storage[(bi * c + ci) * n + t] = x.storage[(bi * n + t) * c + ci]
         } } }
         return y
+    }
+}
+
+/// torch's `chunk(parts, dim=-1)` for a last axis divisible by `parts`: consecutive equal pieces.
+func splitLastAxis(_ x: Tensor, parts: Int) -> [Tensor] {
+    let width = x.shape.last!, piece = width / parts, rows = x.count / max(width, 1)
+    return (0..<parts).map { p in
+        var out = Tensor(shape: Array(x.shape.dropLast()) + [piece], repeating: 0)
+        for r in 0..<rows {
+            for j in 0..<piece { out.storage[r * piece + j] = x.storage[r * width + p * piece + j] }
+        }
+        return out
     }
 }

@@ -62,16 +62,17 @@ extension Attention {
         let headDim = derived.innerDim / heads
         _ = try checkedElementCount([batch, queryLength, max(derived.innerDim, derived.outDim, channels)], "the query projection")
         _ = try checkedElementCount([batch, keyLength, derived.innerDim], "the key projection")
-        if recipe.kernel == .classic { _ = try checkedElementCount([queryLength, keyLength], "one head's score matrix") }
+        if recipe.kernel.algorithm == .math { _ = try checkedElementCount([queryLength, keyLength], "one head's score matrix") }
         if recipe.appliesQKNorm { try checkQKNorm(headDim: headDim) }
 
+        if recipe.fusedProjections { try checkFusedLayers(crossAttention: inputs.encoderHiddenStates != nil) }
+        if recipe.sliced { try checkSliceSize() }
         var kernelMask: KernelMask?
         if let m = inputs.attentionMask {
             let prepared = try prepareAttentionMask(m, targetLength: keyLength, batchSize: batch, heads: heads)
-            switch recipe.kernel {
-            case .classic: kernelMask = try classicKernelMask(prepared, batch: batch, heads: heads, queryLength: queryLength, keyLength: keyLength)
-            case .sdpa: kernelMask = try sdpaKernelMask(prepared, batch: batch, heads: heads, queryLength: queryLength, keyLength: keyLength)
-            }
+            if recipe.sliced { try checkSlicedMaskRows(prepared, rows: batch * heads) }
+            kernelMask = try self.kernelMask(prepared, recipe.kernel, batch: batch, heads: heads,
+                                             queryLength: queryLength, keyLength: keyLength)
         }
         let outDim = derived.outDim
         let outputShape = x.rank == 4 ? x.shape : [batchX, queryLength, outDim]
@@ -83,29 +84,73 @@ extension Attention {
     }
 
     func runStandard(_ inputs: AttentionInputs, _ plan: StandardPlan) throws -> Tensor {
-        let residual = inputs.hiddenStates
-        var x = residual
+        try standardOutput(try standardAttention(inputs, plan).attended, residual: inputs.hiddenStates)
+    }
+
+    /// Steps A1–A13: everything up to the output projection. Returns the (per-head normed)
+    /// queries too, which the IP-Adapter processors attend with again.
+    func standardAttention(_ inputs: AttentionInputs, _ plan: StandardPlan) throws -> (query: Tensor, attended: Tensor) {
+        var x = inputs.hiddenStates
         if plan.recipe.appliesSpatialNorm && config.spatialNormDim != nil { x = spatialNorm(x, inputs.temb!) }
         if x.rank == 4 { x = tokensFromImage(x) }
         if let groups = config.normNumGroups { groupNormTokens(&x, "group_norm", groups: groups, eps: Float(config.eps)) }
-        var query = try project(x, "to_q")
         var context = x
         if let e = inputs.encoderHiddenStates {
             context = config.crossAttentionNorm != .none ? try normEncoderHiddenStates(e) : e
         }
-        var key = try project(context, "to_k")
-        let value = try project(context, "to_v")
+        var (query, key, value) = try projectQKV(x, context: context, crossAttention: inputs.encoderHiddenStates != nil,
+                                                 fused: plan.recipe.fusedProjections)
         if plan.recipe.appliesQKNorm && config.qkNorm != .none {
             applyQKNorm(&query, "norm_q", headDim: plan.headDim)
             applyQKNorm(&key, "norm_k", headDim: plan.headDim)
         }
         let attended = attend(query: query, key: key, value: value, heads: plan.heads, mask: plan.mask,
-                              kernel: plan.recipe.kernel)
-        var out = try project(attended, "to_out.0")  // to_out[1] is Dropout: identity at inference
+                              kernel: plan.recipe.kernel, sliceSize: plan.recipe.sliced ? processor.sliceSize : nil)
+        return (query, attended)
+    }
+
+    /// Steps A14–A17: output projection (dropout is the identity at inference), 4-D restore,
+    /// residual, rescale.
+    func standardOutput(_ attended: Tensor, residual: Tensor) throws -> Tensor {
+        var out = try project(attended, "to_out.0")
         if residual.rank == 4 { out = imageFromTokens(out, imageShape: residual.shape) }
         finishOutput(&out, residual: residual, addResidual: config.residualConnection,
                      rescale: Float(config.rescaleOutputFactor))
         return out
+    }
+
+    /// Q, K, V from the separate projections, or from the fused ones (FusedAttnProcessor2_0
+    /// picks `to_qkv` or `to_q` + `to_kv` by whether encoder states were passed — spec §5.3).
+    func projectQKV(_ x: Tensor, context: Tensor, crossAttention: Bool, fused: Bool) throws -> (Tensor, Tensor, Tensor) {
+        guard fused else { return (try project(x, "to_q"), try project(context, "to_k"), try project(context, "to_v")) }
+        if crossAttention {
+            let kv = splitLastAxis(try project(context, "to_kv"), parts: 2)
+            return (try project(x, "to_q"), kv[0], kv[1])
+        }
+        let qkv = splitLastAxis(try project(x, "to_qkv"), parts: 3)
+        return (qkv[0], qkv[1], qkv[2])
+    }
+
+    func checkFusedLayers(crossAttention: Bool) throws {
+        let layer = crossAttention ? "to_kv" : "to_qkv"
+        guard parameters.contains(layer + ".weight") else {
+            throw DiffAttnError.state("'Attention' object has no attribute '\(layer)': \(processor.kind.name) needs fused projections; call fuse_projections() first")
+        }
+    }
+
+    func checkSliceSize() throws {
+        guard let s = processor.sliceSize, s >= 1 else {
+            throw DiffAttnError.value("\(processor.kind.name) with slice_size \(processor.sliceSize ?? 0) cannot run: diffusers divides by it (ZeroDivisionError)")
+        }
+    }
+
+    /// SlicedAttnProcessor slices the prepared mask along its first axis, so each slice needs
+    /// its own rows: a mask with fewer rows than batch×heads works only in a single slice.
+    func checkSlicedMaskRows(_ prepared: AttentionMask, rows: Int) throws {
+        let size = processor.sliceSize ?? rows
+        guard prepared.shape[0] == rows || rows <= size else {
+            throw DiffAttnError.shape("\(processor.kind.name) slices the prepared attention_mask of shape \(describe(prepared.shape)) along its first axis in slices of \(size); it needs \(rows) rows (batch·heads)")
+        }
     }
 
     /// Steps A16–A17: optional residual, then division by `rescale_output_factor`.

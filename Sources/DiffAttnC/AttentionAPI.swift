@@ -6,15 +6,10 @@ import DiffAttnKernels
 
 @_cdecl("da_attention_config_init")
 public func da_attention_config_init(_ config: UnsafeMutablePointer<da_attention_config>?, _ size: Int) -> da_status {
-    guarded {
-        guard let config else { throw DiffAttnError.argument("config is NULL") }
-        guard size >= MemoryLayout<da_attention_config>.size else {
-            throw DiffAttnError.argument("struct_size \(size) is smaller than da_attention_config (\(MemoryLayout<da_attention_config>.size))")
-        }
+    initStruct(config, size, "config") {
         var c = da_attention_config()
         cConfig(AttentionConfig(queryDim: 0), into: &c)
-        c.struct_size = UInt32(MemoryLayout<da_attention_config>.size)
-        config.pointee = c
+        return c
     }
 }
 
@@ -24,8 +19,8 @@ public func da_attention_create(_ config: UnsafePointer<da_attention_config>?,
     guarded {
         guard let out else { throw DiffAttnError.argument("out is NULL; expected a da_attention* to receive the module") }
         out.pointee = nil
-        try checkStructSize(config, config?.pointee.struct_size ?? 0, da_attention_config.self, "config")
-        let attention = try Attention(try swiftConfig(config!.pointee))
+        let configValue = try readStruct(config, "config")
+        let attention = try Attention(try swiftConfig(configValue))
         out.pointee = attentionHandles.insert(attention)
     }
 }
@@ -39,8 +34,8 @@ public func da_attention_destroy(_ attention: OpaquePointer?) {
 public func da_attention_get_config(_ attention: OpaquePointer?, _ config: UnsafeMutablePointer<da_attention_config>?) -> da_status {
     guarded {
         let a = try attentionHandles.lookup(attention, argument: "attention")
-        try checkStructSize(UnsafePointer(config), config?.pointee.struct_size ?? 0, da_attention_config.self, "config")
-        cConfig(a.config, into: &config!.pointee)
+        let configOut = try writableStruct(config, "config")
+        cConfig(a.config, into: &configOut.pointee)
     }
 }
 
@@ -48,19 +43,19 @@ public func da_attention_get_config(_ attention: OpaquePointer?, _ config: Unsaf
 public func da_attention_get_info(_ attention: OpaquePointer?, _ info: UnsafeMutablePointer<da_attention_info>?) -> da_status {
     guarded {
         let a = try attentionHandles.lookup(attention, argument: "attention")
-        try checkStructSize(UnsafePointer(info), info?.pointee.struct_size ?? 0, da_attention_info.self, "info")
+        let infoOut = try writableStruct(info, "info")
         let d = a.derived
-        info!.pointee.is_cross_attention = d.isCrossAttention ? 1 : 0
-        info!.pointee.heads = Int64(d.heads)
-        info!.pointee.inner_dim = Int64(d.innerDim)
-        info!.pointee.inner_kv_dim = Int64(d.innerKVDim)
-        info!.pointee.sliceable_head_dim = Int64(d.sliceableHeadDim)
-        info!.pointee.cross_attention_dim = Int64(d.crossAttentionDim)
-        info!.pointee.out_dim = Int64(d.outDim)
-        info!.pointee.out_context_dim = Int64(d.outContextDim)
-        info!.pointee.scale = a.config.scaleQK ? 1 / Double(a.config.dimHead).squareRoot() : 1
-        info!.pointee.fused_projections = a.fusedProjections ? 1 : 0
-        info!.pointee.processor = a.processor.kind.rawValue
+        infoOut.pointee.is_cross_attention = d.isCrossAttention ? 1 : 0
+        infoOut.pointee.heads = Int64(d.heads)
+        infoOut.pointee.inner_dim = Int64(d.innerDim)
+        infoOut.pointee.inner_kv_dim = Int64(d.innerKVDim)
+        infoOut.pointee.sliceable_head_dim = Int64(d.sliceableHeadDim)
+        infoOut.pointee.cross_attention_dim = Int64(d.crossAttentionDim)
+        infoOut.pointee.out_dim = Int64(d.outDim)
+        infoOut.pointee.out_context_dim = Int64(d.outContextDim)
+        infoOut.pointee.scale = a.config.scaleQK ? 1 / Double(a.config.dimHead).squareRoot() : 1
+        infoOut.pointee.fused_projections = a.fusedProjections ? 1 : 0
+        infoOut.pointee.processor = a.processor.kind.rawValue
     }
 }
 
@@ -68,8 +63,8 @@ public func da_attention_get_info(_ attention: OpaquePointer?, _ info: UnsafeMut
 public func da_attention_set_processor(_ attention: OpaquePointer?, _ processor: UnsafePointer<da_processor_config>?) -> da_status {
     guarded {
         let a = try attentionHandles.lookup(attention, argument: "attention")
-        try checkStructSize(processor, processor?.pointee.struct_size ?? 0, da_processor_config.self, "processor")
-        try a.setProcessor(try swiftProcessor(processor!.pointee))
+        let processorValue = try readStruct(processor, "processor")
+        try a.setProcessor(try swiftProcessor(processorValue))
     }
 }
 
@@ -77,10 +72,84 @@ public func da_attention_set_processor(_ attention: OpaquePointer?, _ processor:
 public func da_attention_get_processor(_ attention: OpaquePointer?, _ processor: UnsafeMutablePointer<da_processor_config>?) -> da_status {
     guarded {
         let a = try attentionHandles.lookup(attention, argument: "attention")
-        try checkStructSize(UnsafePointer(processor), processor?.pointee.struct_size ?? 0, da_processor_config.self, "processor")
-        processor!.pointee.kind = a.processor.kind.rawValue
-        processor!.pointee.slice_size = Int64(a.processor.sliceSize ?? 0)
+        let processorOut = try writableStruct(processor, "processor")
+        cProcessor(a.processor, into: &processorOut.pointee)
     }
+}
+
+@_cdecl("da_attention_update_processor")
+public func da_attention_update_processor(_ attention: OpaquePointer?, _ processor: UnsafePointer<da_processor_config>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let processorValue = try readStruct(processor, "processor")
+        try a.updateProcessor(try swiftProcessor(processorValue))
+    }
+}
+
+@_cdecl("da_attention_get_ip_adapter_scale")
+public func da_attention_get_ip_adapter_scale(_ attention: OpaquePointer?, _ scales: UnsafeMutablePointer<Double>?,
+                                              _ capacity: Int64, _ counts: UnsafeMutablePointer<Int32>?,
+                                              _ numAdapters: Int32, _ numValues: UnsafeMutablePointer<Int64>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        guard a.processor.holdsWeights, a.processor.kind.name.hasPrefix("IPAdapter") else {
+            throw DiffAttnError.state("\(a.processor.kind.name) has no IP-Adapter scale")
+        }
+        let scale = a.processor.scale
+        let values: [Double] = scale.flatMap { s -> [Double] in
+            switch s { case .uniform(let u): return [Double(u)]; case .perImage(let l): return l.map(Double.init) }
+        }
+        numValues?.pointee = Int64(values.count)
+        if let scales {
+            guard capacity >= Int64(values.count) else { throw DiffAttnError.argument("capacity \(capacity) is smaller than the \(values.count) scale values") }
+            for (i, v) in values.enumerated() { scales[i] = v }
+        }
+        if let counts {
+            guard Int(numAdapters) >= scale.count else { throw DiffAttnError.argument("num_adapters \(numAdapters) is smaller than the \(scale.count) adapters") }
+            for (k, s) in scale.enumerated() {
+                if case .perImage(let l) = s { counts[k] = Int32(l.count) } else { counts[k] = 0 }
+            }
+        }
+    }
+}
+
+// MARK: Switches
+
+private func withAttention(_ attention: OpaquePointer?, _ body: (Attention) throws -> Void) -> da_status {
+    guarded { try body(try attentionHandles.lookup(attention, argument: "attention")) }
+}
+
+@_cdecl("da_attention_set_attention_slice")
+public func da_attention_set_attention_slice(_ attention: OpaquePointer?, _ sliceSize: Int64) -> da_status {
+    withAttention(attention) { a in
+        guard sliceSize >= 0 else { throw DiffAttnError.value("slice_size must be DA_NONE (0) or positive, got \(sliceSize)") }
+        try a.setAttentionSlice(sliceSize == 0 ? nil : Int(clamping: sliceSize))
+    }
+}
+
+@_cdecl("da_attention_set_use_memory_efficient_attention_xformers")
+public func da_attention_set_use_memory_efficient_attention_xformers(_ attention: OpaquePointer?, _ use: Int32) -> da_status {
+    withAttention(attention) { try $0.setUseMemoryEfficientAttentionXFormers(use != 0) }
+}
+
+@_cdecl("da_attention_set_use_npu_flash_attention")
+public func da_attention_set_use_npu_flash_attention(_ attention: OpaquePointer?, _ use: Int32) -> da_status {
+    withAttention(attention) { try $0.setUseNPUFlashAttention(use != 0) }
+}
+
+@_cdecl("da_attention_set_use_xla_flash_attention")
+public func da_attention_set_use_xla_flash_attention(_ attention: OpaquePointer?, _ use: Int32, _ isFlux: Int32) -> da_status {
+    withAttention(attention) { try $0.setUseXLAFlashAttention(use != 0, isFlux: isFlux != 0) }
+}
+
+@_cdecl("da_attention_fuse_projections")
+public func da_attention_fuse_projections(_ attention: OpaquePointer?, _ fuse: Int32) -> da_status {
+    withAttention(attention) { try $0.fuseProjections(fuse: fuse != 0) }
+}
+
+@_cdecl("da_attention_unfuse_projections")
+public func da_attention_unfuse_projections(_ attention: OpaquePointer?) -> da_status {
+    withAttention(attention) { $0.unfuseProjections() }
 }
 
 // MARK: Weights
@@ -98,15 +167,15 @@ public func da_attention_weight_count(_ attention: OpaquePointer?, _ count: Unsa
 public func da_attention_weight_info(_ attention: OpaquePointer?, _ index: Int64, _ info: UnsafeMutablePointer<da_weight_info>?) -> da_status {
     guarded {
         let a = try attentionHandles.lookup(attention, argument: "attention")
-        try checkStructSize(UnsafePointer(info), info?.pointee.struct_size ?? 0, da_weight_info.self, "info")
+        let infoOut = try writableStruct(info, "info")
         let specs = a.parameters.specs
         guard index >= 0 && index < Int64(specs.count) else {
             throw DiffAttnError.argument("index \(index) is out of range; the module has \(specs.count) weights")
         }
         let spec = specs[Int(index)]
-        info!.pointee.ndim = Int32(spec.shape.count)
-        info!.pointee.name = internedCString(spec.name)
-        withUnsafeMutableBytes(of: &info!.pointee.shape) { raw in
+        infoOut.pointee.ndim = Int32(spec.shape.count)
+        infoOut.pointee.name = internedCString(spec.name)
+        withUnsafeMutableBytes(of: &infoOut.pointee.shape) { raw in
             let dims = raw.bindMemory(to: Int64.self)
             for i in 0..<Int(DA_MAX_NDIM) { dims[i] = i < spec.shape.count ? Int64(spec.shape[i]) : 0 }
         }

@@ -4,11 +4,33 @@ import DiffAttn
 // Conversions between the C config structs and the Swift values, with the checks a C caller
 // needs (struct sizes, enum values, the None encodings).
 
-/// Checks a caller's `struct_size` against the first release's layout of the struct.
-func checkStructSize<T>(_ p: UnsafePointer<T>?, _ size: UInt32, _ type: T.Type, _ name: String) throws {
-    guard p != nil else { throw DiffAttnError.argument("\(name) is NULL") }
+/// Reads a caller's versioned struct after checking it is there and its `struct_size` (the
+/// first field of every such struct) covers the first release's layout.
+func readStruct<T>(_ p: UnsafePointer<T>?, _ name: String) throws -> T {
+    guard let p else { throw DiffAttnError.argument("\(name) is NULL") }
+    let size = UnsafeRawPointer(p).load(as: UInt32.self)
     guard Int(size) >= MemoryLayout<T>.size else {
-        throw DiffAttnError.argument("\(name)->struct_size is \(size); expected at least \(MemoryLayout<T>.size) (initialise it with its *_init function)")
+        throw DiffAttnError.argument("\(name)->struct_size is \(size); expected at least \(MemoryLayout<T>.size) (initialise it with its *_init function or sizeof)")
+    }
+    return p.pointee
+}
+
+/// The same check for a struct the library fills in.
+func writableStruct<T>(_ p: UnsafeMutablePointer<T>?, _ name: String) throws -> UnsafeMutablePointer<T> {
+    _ = try readStruct(UnsafePointer(p), name)
+    return p!
+}
+
+/// A `*_init` thunk: checks the caller's size, writes the defaults and our `struct_size`.
+func initStruct<T>(_ p: UnsafeMutablePointer<T>?, _ size: Int, _ name: String, _ defaults: () throws -> T) -> da_status {
+    guarded {
+        guard let p else { throw DiffAttnError.argument("\(name) is NULL") }
+        guard size >= MemoryLayout<T>.size else {
+            throw DiffAttnError.argument("struct_size \(size) is smaller than \(T.self) (\(MemoryLayout<T>.size))")
+        }
+        var value = try defaults()
+        withUnsafeMutableBytes(of: &value) { $0.storeBytes(of: UInt32(MemoryLayout<T>.size), as: UInt32.self) }
+        p.pointee = value
     }
 }
 
@@ -119,9 +141,58 @@ func cConfig(_ s: AttentionConfig, into c: inout da_attention_config) {
 
 func swiftProcessor(_ p: da_processor_config) throws -> ProcessorConfig {
     let kind = try processorKind(p.kind, "processor->kind")
-    let sliced = kind == .slicedAttnProcessor || kind == .slicedAttnAddedKVProcessor
-    if sliced && p.slice_size < 1 {
-        throw DiffAttnError.value("\(kind.name) needs slice_size >= 1, got \(p.slice_size)")
+    var s = ProcessorConfig(kind: kind)
+    if kind == .slicedAttnProcessor || kind == .slicedAttnAddedKVProcessor {
+        guard p.slice_size >= 0 && p.slice_size <= Int64(1 << 24) else {
+            throw DiffAttnError.value("\(kind.name) needs slice_size in 0...\(1 << 24), got \(p.slice_size)")
+        }
+        s.sliceSize = Int(p.slice_size)
     }
-    return ProcessorConfig(kind: kind, sliceSize: sliced ? Int(clamping: p.slice_size) : nil)
+    s.hiddenSize = try optionalSize(p.hidden_size, "processor->hidden_size")
+    s.crossAttentionDim = try optionalSize(p.cross_attention_dim, "processor->cross_attention_dim")
+    s.trainKV = flag(p.train_kv)
+    s.trainQOut = flag(p.train_q_out)
+    s.outBias = flag(p.out_bias)
+    guard p.dropout.isFinite else { throw DiffAttnError.argument("processor->dropout must be finite") }
+    s.dropout = p.dropout
+    let adapters = Int(p.num_ip_adapters)
+    guard adapters >= 1 && adapters <= 1024 else {
+        throw DiffAttnError.argument("processor->num_ip_adapters must be in 1...1024, got \(p.num_ip_adapters)")
+    }
+    s.numTokens = try (0..<adapters).map { k in
+        guard let tokens = p.num_tokens else { return 4 }
+        guard tokens[k] >= 1 && tokens[k] <= Int64(1 << 24) else {
+            throw DiffAttnError.argument("processor->num_tokens[\(k)] must be in 1...\(1 << 24), got \(tokens[k])")
+        }
+        return Int(tokens[k])
+    }
+    var next = 0
+    s.scale = try (0..<adapters).map { k in
+        let count = p.scale_counts.map { Int($0[k]) } ?? 0
+        guard count >= 0 && count <= 1024 else {
+            throw DiffAttnError.argument("processor->scale_counts[\(k)] must be in 0...1024, got \(count)")
+        }
+        let values = (0..<max(count, 1)).map { i in p.scales.map { Float($0[next + i]) } ?? 1 }
+        next += max(count, 1)
+        guard values.allSatisfy(\.isFinite) else { throw DiffAttnError.argument("processor->scales must be finite") }
+        return count == 0 ? .uniform(values[0]) : .perImage(values)
+    }
+    return s
+}
+
+/// Writes a processor's scalar arguments (array fields are left NULL: read the IP-Adapter scale
+/// with da_attention_get_ip_adapter_scale).
+func cProcessor(_ s: ProcessorConfig, into p: inout da_processor_config) {
+    p.kind = s.kind.rawValue
+    p.slice_size = Int64(s.sliceSize ?? 0)
+    p.hidden_size = Int64(s.hiddenSize ?? 0)
+    p.cross_attention_dim = Int64(s.crossAttentionDim ?? 0)
+    p.train_kv = s.trainKV ? 1 : 0
+    p.train_q_out = s.trainQOut ? 1 : 0
+    p.out_bias = s.outBias ? 1 : 0
+    p.num_ip_adapters = Int32(s.numTokens.count)
+    p.dropout = s.dropout
+    p.num_tokens = nil
+    p.scale_counts = nil
+    p.scales = nil
 }

@@ -3,7 +3,7 @@ import DiffAttn
 import DiffAttnKernels
 
 // Thunks for the DiT additions: module-class config fields, DiT forward keywords, rotary tables
-// and fuse_projections. Parse, validate, call; no math here.
+// Parse, validate, call; no math here.
 
 func moduleHeads(_ c: da_attention_config) throws -> Int64 {
     guard c.module_class == DA_MODULE_SANA_MULTISCALE_LINEAR_ATTENTION, c.heads == 0 else { return c.heads }
@@ -69,9 +69,8 @@ private func readIndexTensor(_ p: UnsafePointer<DLTensor>?, _ name: String) thro
 
 func readDiTArgs(_ args: UnsafePointer<da_dit_args>?) throws -> DiTInputs {
     var dit = DiTInputs()
-    guard let args else { return dit }
-    try checkStructSize(args, args.pointee.struct_size, da_dit_args.self, "args->dit")
-    let a = args.pointee
+    guard args != nil else { return dit }
+    let a = try readStruct(args, "args->dit")
     if (a.rotary_cos == nil) != (a.rotary_sin == nil) { throw DiffAttnError.argument("dit->rotary_cos and rotary_sin must both be given or both NULL") }
     if a.rotary_cos != nil {
         dit.rotary = RotaryPair(cos: try readTensor(a.rotary_cos, "rotary_cos"), sin: try readTensor(a.rotary_sin, "rotary_sin"))
@@ -99,19 +98,7 @@ func readDiTArgs(_ args: UnsafePointer<da_dit_args>?) throws -> DiTInputs {
 
 @_cdecl("da_dit_args_init")
 public func da_dit_args_init(_ args: UnsafeMutablePointer<da_dit_args>?, _ size: Int) -> da_status {
-    guarded {
-        guard let args else { throw DiffAttnError.argument("args is NULL") }
-        guard size >= MemoryLayout<da_dit_args>.size else {
-            throw DiffAttnError.argument("struct_size \(size) is smaller than da_dit_args (\(MemoryLayout<da_dit_args>.size))")
-        }
-        args.pointee = da_dit_args()
-        args.pointee.struct_size = UInt32(MemoryLayout<da_dit_args>.size)
-    }
-}
-
-@_cdecl("da_attention_fuse_projections")
-public func da_attention_fuse_projections(_ attention: OpaquePointer?) -> da_status {
-    guarded { try attentionHandles.lookup(attention, argument: "attention").fuseProjections() }
+    initStruct(args, size, "args") { da_dit_args() }
 }
 
 @_cdecl("da_rotary_tables")

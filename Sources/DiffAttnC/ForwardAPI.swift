@@ -6,25 +6,31 @@ import DiffAttnKernels
 
 @_cdecl("da_forward_args_init")
 public func da_forward_args_init(_ args: UnsafeMutablePointer<da_forward_args>?, _ size: Int) -> da_status {
-    guarded {
-        guard let args else { throw DiffAttnError.argument("args is NULL") }
-        guard size >= MemoryLayout<da_forward_args>.size else {
-            throw DiffAttnError.argument("struct_size \(size) is smaller than da_forward_args (\(MemoryLayout<da_forward_args>.size))")
-        }
-        args.pointee = da_forward_args()
-        args.pointee.struct_size = UInt32(MemoryLayout<da_forward_args>.size)
-    }
+    initStruct(args, size, "args") { da_forward_args() }
 }
 
 private func readInputs(_ args: UnsafePointer<da_forward_args>?) throws -> AttentionInputs {
-    try checkStructSize(args, args?.pointee.struct_size ?? 0, da_forward_args.self, "args")
-    let a = args!.pointee
+    let argsValue = try readStruct(args, "args")
+    let a = argsValue
     guard a.hidden_states != nil else { throw DiffAttnError.argument("args->hidden_states is NULL; it is required") }
-    return AttentionInputs(
+    var inputs = AttentionInputs(
         hiddenStates: try readTensor(a.hidden_states, "hidden_states"),
         encoderHiddenStates: try readOptionalTensor(a.encoder_hidden_states, "encoder_hidden_states"),
         attentionMask: try readMask(a.attention_mask, "attention_mask"),
-        temb: try readOptionalTensor(a.temb, "temb"), dit: try readDiTArgs(a.dit))
+        temb: try readOptionalTensor(a.temb, "temb"))
+    if a.ip_hidden_states_given != 0 {
+        let n = Int(a.num_ip_hidden_states)
+        guard n >= 0 && n <= 1024 else { throw DiffAttnError.argument("args->num_ip_hidden_states must be in 0...1024, got \(n)") }
+        guard n == 0 || a.ip_hidden_states != nil else { throw DiffAttnError.argument("args->ip_hidden_states is NULL with num_ip_hidden_states \(n)") }
+        inputs.ipHiddenStates = try (0..<n).map { try readTensor(a.ip_hidden_states! + $0, "ip_hidden_states[\($0)]") }
+    }
+    if let masks = a.ip_adapter_masks {
+        let n = Int(a.num_ip_adapter_masks)
+        guard n >= 0 && n <= 1024 else { throw DiffAttnError.argument("args->num_ip_adapter_masks must be in 0...1024, got \(n)") }
+        inputs.ipAdapterMasks = try (0..<n).map { try readOptionalTensor(masks[$0], "ip_adapter_masks[\($0)]") }
+    }
+    inputs.dit = try readDiTArgs(a.dit)
+    return inputs
 }
 
 @_cdecl("da_attention_output_shapes")
@@ -32,11 +38,11 @@ public func da_attention_output_shapes(_ attention: OpaquePointer?, _ args: Unsa
                                        _ shapes: UnsafeMutablePointer<da_output_shapes>?) -> da_status {
     guarded {
         let a = try attentionHandles.lookup(attention, argument: "attention")
-        try checkStructSize(UnsafePointer(shapes), shapes?.pointee.struct_size ?? 0, da_output_shapes.self, "shapes")
+        let shapesOut = try writableStruct(shapes, "shapes")
         let result = try a.outputShapes(try readInputs(args))
-        shapes!.pointee.count = Int32(result.count)
-        withUnsafeMutableBytes(of: &shapes!.pointee.ndim) { ndim in
-            withUnsafeMutableBytes(of: &shapes!.pointee.shape) { dims in
+        shapesOut.pointee.count = Int32(result.count)
+        withUnsafeMutableBytes(of: &shapesOut.pointee.ndim) { ndim in
+            withUnsafeMutableBytes(of: &shapesOut.pointee.shape) { dims in
                 let n = ndim.bindMemory(to: Int32.self), d = dims.bindMemory(to: Int64.self)
                 for (i, shape) in result.enumerated() {
                     n[i] = Int32(shape.count)
@@ -146,5 +152,23 @@ public func da_attention_norm_encoder_hidden_states(_ attention: OpaquePointer?,
     guarded {
         let a = try attentionHandles.lookup(attention, argument: "attention")
         try deliver({ try makeManaged(try a.normEncoderHiddenStates(try readTensor(e, "encoder_hidden_states"))) }, to: out)
+    }
+}
+
+@_cdecl("da_spatial_norm")
+public func da_spatial_norm(_ f: UnsafePointer<DLTensor>?, _ zq: UnsafePointer<DLTensor>?,
+                            _ weights: UnsafePointer<da_spatial_norm_weights>?,
+                            _ out: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?) -> da_status {
+    guarded {
+        let weightsValue = try readStruct(weights, "weights")
+        let w = weightsValue
+        let sw = SpatialNormWeights(
+            normWeight: try readTensor(w.norm_layer_weight, "weights->norm_layer_weight"),
+            normBias: try readTensor(w.norm_layer_bias, "weights->norm_layer_bias"),
+            convYWeight: try readTensor(w.conv_y_weight, "weights->conv_y_weight"),
+            convYBias: try readTensor(w.conv_y_bias, "weights->conv_y_bias"),
+            convBWeight: try readTensor(w.conv_b_weight, "weights->conv_b_weight"),
+            convBBias: try readTensor(w.conv_b_bias, "weights->conv_b_bias"))
+        try deliver({ try makeManaged(try spatialNorm(try readTensor(f, "f"), try readTensor(zq, "zq"), sw)) }, to: out)
     }
 }

@@ -28,8 +28,7 @@ public func da_check_abi(_ headerABI: UInt32) -> Int32 {
 public func da_set_num_threads(_ n: Int32) -> da_status {
     guarded {
         guard n >= 1 && n <= 1024 else { throw DiffAttnError.argument("num_threads must be in 1...1024, got \(n)") }
-        Parallel.threadCount = Int(n)
-        blasThreadCount = Int(n)
+        Parallel.threadCount = Int(n)  // GEMMs run single-threaded inside the library's own workers
     }
 }
 
@@ -60,14 +59,9 @@ public func da_processor_is_implemented(_ kind: Int32) -> Int32 {
 
 @_cdecl("da_processor_config_init")
 public func da_processor_config_init(_ config: UnsafeMutablePointer<da_processor_config>?, _ size: Int, _ kind: Int32) -> da_status {
-    guarded {
-        guard let config else { throw DiffAttnError.argument("config is NULL") }
-        guard size >= MemoryLayout<da_processor_config>.size else {
-            throw DiffAttnError.argument("struct_size \(size) is smaller than da_processor_config (\(MemoryLayout<da_processor_config>.size))")
-        }
-        _ = try processorKind(kind, "kind")
-        config.pointee = da_processor_config()
-        config.pointee.struct_size = UInt32(MemoryLayout<da_processor_config>.size)
-        config.pointee.kind = kind
+    initStruct(config, size, "config") {
+        var c = da_processor_config()
+        cProcessor(ProcessorConfig(kind: try processorKind(kind, "kind")), into: &c)
+        return c
     }
 }

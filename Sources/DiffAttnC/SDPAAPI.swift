@@ -7,14 +7,10 @@ import DiffAttnKernels
 
 @_cdecl("da_sdpa_options_init")
 public func da_sdpa_options_init(_ options: UnsafeMutablePointer<da_sdpa_options>?, _ size: Int) -> da_status {
-    guarded {
-        guard let options else { throw DiffAttnError.argument("options is NULL") }
-        guard size >= MemoryLayout<da_sdpa_options>.size else {
-            throw DiffAttnError.argument("struct_size \(size) is smaller than da_sdpa_options (\(MemoryLayout<da_sdpa_options>.size))")
-        }
-        options.pointee = da_sdpa_options()
-        options.pointee.struct_size = UInt32(MemoryLayout<da_sdpa_options>.size)
-        options.pointee.algorithm = DA_SDPA_AUTO
+    initStruct(options, size, "options") {
+        var o = da_sdpa_options()
+        o.algorithm = DA_SDPA_AUTO
+        return o
     }
 }
 
@@ -48,10 +44,7 @@ public func da_scaled_dot_product_attention(_ query: UnsafePointer<DLTensor>?, _
     guarded {
         var opts = da_sdpa_options()
         opts.algorithm = DA_SDPA_AUTO
-        if let options {
-            try checkStructSize(options, options.pointee.struct_size, da_sdpa_options.self, "options")
-            opts = options.pointee
-        }
+        if options != nil { opts = try readStruct(options, "options") }
         guard opts.dropout_p == 0 else { throw DiffAttnError.argument("dropout_p must be 0 (libdiffattn is inference only), got \(opts.dropout_p)") }
         guard [DA_SDPA_AUTO, DA_SDPA_MATH, DA_SDPA_FLASH].contains(opts.algorithm) else {
             throw DiffAttnError.argument("options->algorithm must be DA_SDPA_AUTO, DA_SDPA_MATH or DA_SDPA_FLASH, got \(opts.algorithm)")

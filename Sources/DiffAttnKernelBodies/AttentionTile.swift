@@ -70,10 +70,22 @@ public struct AttentionTile {
     }
 }
 
+/// `combineScores` compiled by an ISA entry point as a function of its own (see `attentionTileBody`).
+public typealias CombineStep = (_ t: AttentionTile, _ scores: UnsafeMutablePointer<Float>, _ blockStart: Int,
+                                _ count: Int, _ maskTile: UnsafeMutablePointer<Float>?, _ flash: Bool,
+                                _ runningMax: UnsafeMutablePointer<Float>, _ runningSum: UnsafeMutablePointer<Float>,
+                                _ alpha: UnsafeMutablePointer<Float>) -> Void
+/// `normaliseRows` compiled by an ISA entry point as a function of its own.
+public typealias NormaliseStep = (_ t: AttentionTile, _ scores: UnsafeMutablePointer<Float>) -> Void
+
 /// Runs one tile. `wide` picks the 4-vector register tiles (AVX-512), `fused` FMA instructions;
-/// both are literals in each ISA entry point so the unused paths fold away.
+/// both are literals in each ISA entry point so the unused paths fold away. The softmax steps come
+/// in as separately compiled functions: inlined into this large body, the stdlib's lane select
+/// (`replacing(with:where:)`) is left as an out-of-line call whose ABI splits SIMD16 into four
+/// xmm pieces, and LLVM then runs the whole exp polynomial on xmm registers.
 @_transparent
-public func attentionTileBody(_ t: AttentionTile, wide: Bool, fused: Bool) {
+public func attentionTileBody(_ t: AttentionTile, wide: Bool, fused: Bool,
+                              combine: CombineStep, normalise: NormaliseStep) {
     let lanes = TileGeometry.lanes, block = TileGeometry.keyBlock
     let depth = t.headDim, channels = t.valueDim, keyCount = t.keyLength
     let flash = t.mode == .flash
@@ -110,8 +122,7 @@ public func attentionTileBody(_ t: AttentionTile, wide: Bool, fused: Bool) {
         if maskOnTile {
             fillMaskTile(t, blockStart: blockStart, count: count, tile: maskTile, multiplier: flash ? log2e : 1)
         }
-        combineScores(t, scores: scores, blockStart: blockStart, count: count, maskTile: maskOnTile ? maskTile : nil,
-                      flash: flash, runningMax: runningMax, runningSum: runningSum, alpha: alpha, fused: fused)
+        combine(t, scores, blockStart, count, maskOnTile ? maskTile : nil, flash, runningMax, runningSum, alpha)
         if flash {
             accumulateValues(t, ot: ot, alpha: alpha, probabilities: scores, blockStart: blockStart,
                              count: count, wide: wide, fused: fused)
@@ -122,7 +133,7 @@ public func attentionTileBody(_ t: AttentionTile, wide: Bool, fused: Bool) {
         finishFlash(t, ot: ot, runningSum: runningSum)
         return
     }
-    normaliseRows(t, scores: st, fused: fused)
+    normalise(t, st)
     if t.mode == .probabilities {
         for lane in 0..<t.rows {
             let row = t.output + lane * t.outputTokenStride

@@ -5,8 +5,8 @@
 // baseline, which split each SIMD16 into 2 or 4 registers and would spill the wide tile).
 
 /// Scores for 6 keys × 64 query lanes: `st[r][lanes] = Σ_d qt[d][lanes] · k_r[d]`.
-/// `qt` is the packed, transposed query tile (row stride 64 floats); `k` points at key row 0,
-/// `rows` gives each key row's offset (clamped to valid rows by the caller).
+/// `qt` is the packed, transposed query tile (row stride 64 floats); `key` points at key row 0,
+/// `rowOffsets` gives each key row's offset (clamped to valid rows by the caller).
 @_transparent
 public func scoreKernelWide(qt: UnsafePointer<Float>, depth: Int, key: UnsafePointer<Float>,
     rowOffsets o: (Int, Int, Int, Int, Int, Int), channelStride kc: Int,
@@ -49,8 +49,8 @@ public func scoreKernelWide(qt: UnsafePointer<Float>, depth: Int, key: UnsafePoi
 }
 
 /// Scores for 6 keys × 16 query lanes: `st[r][lanes] = Σ_d qt[d][lanes] · k_r[d]`.
-/// `qt` is the packed, transposed query tile (row stride 64 floats); `k` points at key row 0,
-/// `rows` gives each key row's offset (clamped to valid rows by the caller).
+/// `qt` is the packed, transposed query tile (row stride 64 floats); `key` points at key row 0,
+/// `rowOffsets` gives each key row's offset (clamped to valid rows by the caller).
 @_transparent
 public func scoreKernelNarrow(qt: UnsafePointer<Float>, depth: Int, key: UnsafePointer<Float>,
     rowOffsets o: (Int, Int, Int, Int, Int, Int), channelStride kc: Int,

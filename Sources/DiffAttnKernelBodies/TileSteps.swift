@@ -66,7 +66,7 @@
 /// probabilities in place, and the running sum. A lane whose max is still -inf subtracts 0
 /// instead, so a fully masked prefix gives probabilities 0, never `-inf − -inf`.
 @_transparent
-@usableFromInline internal func combineScores(_ t: AttentionTile, scores: UnsafeMutablePointer<Float>, blockStart: Int, count: Int,
+public func combineScores(_ t: AttentionTile, scores: UnsafeMutablePointer<Float>, blockStart: Int, count: Int,
                             maskTile: UnsafeMutablePointer<Float>?, flash: Bool,
                             runningMax: UnsafeMutablePointer<Float>, runningSum: UnsafeMutablePointer<Float>,
                             alpha: UnsafeMutablePointer<Float>, fused: Bool) {
@@ -142,7 +142,7 @@
     }
 }
 
-/// Flash epilogue: divide by the running sum; a row with no attendable key gets NaN or 0.
+/// Flash epilogue: divide by the running sum; a row whose keys are all masked gets NaN or 0.
 @_transparent
 @usableFromInline internal func finishFlash(_ t: AttentionTile, ot: UnsafeMutablePointer<Float>, runningSum: UnsafeMutablePointer<Float>) {
     let lanes = TileGeometry.lanes
@@ -150,7 +150,8 @@
         let row = t.output + lane * t.outputTokenStride
         let sum = runningSum[lane]
         if sum == 0 {
-            let fill: Float = t.fullyMaskedGiveNaN ? .nan : 0
+            // No keys at all is an empty sum (zeros, like P·V with an empty key axis), not a masked row.
+            let fill: Float = t.fullyMaskedGiveNaN && t.keyLength > 0 ? .nan : 0
             for c in 0..<t.valueDim { row[c * t.outputChannelStride] = fill }
         } else {
             let inverse = 1 / sum
@@ -162,7 +163,7 @@
 /// Classic softmax over all keys of the materialised scores, per lane: `exp(s − max) / Σ`.
 /// An all `-inf` lane gives NaN like torch's softmax, or zeros when asked.
 @_transparent
-@usableFromInline internal func normaliseRows(_ t: AttentionTile, scores st: UnsafeMutablePointer<Float>, fused: Bool) {
+public func normaliseRows(_ t: AttentionTile, scores st: UnsafeMutablePointer<Float>, fused: Bool) {
     let lanes = TileGeometry.lanes, keyCount = t.keyLength
     let negInf = Float16Lanes(repeating: -.infinity)
     let log2e = Float16Lanes(repeating: 1.442_695_040_888_963_4)

@@ -5,13 +5,18 @@ import CDiffAttnCPUID
 
 public struct CPUFeatures: Sendable, Equatable {
     public var avx2 = false, fma = false, avx512f = false, avx512bf16 = false
+    /// The rest of what `-target-cpu skylake-avx512` lets the compiler use (mask moves such as
+    /// vpmovm2d are AVX512DQ): the AVX-512 path needs all of them.
+    public var avx512dq = false, avx512bw = false, avx512vl = false, avx512cd = false
+    /// The rest of what `-target-cpu haswell` lets the compiler use besides AVX2 and FMA.
+    public var bmi1 = false, bmi2 = false, f16c = false, movbe = false, lzcnt = false
 
     /// The features of the running CPU, detected on first use.
     public static let current = CPUFeatures.detect()
 
     static func detect() -> CPUFeatures {
         var features = CPUFeatures()
-        var leaf1 = [UInt32](repeating: 0, count: 4), leaf7 = leaf1, leaf7s1 = leaf1
+        var leaf1 = [UInt32](repeating: 0, count: 4), leaf7 = leaf1, leaf7s1 = leaf1, extended = leaf1
         guard diffattn_cpuid(1, 0, &leaf1) != 0 else { return features }
         let xcr0 = diffattn_xcr0()
         let osAVX = xcr0 & 0x6 == 0x6                     // SSE and AVX state saved
@@ -24,8 +29,19 @@ public struct CPUFeatures: Sendable, Equatable {
         features.avx2 = osAVX && hasAVX && leaf7[1] & (1 << 5) != 0
         features.avx512f = osAVX512 && leaf7[1] & (1 << 16) != 0
         features.avx512bf16 = features.avx512f && leaf7s1[0] & (1 << 5) != 0
+        features.avx512dq = osAVX512 && leaf7[1] & (1 << 17) != 0
+        features.avx512cd = osAVX512 && leaf7[1] & (1 << 28) != 0
+        features.avx512bw = osAVX512 && leaf7[1] & (1 << 30) != 0
+        features.avx512vl = osAVX512 && leaf7[1] & (1 << 31) != 0
+        features.bmi1 = leaf7[1] & (1 << 3) != 0
+        features.bmi2 = leaf7[1] & (1 << 8) != 0
+        features.f16c = osAVX && leaf1[2] & (1 << 29) != 0
+        features.movbe = leaf1[2] & (1 << 22) != 0
+        if diffattn_cpuid(0x8000_0001, 0, &extended) != 0 { features.lzcnt = extended[2] & (1 << 5) != 0 }
         return features
     }
+
+    var haswellClass: Bool { avx2 && fma && bmi1 && bmi2 && f16c && movbe && lzcnt }
 
     /// Comma-separated names of the features present, for `info` and capability queries.
     public var summary: String {
@@ -60,8 +76,8 @@ public enum KernelPath: Int, Sendable, CaseIterable {
         let f = CPUFeatures.current
         switch self {
         case .portable: return true
-        case .avx2: return f.avx2 && f.fma
-        case .avx512: return f.avx512f && f.fma
+        case .avx2: return f.haswellClass
+        case .avx512: return f.haswellClass && f.avx512f && f.avx512dq && f.avx512bw && f.avx512vl && f.avx512cd
         }
     }
 

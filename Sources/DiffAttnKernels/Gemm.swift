@@ -30,3 +30,9 @@ public var blasThreadCount: Int {
     get { Int(openblas_get_num_threads()) }
     set { openblas_set_num_threads(Int32(max(1, newValue))) }
 }
+
+/// The library parallelises GEMMs itself (see `linear`), so OpenBLAS runs each call on the
+/// calling thread. Set once, on first use.
+private let singleThreadedBLAS: Void = { openblas_set_num_threads(1) }()
+
+public func useSingleThreadedBLAS() { _ = singleThreadedBLAS }

@@ -11,8 +11,22 @@ func runAttentionTile(_ tile: AttentionTile) {
     switch KernelPath.selected {
     case .avx512: attentionTileAVX512(tile)
     case .avx2: attentionTileAVX2(tile)
-    case .portable: attentionTileBody(tile, wide: false, fused: false)
+    case .portable: attentionTileBody(tile, wide: false, fused: false, combine: combinePortable, normalise: normalisePortable)
     }
+}
+
+@inline(never)
+private func combinePortable(_ t: AttentionTile, _ scores: UnsafeMutablePointer<Float>, _ blockStart: Int, _ count: Int,
+                             _ maskTile: UnsafeMutablePointer<Float>?, _ flash: Bool,
+                             _ runningMax: UnsafeMutablePointer<Float>, _ runningSum: UnsafeMutablePointer<Float>,
+                             _ alpha: UnsafeMutablePointer<Float>) {
+    combineScores(t, scores: scores, blockStart: blockStart, count: count, maskTile: maskTile, flash: flash,
+                  runningMax: runningMax, runningSum: runningSum, alpha: alpha, fused: false)
+}
+
+@inline(never)
+private func normalisePortable(_ t: AttentionTile, _ scores: UnsafeMutablePointer<Float>) {
+    normaliseRows(t, scores: scores, fused: false)
 }
 
 @inline(__always)

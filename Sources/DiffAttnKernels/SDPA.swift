@@ -74,12 +74,15 @@ public func attentionProbabilities(query: SDPAOperand, key: SDPAOperand, batch: 
 /// Softmax of each row in place (`exp(x − max) / Σ`, vectorised exp); an all `-inf` row gives NaN.
 public func softmaxRowsInPlace(_ p: UnsafeMutablePointer<Float>, rows: Int, columns: Int, stride: Int) {
     guard rows > 0, columns > 0 else { return }
-    // Rows are independent; chunks of 32 rows keep small calls on one thread.
-    let chunk = 32, chunks = (rows + chunk - 1) / chunk
-    Parallel.forEach(rows * columns >= 1 << 16 ? chunks : 1) { c in
-        let first = chunks == 1 || rows * columns < 1 << 16 ? 0 : c * chunk
-        let count = rows * columns < 1 << 16 ? rows : min(chunk, rows - first)
-        runSoftmaxRows(p + first * stride, rows: count, columns: columns, stride: stride)
+    // Rows are independent; small matrices stay on the calling thread, large ones go out in
+    // chunks of 32 rows.
+    let chunk = 32
+    if rows * columns < 1 << 16 || rows <= chunk {
+        runSoftmaxRows(p, rows: rows, columns: columns, stride: stride)
+        return
+    }
+    Parallel.forEach((rows + chunk - 1) / chunk) { c in
+        runSoftmaxRows(p + c * chunk * stride, rows: min(chunk, rows - c * chunk), columns: columns, stride: stride)
     }
 }
 

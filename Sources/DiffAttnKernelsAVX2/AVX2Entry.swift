@@ -4,7 +4,19 @@
 import DiffAttnKernelBodies
 
 @inline(never) public func attentionTileAVX2(_ tile: AttentionTile) {
-    attentionTileBody(tile, wide: false, fused: true)
+    attentionTileBody(tile, wide: false, fused: true, combine: combineAVX2, normalise: normaliseAVX2)
+}
+
+@inline(never) func combineAVX2(_ t: AttentionTile, _ scores: UnsafeMutablePointer<Float>, _ blockStart: Int, _ count: Int,
+                               _ maskTile: UnsafeMutablePointer<Float>?, _ flash: Bool,
+                               _ runningMax: UnsafeMutablePointer<Float>, _ runningSum: UnsafeMutablePointer<Float>,
+                               _ alpha: UnsafeMutablePointer<Float>) {
+    combineScores(t, scores: scores, blockStart: blockStart, count: count, maskTile: maskTile, flash: flash,
+                  runningMax: runningMax, runningSum: runningSum, alpha: alpha, fused: true)
+}
+
+@inline(never) func normaliseAVX2(_ t: AttentionTile, _ scores: UnsafeMutablePointer<Float>) {
+    normaliseRows(t, scores: scores, fused: true)
 }
 
 @inline(never) public func softmaxRowsAVX2(_ p: UnsafeMutablePointer<Float>, rows: Int, columns: Int, stride: Int) {

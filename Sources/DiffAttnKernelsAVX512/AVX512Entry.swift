@@ -4,7 +4,19 @@
 import DiffAttnKernelBodies
 
 @inline(never) public func attentionTileAVX512(_ tile: AttentionTile) {
-    attentionTileBody(tile, wide: true, fused: true)
+    attentionTileBody(tile, wide: true, fused: true, combine: combineAVX512, normalise: normaliseAVX512)
+}
+
+@inline(never) func combineAVX512(_ t: AttentionTile, _ scores: UnsafeMutablePointer<Float>, _ blockStart: Int, _ count: Int,
+                               _ maskTile: UnsafeMutablePointer<Float>?, _ flash: Bool,
+                               _ runningMax: UnsafeMutablePointer<Float>, _ runningSum: UnsafeMutablePointer<Float>,
+                               _ alpha: UnsafeMutablePointer<Float>) {
+    combineScores(t, scores: scores, blockStart: blockStart, count: count, maskTile: maskTile, flash: flash,
+                  runningMax: runningMax, runningSum: runningSum, alpha: alpha, fused: true)
+}
+
+@inline(never) func normaliseAVX512(_ t: AttentionTile, _ scores: UnsafeMutablePointer<Float>) {
+    normaliseRows(t, scores: scores, fused: true)
 }
 
 @inline(never) public func softmaxRowsAVX512(_ p: UnsafeMutablePointer<Float>, rows: Int, columns: Int, stride: Int) {

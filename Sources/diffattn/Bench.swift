@@ -1,5 +1,6 @@
 // `diffattn bench`: the machine's FMA and sgemm peaks measured in the same run, then SDPA GFLOP/s
 // as a fraction of both, then the scratch each algorithm really allocates at long sequences.
+// Every figure is the best of several runs: on a shared host, noise only ever slows a run down.
 import DiffAttnKernels
 import Glibc
 
@@ -15,7 +16,7 @@ func runBenchmark(quick: Bool) {
     print("\(pad("peak", 26, right: true))\(pad("GFLOP/s", 10))")
     for path in KernelPath.allCases.reversed() where path.isSupported {
         let iterations = quick ? 2_000_000 : 8_000_000
-        let seconds = bestTime(repeats: 3) {
+        let seconds = bestTime(repeats: 5) {
             Parallel.forEach(threads) { t in sink[t] = fmaThroughputProbe(path: path, iterations: iterations, seed: Float(t)) }
         }
         let gflops = Double(threads * iterations * fmaProbeFlopsPerIteration) / seconds / 1e9
@@ -28,7 +29,7 @@ func runBenchmark(quick: Bool) {
     let a = randomBuffer(n * n, seed: 1), b = randomBuffer(n * n, seed: 2), c = randomBuffer(n * n, seed: 3)
     let savedBlas = blasThreadCount
     blasThreadCount = threads
-    let gemmSeconds = bestTime(repeats: quick ? 2 : 4) {
+    let gemmSeconds = bestTime(repeats: quick ? 2 : 5) {
         sgemm(transposeA: false, transposeB: false, m: n, n: n, k: n, alpha: 1, a: a.baseAddress!, lda: n,
               b: b.baseAddress!, ldb: n, beta: 0, c: c.baseAddress!, ldc: n)
     }
@@ -45,13 +46,24 @@ func runBenchmark(quick: Bool) {
     for (batch, heads, length, depth) in shapes {
         for algorithm in [SDPAAlgorithm.math, .flash] {
             let seconds = timeAttention(batch: batch, heads: heads, length: length, depth: depth,
-                                        algorithm: algorithm, repeats: quick ? 1 : 3, warmUp: !quick)
+                                        algorithm: algorithm, repeats: quick ? 1 : 5, warmUp: !quick)
             let gflops = 4 * Double(batch * heads) * Double(length) * Double(length) * Double(depth) / seconds / 1e9
             print(pad("(\(batch),\(heads),\(length),\(depth))", 22, right: true)
                   + pad(algorithm == .math ? "math" : "flash", 7) + pad(fixed(seconds * 1e3, 1), 10)
                   + pad(fixed(gflops, 1), 10) + pad(fixed(100 * gflops / gemmPeak, 0) + "%", 9)
                   + pad(fixed(100 * gflops / fmaPeak, 0) + "%", 8))
         }
+    }
+    print("")
+
+    // The same kernels with masks and causality, (2,10,4096,64) flash; causal counts its dense flops.
+    print(pad("flash (2,10,4096,64)", 29, right: true) + pad("ms", 10) + pad("GFLOP/s", 10) + pad("/FMA", 8))
+    for variant in [AttentionVariant.paddingMask, .fullMask, .causal] {
+        let seconds = timeAttention(batch: 2, heads: 10, length: 4096, depth: 64, algorithm: .flash,
+                                    repeats: quick ? 1 : 3, warmUp: !quick, variant: variant)
+        let gflops = 4 * 20 * 4096.0 * 4096.0 * 64 / seconds / 1e9
+        print(pad(variant.rawValue, 29, right: true) + pad(fixed(seconds * 1e3, 1), 10) + pad(fixed(gflops, 1), 10)
+              + pad(fixed(100 * gflops / fmaPeak, 0) + "%", 8))
     }
     print("")
 
@@ -81,20 +93,34 @@ func randomBuffer(_ count: Int, seed: UInt64) -> UnsafeMutableBufferPointer<Floa
     return buffer
 }
 
+enum AttentionVariant: String {
+    case plain = "no mask"
+    case paddingMask = "additive mask (B,1,1,N)"
+    case fullMask = "additive mask (B,1,N,N)"
+    case causal = "causal"
+}
+
 /// Best time of self-attention on contiguous (B, H, N, D) tensors.
 func timeAttention(batch: Int, heads: Int, length: Int, depth: Int, algorithm: SDPAAlgorithm,
-                   repeats: Int, warmUp: Bool) -> Double {
+                   repeats: Int, warmUp: Bool, variant: AttentionVariant = .plain) -> Double {
     let count = batch * heads * length * depth
     let q = randomBuffer(count, seed: 11), k = randomBuffer(count, seed: 12), v = randomBuffer(count, seed: 13)
     let out = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
-    defer { [q, k, v, out].forEach { $0.deallocate() } }
+    let maskCount = variant == .fullMask ? batch * length * length : batch * length
+    let mask = randomBuffer(maskCount, seed: 14)
+    defer { [q, k, v, out, mask].forEach { $0.deallocate() } }
     let strides = Strides4.contiguous(heads: heads, tokens: length, channels: depth)
+    let maskStrides = variant == .fullMask
+        ? Strides4(batch: length * length, head: 0, token: length, channel: 1)
+        : Strides4(batch: length, head: 0, token: 0, channel: 1)
     let problem = SDPAProblem(
         batch: batch, queryHeads: heads, keyValueHeads: heads, queryLength: length, keyLength: length,
         headDim: depth, valueDim: depth,
         query: SDPAOperand(data: q.baseAddress!, strides: strides),
         key: SDPAOperand(data: k.baseAddress!, strides: strides),
         value: SDPAOperand(data: v.baseAddress!, strides: strides),
-        output: out.baseAddress!, outputStrides: strides, scale: 1 / Float(depth).squareRoot())
+        output: out.baseAddress!, outputStrides: strides,
+        mask: variant == .paddingMask || variant == .fullMask ? .additive(UnsafePointer(mask.baseAddress!), maskStrides) : .none,
+        scale: 1 / Float(depth).squareRoot(), isCausal: variant == .causal)
     return bestTime(repeats: repeats, warmUp: warmUp) { scaledDotProductAttention(problem, algorithm: algorithm) }
 }

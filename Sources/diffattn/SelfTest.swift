@@ -10,6 +10,7 @@ func runSelfTest() -> Bool {
                  Case(b: 2, h: 2, kv: 1, nq: 9, nk: 200, d: 80, causal: false, masked: true),
                  Case(b: 1, h: 1, kv: 1, nq: 130, nk: 130, d: 128, causal: true, masked: true)]
     var allPassed = true
+    let chosen = KernelPath.selected
     for path in KernelPath.allCases.reversed() where path.isSupported {
         KernelPath.selected = path
         for c in cases {
@@ -25,7 +26,7 @@ func runSelfTest() -> Bool {
             }
         }
     }
-    KernelPath.selected = .best
+    KernelPath.selected = chosen
     print(allPassed ? "selftest passed" : "selftest FAILED")
     return allPassed
 }

@@ -1,15 +1,16 @@
 // The `diffattn` command-line tool: `info`, `bench`, `selftest`.
+import CDiffAttnHeader
 import DiffAttnKernels
 import Glibc
 
 let usage = """
     usage: diffattn <command> [options]
       info                      CPU features, kernel path, thread count
-      bench [--threads N] [--quick]
-                                FMA and sgemm peaks, SDPA GFLOP/s, peak extra memory
-      bench-dit [--threads N] [--quick]
-                                rotary step per DiT family, Sana linear attention
-      selftest [--threads N]    small problems against a naive reference (exit 1 on mismatch)
+      bench [--quick]           FMA and sgemm peaks, SDPA GFLOP/s, peak extra memory
+      bench-dit [--quick]       rotary step per DiT family, Sana linear attention
+      selftest                  small problems against a naive reference (exit 1 on mismatch)
+    options: --threads N (default DIFFATTN_NUM_THREADS or online CPUs),
+             --kernel-path avx512|avx2+fma|portable (default: the best this CPU supports)
     """
 
 var arguments = Array(CommandLine.arguments.dropFirst())
@@ -25,6 +26,15 @@ while !arguments.isEmpty {
         }
         arguments.removeFirst()
         Parallel.threadCount = n
+    case "--kernel-path":
+        guard let name = arguments.first, let path = KernelPath.allCases.first(where: { $0.name == name }),
+              path.isSupported else {
+            fputs("diffattn: --kernel-path needs one of: "
+                  + KernelPath.allCases.filter(\.isSupported).map(\.name).joined(separator: ", ") + "\n", stderr)
+            exit(2)
+        }
+        arguments.removeFirst()
+        KernelPath.selected = path
     default:
         fputs("diffattn: unknown option \(option)\n\(usage)\n", stderr); exit(2)
     }
@@ -47,7 +57,7 @@ default:
 
 func printInfo() {
     let f = CPUFeatures.current
-    print("diffattn (libdiffattn kernels)")
+    print("libdiffattn      \(DA_VERSION_MAJOR).\(DA_VERSION_MINOR).\(DA_VERSION_PATCH) (ABI \(DA_ABI_VERSION))")
     print("cpu features     \(f.summary)")
     print("kernel paths     \(KernelPath.allCases.filter(\.isSupported).map(\.name).joined(separator: ", "))")
     print("selected path    \(KernelPath.selected.name)")

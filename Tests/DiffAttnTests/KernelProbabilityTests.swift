@@ -6,8 +6,8 @@ import XCTest
 final class KernelProbabilityTests: XCTestCase {
     func testAttentionProbabilitiesMatchReferenceWithStridesAndMask() {
         let b = 2, h = 3, nq = 70, nk = 45, d = 40
-        let q = StridedTensor(b, h, nq, d, layout: 1, seed: 5)
-        let k = StridedTensor(b, h, nk, d, layout: 2, seed: 6)
+        let q = KernelTestTensor(b, h, nq, d, layout: 1, seed: 5)
+        let k = KernelTestTensor(b, h, nk, d, layout: 2, seed: 6)
         var rng = SeededNumbers(state: 7)
         // (B, 1, Nq, Nk) additive mask; query row 3 of batch 1 removes every key.
         var mask = (0..<(b * nq * nk)).map { _ in rng.next() }

@@ -15,7 +15,7 @@ final class KernelSDPATests: XCTestCase {
         KernelPath.selected = .best
     }
 
-    private func check(_ c: AttentionCase, _ label: String, paths: Bool = true,
+    private func check(_ c: KernelAttentionCase, _ label: String, paths: Bool = true,
                        file: StaticString = #filePath, line: UInt = #line) {
         let want = c.compute(.math, reference: true)
         let run = { (path: KernelPath) in
@@ -29,45 +29,57 @@ final class KernelSDPATests: XCTestCase {
 
     func testShapesAndHeadDimensions() {
         for d in [8, 40, 64, 80, 128] {
-            check(AttentionCase(b: 2, h: 2, kvHeads: 2, nq: 77, nk: 100, d: d, dv: d), "d=\(d)")
+            check(KernelAttentionCase(b: 2, h: 2, kvHeads: 2, nq: 77, nk: 100, d: d, dv: d), "d=\(d)")
         }
     }
 
     func testOddLengths() {
         for (nq, nk) in [(1, 1), (1, 333), (7, 1), (7, 77), (333, 7), (65, 97), (130, 193)] {
-            check(AttentionCase(b: 1, h: 2, kvHeads: 2, nq: nq, nk: nk, d: 40, dv: 24), "nq=\(nq) nk=\(nk)", paths: nq * nk < 5000)
+            check(KernelAttentionCase(b: 1, h: 2, kvHeads: 2, nq: nq, nk: nk, d: 40, dv: 24), "nq=\(nq) nk=\(nk)", paths: nq * nk < 5000)
         }
     }
 
     func testValueDimDiffersFromHeadDim() {
-        check(AttentionCase(b: 1, h: 1, kvHeads: 1, nq: 70, nk: 50, d: 16, dv: 7), "dv=7")
-        check(AttentionCase(b: 1, h: 1, kvHeads: 1, nq: 20, nk: 50, d: 3, dv: 33), "d=3 dv=33")
+        check(KernelAttentionCase(b: 1, h: 1, kvHeads: 1, nq: 70, nk: 50, d: 16, dv: 7), "dv=7")
+        check(KernelAttentionCase(b: 1, h: 1, kvHeads: 1, nq: 20, nk: 50, d: 3, dv: 33), "d=3 dv=33")
     }
 
     func testStridedInputs() {
-        check(AttentionCase(b: 2, h: 3, kvHeads: 3, nq: 33, nk: 45, d: 40, dv: 40, layout: 1), "(B,N,H,D) layout")
-        check(AttentionCase(b: 2, h: 2, kvHeads: 2, nq: 33, nk: 45, d: 24, dv: 12, layout: 2), "channel stride 2")
+        check(KernelAttentionCase(b: 2, h: 3, kvHeads: 3, nq: 33, nk: 45, d: 40, dv: 40, layout: 1), "(B,N,H,D) layout")
+        check(KernelAttentionCase(b: 2, h: 2, kvHeads: 2, nq: 33, nk: 45, d: 24, dv: 12, layout: 2), "channel stride 2")
     }
 
     func testAdditiveMaskBroadcastShapes() {
         let shapes: [(Bool, Bool, Bool, String)] = [(true, false, false, "(B,1,1,Nk)"), (true, false, true, "(B,1,Nq,Nk)"),
                                                     (false, true, true, "(1,H,Nq,Nk)"), (true, true, true, "(B,H,Nq,Nk)")]
         for (mb, mh, mq, name) in shapes {
-            var c = AttentionCase(b: 2, h: 2, kvHeads: 2, nq: 70, nk: 101, d: 16, dv: 16)
+            var c = KernelAttentionCase(b: 2, h: 2, kvHeads: 2, nq: 70, nk: 101, d: 16, dv: 16)
             c.mask = .additive(batch: mb, head: mh, query: mq, removeEvery: 3)
             check(c, name)
         }
     }
 
     func testBooleanMask() {
-        var c = AttentionCase(b: 2, h: 2, kvHeads: 2, nq: 70, nk: 130, d: 24, dv: 24)
+        var c = KernelAttentionCase(b: 2, h: 2, kvHeads: 2, nq: 70, nk: 130, d: 24, dv: 24)
         c.mask = .boolean(keepNoneOnRow1: false)
         check(c, "boolean")
+        c.mask = .boolean(keepNoneOnRow1: false, perQuery: false)
+        check(c, "boolean (B,1,1,Nk)")
+    }
+
+    func testNoKeysGiveZeros() {
+        for policy in [FullyMaskedRows.zero, .nan] {
+            var c = KernelAttentionCase(b: 1, h: 1, kvHeads: 1, nq: 3, nk: 0, d: 8, dv: 8)
+            c.fullyMasked = policy
+            for algorithm in [SDPAAlgorithm.math, .flash] {
+                XCTAssertTrue(c.compute(algorithm, reference: false).allSatisfy { $0 == 0 }, "\(policy) \(algorithm)")
+            }
+        }
     }
 
     func testCausalWithDifferentLengths() {
         for (nq, nk) in [(100, 100), (70, 200), (200, 70), (1, 9)] {
-            var c = AttentionCase(b: 1, h: 2, kvHeads: 2, nq: nq, nk: nk, d: 16, dv: 16)
+            var c = KernelAttentionCase(b: 1, h: 2, kvHeads: 2, nq: nq, nk: nk, d: 16, dv: 16)
             c.causal = true
             check(c, "causal nq=\(nq) nk=\(nk)")
             c.mask = .additive(batch: true, head: false, query: true, removeEvery: 4)
@@ -76,13 +88,13 @@ final class KernelSDPATests: XCTestCase {
     }
 
     func testGroupedQueryHeads() {
-        check(AttentionCase(b: 2, h: 6, kvHeads: 2, nq: 40, nk: 50, d: 16, dv: 16), "GQA 6/2")
-        check(AttentionCase(b: 1, h: 4, kvHeads: 1, nq: 40, nk: 50, d: 16, dv: 16, layout: 1), "MQA 4/1")
+        check(KernelAttentionCase(b: 2, h: 6, kvHeads: 2, nq: 40, nk: 50, d: 16, dv: 16), "GQA 6/2")
+        check(KernelAttentionCase(b: 1, h: 4, kvHeads: 1, nq: 40, nk: 50, d: 16, dv: 16, layout: 1), "MQA 4/1")
     }
 
     func testFullyMaskedRowsGiveZerosOrNaN() {
         for policy in [FullyMaskedRows.zero, .nan] {
-            var c = AttentionCase(b: 2, h: 2, kvHeads: 2, nq: 9, nk: 200, d: 16, dv: 16)
+            var c = KernelAttentionCase(b: 2, h: 2, kvHeads: 2, nq: 9, nk: 200, d: 16, dv: 16)
             c.mask = .boolean(keepNoneOnRow1: true)
             c.fullyMasked = policy
             for algorithm in [SDPAAlgorithm.math, .flash] {
@@ -96,7 +108,7 @@ final class KernelSDPATests: XCTestCase {
     }
 
     func testScoresAreScaled() {
-        var c = AttentionCase(b: 1, h: 1, kvHeads: 1, nq: 20, nk: 30, d: 16, dv: 16)
+        var c = KernelAttentionCase(b: 1, h: 1, kvHeads: 1, nq: 20, nk: 30, d: 16, dv: 16)
         c.scale = 2.5
         check(c, "scale 2.5")
     }
@@ -104,7 +116,7 @@ final class KernelSDPATests: XCTestCase {
     func testResultsAreBitwiseIdenticalForAnyThreadCount() {
         let saved = Parallel.threadCount
         defer { Parallel.threadCount = saved }
-        var c = AttentionCase(b: 2, h: 3, kvHeads: 3, nq: 200, nk: 150, d: 40, dv: 40)
+        var c = KernelAttentionCase(b: 2, h: 3, kvHeads: 3, nq: 200, nk: 150, d: 40, dv: 40)
         c.mask = .additive(batch: true, head: false, query: true, removeEvery: 5)
         for algorithm in [SDPAAlgorithm.math, .flash] {
             var results: [[UInt32]] = []

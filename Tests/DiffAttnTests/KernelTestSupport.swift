@@ -12,7 +12,7 @@ struct SeededNumbers {
 }
 
 /// A rank-4 float tensor stored with arbitrary strides inside a larger buffer.
-struct StridedTensor {
+struct KernelTestTensor {
     var storage: [Float]
     var shape: (Int, Int, Int, Int)
     var strides: Strides4
@@ -41,19 +41,20 @@ struct StridedTensor {
     subscript(b: Int, h: Int, n: Int, d: Int) -> Float { storage[offset(b, h, n, d)] }
 }
 
-enum MaskSpec {
+enum KernelMaskSpec {
     case none
     /// Additive mask of shape (mb, mh, mq, Nk), each of mb/mh/mq either 1 (broadcast) or full;
     /// `removeEvery` > 0 puts -inf on keys j with j % removeEvery == 1.
     case additive(batch: Bool, head: Bool, query: Bool, removeEvery: Int)
-    /// Boolean mask over (B, 1, Nq, Nk); `keepNone` removes every key of query row 1.
-    case boolean(keepNoneOnRow1: Bool)
+    /// Boolean mask over (B, 1, Nq, Nk), or (B, 1, 1, Nk) when `perQuery` is false;
+    /// `keepNoneOnRow1` removes every key of query row 1.
+    case boolean(keepNoneOnRow1: Bool, perQuery: Bool = true)
 }
 
-struct AttentionCase {
+struct KernelAttentionCase {
     var b = 1, h = 1, kvHeads = 1, nq = 5, nk = 7, d = 8, dv = 8
     var layout = 0
-    var mask = MaskSpec.none
+    var mask = KernelMaskSpec.none
     var causal = false
     var fullyMasked = FullyMaskedRows.zero
     var scale: Float? = nil
@@ -65,9 +66,9 @@ struct AttentionCase {
 
     /// The kernel's output, or (`reference`) the naive double-precision one.
     func compute(_ algorithm: SDPAAlgorithm, reference: Bool) -> [Float] {
-        let q = StridedTensor(b, h, nq, d, layout: layout, seed: 1)
-        let k = StridedTensor(b, kvHeads, nk, d, layout: layout, seed: 2)
-        let v = StridedTensor(b, kvHeads, nk, dv, layout: layout, seed: 3)
+        let q = KernelTestTensor(b, h, nq, d, layout: layout, seed: 1)
+        let k = KernelTestTensor(b, kvHeads, nk, d, layout: layout, seed: 2)
+        let v = KernelTestTensor(b, kvHeads, nk, dv, layout: layout, seed: 3)
         let s = scale ?? 1 / Float(d).squareRoot()
         var floatMask: [Float] = [], byteMask: [UInt8] = []
         var maskStrides = Strides4(batch: 0, head: 0, token: 0, channel: 1)
@@ -86,8 +87,8 @@ struct AttentionCase {
                 let x = fm[bi * ms.batch + hi * ms.head + qi * ms.token + kj]
                 return x == -.infinity ? nil : Double(x)
             }
-        case let .boolean(keepNone):
-            maskStrides = Strides4(batch: nq * nk, head: 0, token: nk, channel: 1)
+        case let .boolean(keepNone, perQuery):
+            maskStrides = Strides4(batch: nq * nk, head: 0, token: perQuery ? nk : 0, channel: 1)
             byteMask = (0..<(b * nq * nk)).map { i in
                 let row = i / nk % nq
                 return keepNone && row == 1 ? 0 : UInt8((i * 7 + 3) % 5 == 0 ? 0 : 1 + i % 3)

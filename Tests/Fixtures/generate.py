@@ -743,4 +743,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    rc = main()
+    import gen_classic  # issue 3: classic processors, SpatialNorm, switches -> Tests/Fixtures/classic
+
+    sys.exit(max(rc, gen_classic.main()))

@@ -50,16 +50,6 @@ func pagChunkRanges(batch: Int, chunks n: Int) throws -> (original: Range<Int>, 
     return (0..<(size * (n - 1)), (size * (n - 1))..<batch)
 }
 
-/// Splits the last axis into `parts` equal slices.
-func splitLastAxis(_ y: Tensor, parts: Int) -> [Tensor] {
-    let width = y.shape.last!, part = width / parts, rows = y.count / max(width, 1)
-    return (0..<parts).map { i in
-        var out = [Float](); out.reserveCapacity(rows * part)
-        for r in 0..<rows { out.append(contentsOf: y.storage[(r * width + i * part)..<(r * width + (i + 1) * part)]) }
-        return Tensor(shape: Array(y.shape.dropLast()) + [part], storage: out)
-    }
-}
-
 /// Joins (B, L_i, W) tensors along the token axis.
 func concatTokens(_ parts: [Tensor]) -> Tensor {
     let b = parts[0].shape[0], w = parts[0].shape[2]

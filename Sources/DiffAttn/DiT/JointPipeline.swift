@@ -67,10 +67,10 @@ extension Attention {
             switch r.mask {
             case .ignored, .prepared: break
             case .rejected(let message): throw DiffAttnError.value(message)
-            case .raw: mask = try classicKernelMask(m, batch: batch, heads: heads, queryLength: length, keyLength: length)
+            case .raw: mask = try kernelMask(m, .xformersUnexpanded, batch: batch, heads: heads, queryLength: length, keyLength: length)
             case .flux:
                 let shaped = m.shape.count == 2 ? m.map({ $0.reshaped([m.shape[0], 1, 1, m.shape[1]]) }, { $0.reshaped([m.shape[0], 1, 1, m.shape[1]]) }) : m
-                mask = try broadcastKernelMask(shaped, [batch, heads, length, length])
+                mask = try kernelMask(shaped, .sdpaPrepared4D, batch: batch, heads: heads, queryLength: length, keyLength: length)
             case .selectText:
                 guard m.shape == [batch, t] else {
                     throw DiffAttnError.shape("\(name) expects attention_mask (batch, text tokens) = (\(batch), \(t)), got \(describe(m.shape))")
@@ -199,14 +199,6 @@ extension Attention {
             }
         }
         return out
-    }
-
-    /// SDPA's view of a mask that broadcasts to `target` (B, H, Lq, Lk) by trailing-axis rules.
-    func broadcastKernelMask(_ m: AttentionMask, _ target: [Int]) throws -> KernelMask {
-        guard m.shape.count <= 4, let s = broadcastStrides(shape: m.shape, strides: contiguousStrides(m.shape), to: target) else {
-            throw DiffAttnError.shape("attention_mask of shape \(describe(m.shape)) does not broadcast to the scores' shape \(describe(target))")
-        }
-        return KernelMask(mask: m, strides: Strides4(batch: s[0], head: s[1], token: s[2], channel: s[3]))
     }
 }
 

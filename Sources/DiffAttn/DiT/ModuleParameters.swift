@@ -1,7 +1,7 @@
 import DiffAttnKernels
 
 // State dicts of the module classes other than `Attention`, in diffusers' registration order,
-// and `fuse_projections` (spec processors-dit §2.6, §6.1, §10.1, §12.5).
+// (spec processors-dit §6.1, §10.1, §12.5); `fuse_projections` is Fusion.swift's.
 extension Attention {
     /// The arguments as the module class stores them: Flux and Mochi always carry RMS qk-norms.
     static func normalized(_ c: AttentionConfig) -> AttentionConfig {
@@ -78,36 +78,5 @@ extension Attention {
             }
         }
         return t
-    }
-
-    /// `fuse_projections()`: `to_qkv` (self-attention) or `to_kv` (cross-attention) from the
-    /// separate weights, plus `to_added_qkv` when all three added projections exist. The separate
-    /// layers stay. FluxAttention's mixin version does nothing when already fused.
-    public func fuseProjections() throws {
-        if fusedProjections && config.moduleClass == .fluxAttention { return }
-        guard config.moduleClass != .sanaMultiscaleLinearAttention, !config.onlyCrossAttention else {
-            throw DiffAttnError.state("'\(config.moduleClass.name)' object has no separate to_k/to_v projections to fuse")
-        }
-        let parts = derived.isCrossAttention ? ["to_k", "to_v"] : ["to_q", "to_k", "to_v"]
-        stack(parts, into: derived.isCrossAttention ? "to_kv" : "to_qkv")
-        let added = ["add_q_proj", "add_k_proj", "add_v_proj"]
-        if added.allSatisfy({ parameters.contains($0 + ".weight") }) { stack(added, into: "to_added_qkv") }
-        fusedProjections = true
-    }
-
-    /// Concatenates Linear layers along their output axis into a new layer `name`.
-    private func stack(_ parts: [String], into name: String) {
-        let weights = parts.map { parameters[$0 + ".weight"]! }
-        let inFeatures = weights[0].shape[1]
-        let w = Tensor(shape: [weights.reduce(0) { $0 + $1.shape[0] }, inFeatures], storage: weights.flatMap(\.storage))
-        parameters.removeAll(withPrefix: name + ".")
-        parameters.add(name + ".weight", w.shape, .zeros)
-        try? parameters.set(name + ".weight", w)
-        let biases = parts.compactMap { parameters[$0 + ".bias"] }
-        if biases.count == parts.count {
-            let b = Tensor(shape: [w.shape[0]], storage: biases.flatMap(\.storage))
-            parameters.add(name + ".bias", b.shape, .zeros)
-            try? parameters.set(name + ".bias", b)
-        }
     }
 }

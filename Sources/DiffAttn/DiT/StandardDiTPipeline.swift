@@ -64,7 +64,7 @@ extension Attention {
         if let m = inputs.attentionMask, case .prepared = r.mask {
             let target = r.maskTargetIsEncoderLength ? text : keyLength
             let prepared = try prepareAttentionMask(m, targetLength: target, batchSize: pathBatch, heads: heads)
-            mask = try sdpaKernelMask(prepared, batch: pathBatch, heads: heads, queryLength: queryLength, keyLength: keyLength)
+            mask = try kernelMask(prepared, .sdpa, batch: pathBatch, heads: heads, queryLength: queryLength, keyLength: keyLength)
             if causal && queryLength > 1 { throw DiffAttnError.value("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True") }
         }
         let rotatesKey = !(r.rotaryNeedsSelfAttention && derived.isCrossAttention)

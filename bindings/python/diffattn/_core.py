@@ -1,6 +1,7 @@
 """numpy ↔ DLTensor, library-owned results, and status → exception translation."""
 
 import ctypes
+import weakref
 
 import numpy as np
 
@@ -73,21 +74,19 @@ def pointer(arg):
 
 
 def managed_to_numpy(managed):
-    """Copies a library-allocated tensor into a numpy array and frees it."""
-    try:
-        t = managed.contents.dl_tensor
-        shape = tuple(t.shape[i] for i in range(t.ndim))
-        count = int(np.prod(shape, dtype=np.int64))
-        if t.dtype.code == 2:
-            dtype, width = np.float32, 4
-        else:
-            dtype, width = np.bool_, 1
-        if count == 0:
-            return np.zeros(shape, dtype=dtype)
-        raw = ctypes.string_at(t.data, count * width)
-        return np.frombuffer(raw, dtype=np.uint8 if dtype is np.bool_ else np.float32).reshape(shape).astype(dtype)
-    finally:
+    """A numpy view of a library-allocated tensor, without a copy; the tensor is released with
+    da_tensor_free when the last array viewing it goes away."""
+    t = managed.contents.dl_tensor
+    shape = tuple(t.shape[i] for i in range(t.ndim))
+    count = int(np.prod(shape, dtype=np.int64))
+    is_float = t.dtype.code == 2
+    if count == 0:
         lib.da_tensor_free(managed)
+        return np.zeros(shape, dtype=np.float32 if is_float else np.bool_)
+    buffer = ((ctypes.c_float if is_float else ctypes.c_uint8) * count).from_address(t.data)
+    weakref.finalize(buffer, lib.da_tensor_free, managed)
+    array = np.ctypeslib.as_array(buffer).reshape(shape)
+    return array if is_float else array.view(np.bool_)
 
 
 def call_returning_tensor(fn, *args):

@@ -64,7 +64,10 @@ class AttentionInfo(Structure):
 
 
 class ProcessorConfig(Structure):
-    _fields_ = [("struct_size", c_uint32), ("kind", c_int32), ("slice_size", c_int64)]
+    _fields_ = [("struct_size", c_uint32), ("kind", c_int32), ("slice_size", c_int64), ("hidden_size", c_int64),
+                ("cross_attention_dim", c_int64), ("train_kv", c_int32), ("train_q_out", c_int32),
+                ("out_bias", c_int32), ("num_ip_adapters", c_int32), ("dropout", c_double),
+                ("num_tokens", POINTER(c_int64)), ("scale_counts", POINTER(c_int32)), ("scales", POINTER(c_double))]
 
 
 class WeightInfo(Structure):
@@ -81,7 +84,14 @@ class DiTArgs(Structure):
 class ForwardArgs(Structure):
     _fields_ = [("struct_size", c_uint32), ("hidden_states", POINTER(DLTensor)),
                 ("encoder_hidden_states", POINTER(DLTensor)), ("attention_mask", POINTER(DLTensor)),
-                ("temb", POINTER(DLTensor)), ("dit", POINTER(DiTArgs))]
+                ("temb", POINTER(DLTensor)), ("ip_hidden_states_given", c_int32), ("num_ip_hidden_states", c_int32),
+                ("ip_hidden_states", POINTER(DLTensor)), ("num_ip_adapter_masks", c_int32),
+                ("ip_adapter_masks", POINTER(POINTER(DLTensor))), ("dit", POINTER(DiTArgs))]
+
+
+class SpatialNormWeights(Structure):
+    _fields_ = [("struct_size", c_uint32)] + [(n, POINTER(DLTensor)) for n in (
+        "norm_layer_weight", "norm_layer_bias", "conv_y_weight", "conv_y_bias", "conv_b_weight", "conv_b_bias")]
 
 
 class OutputShapes(Structure):
@@ -120,6 +130,16 @@ _SIGNATURES = {
     "da_attention_get_info": (_STATUS, [_ATTN, POINTER(AttentionInfo)]),
     "da_attention_set_processor": (_STATUS, [_ATTN, POINTER(ProcessorConfig)]),
     "da_attention_get_processor": (_STATUS, [_ATTN, POINTER(ProcessorConfig)]),
+    "da_attention_update_processor": (_STATUS, [_ATTN, POINTER(ProcessorConfig)]),
+    "da_attention_get_ip_adapter_scale": (_STATUS, [_ATTN, POINTER(c_double), c_int64, POINTER(c_int32), c_int32,
+                                                     POINTER(c_int64)]),
+    "da_attention_set_attention_slice": (_STATUS, [_ATTN, c_int64]),
+    "da_attention_set_use_memory_efficient_attention_xformers": (_STATUS, [_ATTN, c_int32]),
+    "da_attention_set_use_npu_flash_attention": (_STATUS, [_ATTN, c_int32]),
+    "da_attention_set_use_xla_flash_attention": (_STATUS, [_ATTN, c_int32, c_int32]),
+    "da_attention_fuse_projections": (_STATUS, [_ATTN, c_int32]),
+    "da_attention_unfuse_projections": (_STATUS, [_ATTN]),
+    "da_spatial_norm": (_STATUS, [_PTENSOR, _PTENSOR, POINTER(SpatialNormWeights), _PPMANAGED]),
     "da_attention_weight_count": (_STATUS, [_ATTN, POINTER(c_int64)]),
     "da_attention_weight_info": (_STATUS, [_ATTN, c_int64, POINTER(WeightInfo)]),
     "da_attention_set_weight": (_STATUS, [_ATTN, c_char_p, _PTENSOR]),
@@ -134,7 +154,6 @@ _SIGNATURES = {
     "da_attention_get_attention_scores": (_STATUS, [_ATTN, _PTENSOR, _PTENSOR, _PTENSOR, _PPMANAGED]),
     "da_attention_norm_encoder_hidden_states": (_STATUS, [_ATTN, _PTENSOR, _PPMANAGED]),
     "da_dit_args_init": (_STATUS, [POINTER(DiTArgs), c_size_t]),
-    "da_attention_fuse_projections": (_STATUS, [_ATTN]),
     "da_rotary_tables": (_STATUS, [POINTER(ctypes.c_double), c_int64, c_int32, POINTER(c_int64), c_double, c_double,
                                    c_double, c_int32, c_int32, _PPMANAGED, _PPMANAGED]),
     "da_sdpa_options_init": (_STATUS, [POINTER(SDPAOptions), c_size_t]),

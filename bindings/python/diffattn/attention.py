@@ -2,14 +2,15 @@
 
 import ctypes
 import logging
+import weakref
 
 import numpy as np
 
 from . import dit_args as _dit
 from . import processors as _processors
-from ._core import TensorArg, call_returning_tensor, check, optional_arg, pointer
-from ._lib import (AttentionConfig, AttentionInfo, ForwardArgs, OutputShapes, ProcessorConfig, WeightInfo,
-                   c_int64, c_void_p, lib)
+from ._core import TensorArg, call_returning_tensor, check, managed_to_numpy, optional_arg, pointer
+from ._lib import (MAX_OUTPUTS, AttentionConfig, AttentionInfo, DLManagedTensor, DLTensor, ForwardArgs, ProcessorConfig,
+                   WeightInfo, c_int64, c_void_p, lib)
 
 logger = logging.getLogger("diffattn")
 
@@ -18,6 +19,8 @@ _QK_NORMS = {None: 0, "layer_norm": 1, "fp32_layer_norm": 2, "layer_norm_across_
 _CROSS_NORMS = {None: 0, "layer_norm": 1, "group_norm": 2}
 _UNKNOWN = 1000  # an enum value the library rejects with diffusers' "unknown …" message
 _QUIET_KWARGS = {"ip_adapter_masks", "ip_hidden_states"}
+_IP_KINDS = {_processors.IPAdapterAttnProcessor._kind, _processors.IPAdapterAttnProcessor2_0._kind,
+             _processors.IPAdapterXFormersAttnProcessor._kind}
 
 
 def _size(value, name):
@@ -136,6 +139,8 @@ class Attention:
         config = processor._config()
         check(lib.da_attention_set_processor(self._handle, ctypes.byref(config)))
         self._processor = processor
+        if isinstance(processor, _processors._IPAdapter):
+            processor._attention = weakref.ref(self)
 
     def get_processor(self, return_deprecated_lora=False):
         if return_deprecated_lora:
@@ -149,9 +154,56 @@ class Attention:
         check(lib.da_attention_get_processor(self._handle, ctypes.byref(c)))
         current = getattr(self, "_processor", None)
         if current is None or current._kind != c.kind:
-            current = _processors.from_config(c)
+            scale = self._ip_adapter_scale() if c.kind in _IP_KINDS else None
+            current = _processors.from_config(c, previous=current, scale=scale)
             self._processor = current
+            if isinstance(current, _processors._IPAdapter):
+                current._attention = weakref.ref(self)
         return current
+
+    def _ip_adapter_scale(self):
+        n = c_int64()
+        check(lib.da_attention_get_ip_adapter_scale(self._handle, None, 0, None, 0, ctypes.byref(n)))
+        values = (ctypes.c_double * max(n.value, 1))()
+        counts = (ctypes.c_int32 * 1024)()
+        check(lib.da_attention_get_ip_adapter_scale(self._handle, values, n.value, counts, 1024, ctypes.byref(n)))
+        scale, i = [], 0
+        c = ProcessorConfig()
+        c.struct_size = ctypes.sizeof(c)
+        check(lib.da_attention_get_processor(self._handle, ctypes.byref(c)))
+        for k in range(c.num_ip_adapters):
+            if counts[k] == 0:
+                scale.append(values[i])
+                i += 1
+            else:
+                scale.append(list(values[i:i + counts[k]]))
+                i += counts[k]
+        return scale
+
+    # --- switches -------------------------------------------------------------------------
+    def set_attention_slice(self, slice_size):
+        if slice_size is not None and (isinstance(slice_size, bool) or not isinstance(slice_size, int)):
+            raise TypeError(f"slice_size must be an int or None, got {slice_size!r}")
+        if slice_size is not None and slice_size <= 0 and slice_size <= self.sliceable_head_dim:
+            raise ValueError(f"slice_size must be at least 1, got {slice_size}")
+        check(lib.da_attention_set_attention_slice(self._handle, 0 if slice_size is None else slice_size))
+
+    def set_use_memory_efficient_attention_xformers(self, use_memory_efficient_attention_xformers, attention_op=None):
+        # attention_op picks an xFormers operator; libdiffattn always runs its own memory-efficient kernel.
+        check(lib.da_attention_set_use_memory_efficient_attention_xformers(
+            self._handle, bool(use_memory_efficient_attention_xformers)))
+
+    def set_use_npu_flash_attention(self, use_npu_flash_attention):
+        check(lib.da_attention_set_use_npu_flash_attention(self._handle, bool(use_npu_flash_attention)))
+
+    def set_use_xla_flash_attention(self, use_xla_flash_attention, partition_spec=None, is_flux=False):
+        check(lib.da_attention_set_use_xla_flash_attention(self._handle, bool(use_xla_flash_attention), bool(is_flux)))
+
+    def fuse_projections(self, fuse=True):
+        check(lib.da_attention_fuse_projections(self._handle, bool(fuse)))
+
+    def unfuse_projections(self):
+        check(lib.da_attention_unfuse_projections(self._handle))
 
     @processor.setter
     def processor(self, value):
@@ -203,6 +255,15 @@ class Attention:
             logger.warning(f"cross_attention_kwargs {unused} are not expected by {type(processor).__name__} "
                            f"and will be ignored.")
         temb = cross_attention_kwargs.get("temb") if "temb" in accepted else None
+        ip_states = None
+        if isinstance(encoder_hidden_states, tuple):
+            if "ip_adapter_masks" not in accepted:
+                raise TypeError(f"{type(processor).__name__} takes encoder_hidden_states as an array; the tuple "
+                                f"(text, [ip_hidden_states]) is for IP-Adapter processors ('tuple' object has no attribute 'shape')")
+            if len(encoder_hidden_states) != 2:
+                raise ValueError("encoder_hidden_states as a tuple must be (text_states, [ip_hidden_states, ...])")
+            encoder_hidden_states, ip_states = encoder_hidden_states
+            ip_states = list(ip_states) if isinstance(ip_states, (list, tuple)) else [ip_states]
         keep = [TensorArg(hidden_states, "hidden_states"),
                 optional_arg(encoder_hidden_states, "encoder_hidden_states"),
                 optional_arg(attention_mask, "attention_mask", allow_bool=True),
@@ -210,15 +271,27 @@ class Attention:
         args = ForwardArgs()
         check(lib.da_forward_args_init(ctypes.byref(args), ctypes.sizeof(args)))
         args.hidden_states, args.encoder_hidden_states, args.attention_mask, args.temb = map(pointer, keep)
+        if ip_states is not None and "ip_adapter_masks" in accepted:
+            ip_args = [TensorArg(t, f"ip_hidden_states[{i}]") for i, t in enumerate(ip_states)]
+            array = (DLTensor * max(len(ip_args), 1))(*[a.tensor for a in ip_args])
+            keep += [ip_args, array]
+            args.ip_hidden_states_given, args.num_ip_hidden_states = 1, len(ip_args)
+            args.ip_hidden_states = ctypes.cast(array, ctypes.POINTER(DLTensor))
+        masks = cross_attention_kwargs.get("ip_adapter_masks") if "ip_adapter_masks" in accepted else None
+        if masks is not None:
+            if isinstance(masks, np.ndarray):  # backward-compatible (K, 1, h, w) tensor → K masks
+                masks = [masks[k:k + 1] for k in range(masks.shape[0])]
+            mask_args = [None if m is None else TensorArg(np.asarray(m, dtype=np.float32), f"ip_adapter_masks[{i}]")
+                         for i, m in enumerate(masks)]
+            pointers = (ctypes.POINTER(DLTensor) * max(len(mask_args), 1))(*[pointer(m) for m in mask_args])
+            keep += [mask_args, pointers]
+            args.num_ip_adapter_masks = len(mask_args)
+            args.ip_adapter_masks = ctypes.cast(pointers, ctypes.POINTER(ctypes.POINTER(DLTensor)))
         keep.append(_dit.attach(args, accepted, cross_attention_kwargs))
-        shapes = OutputShapes()
-        shapes.struct_size = ctypes.sizeof(shapes)
-        check(lib.da_attention_output_shapes(self._handle, ctypes.byref(args), ctypes.byref(shapes)))
-        outputs = [np.empty(tuple(shapes.shape[i][j] for j in range(shapes.ndim[i])), dtype=np.float32)
-                   for i in range(shapes.count)]
-        arg_tensors = [TensorArg(o, "output") for o in outputs]
-        out_array = (type(arg_tensors[0].tensor) * len(arg_tensors))(*[a.tensor for a in arg_tensors])
-        check(lib.da_attention_forward(self._handle, ctypes.byref(args), out_array, len(outputs)))
+        managed = (ctypes.POINTER(DLManagedTensor) * MAX_OUTPUTS)()
+        count = ctypes.c_int32()
+        check(lib.da_attention_forward_alloc(self._handle, ctypes.byref(args), managed, MAX_OUTPUTS, ctypes.byref(count)))
+        outputs = [managed_to_numpy(managed[i]) for i in range(count.value)]
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     # --- helper methods -------------------------------------------------------------------

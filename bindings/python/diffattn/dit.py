@@ -24,15 +24,6 @@ def _create(obj, fill):
     obj._handle = handle
 
 
-def _fuse_projections(self):
-    """diffusers' fuse_projections(): adds to_qkv / to_kv and to_added_qkv (state-dict entries)."""
-    check(lib.da_attention_fuse_projections(self._handle))
-
-
-if not hasattr(Attention, "fuse_projections"):
-    Attention.fuse_projections = _fuse_projections
-
-
 class FluxAttention(Attention):
     """diffusers.models.transformers.transformer_flux.FluxAttention."""
 
@@ -109,6 +100,9 @@ class SanaMultiscaleLinearAttention(Attention):
 
     def forward(self, hidden_states):
         return super().forward(hidden_states)
+
+    def fuse_projections(self, *args, **kwargs):
+        raise AttributeError("'SanaMultiscaleLinearAttention' object has no attribute 'fuse_projections'")
 
     def __call__(self, hidden_states):
         return self.forward(hidden_states)

@@ -34,10 +34,14 @@ PROCESSOR_NAMES = (
 )
 
 # Keyword names (beyond hidden_states, encoder_hidden_states, attention_mask) each processor's
-# __call__ declares; other keywords given to Attention.__call__ are warned about and dropped.
-_CALL_KEYWORDS = {"SlicedAttnProcessor": (), "XFormersAttnAddedKVProcessor": (),
-                  "AttnAddedKVProcessor": (), "AttnAddedKVProcessor2_0": ()}
-_CALL_KEYWORDS.update({
+# __call__ declares; other keywords given to Attention.__call__ are warned about and dropped
+# (spec attention-core §3.1).
+_NO_KEYWORDS = ("SlicedAttnProcessor", "XFormersAttnAddedKVProcessor", "AttnAddedKVProcessor",
+                "AttnAddedKVProcessor2_0", "CustomDiffusionAttnProcessor", "CustomDiffusionAttnProcessor2_0",
+                "CustomDiffusionXFormersAttnProcessor")
+_IP_KEYWORDS = ("temb", "scale", "ip_adapter_masks")
+# The DiT processors' keywords (spec processors-dit).
+_DIT_KEYWORDS = {
     **{n: () for n in ("JointAttnProcessor2_0", "FusedJointAttnProcessor2_0", "XFormersJointAttnProcessor",
                        "PAGJointAttnProcessor2_0", "PAGCFGJointAttnProcessor2_0", "AuraFlowAttnProcessor2_0",
                        "FusedAuraFlowAttnProcessor2_0", "MochiVaeAttnProcessor2_0", "SanaLinearAttnProcessor2_0",
@@ -56,8 +60,7 @@ _CALL_KEYWORDS.update({
     "SD3IPAdapterJointAttnProcessor2_0": ("ip_hidden_states", "temb"),
     "FluxIPAdapterJointAttnProcessor2_0": ("image_rotary_emb", "ip_hidden_states", "ip_adapter_masks"),
     "FluxIPAdapterAttnProcessor": ("image_rotary_emb", "ip_hidden_states", "ip_adapter_masks"),
-})
-_DEFAULT_CALL_KEYWORDS = ("temb",)
+}
 
 
 def _kind(name):
@@ -86,10 +89,106 @@ class AttentionProcessor:
 
     @property
     def call_keywords(self):
-        return _CALL_KEYWORDS.get(type(self).__name__, _DEFAULT_CALL_KEYWORDS)
+        name = type(self).__name__
+        if name in _DIT_KEYWORDS:
+            return _DIT_KEYWORDS[name]
+        if name in _NO_KEYWORDS:
+            return ()
+        return _IP_KEYWORDS if name.startswith("IPAdapter") else ("temb",)
 
     def __repr__(self):
         return f"{type(self).__name__}()"
+
+
+class _CustomDiffusion(AttentionProcessor):
+    """Custom Diffusion: optional replacement projections, registered as `processor.*` weights."""
+
+    _train_q_out_default = True
+
+    def __init__(self, train_kv=True, train_q_out=None, hidden_size=None, cross_attention_dim=None, out_bias=True,
+                 dropout=0.0, attention_op=None):
+        self.train_kv = bool(train_kv)
+        self.train_q_out = self._train_q_out_default if train_q_out is None else bool(train_q_out)
+        self.hidden_size = hidden_size
+        self.cross_attention_dim = cross_attention_dim
+        self.out_bias = bool(out_bias)
+        self.dropout = dropout
+        self.attention_op = attention_op
+
+    def _config(self):
+        c = super()._config()
+        c.train_kv, c.train_q_out, c.out_bias = self.train_kv, self.train_q_out, self.out_bias
+        c.hidden_size = _optional_size(self.hidden_size, "hidden_size")
+        c.cross_attention_dim = _optional_size(self.cross_attention_dim, "cross_attention_dim")
+        c.dropout = float(self.dropout)
+        return c
+
+
+class _IPAdapter(AttentionProcessor):
+    """IP-Adapter: extra attentions over image tokens; weights `processor.to_k_ip.{k}`, …"""
+
+    def __init__(self, hidden_size, cross_attention_dim=None, num_tokens=(4,), scale=1.0, attention_op=None):
+        if not isinstance(num_tokens, (tuple, list)):
+            num_tokens = [num_tokens]
+        if not isinstance(scale, list):
+            scale = [scale] * len(num_tokens)  # a tuple is "not a list" and is replicated whole, as diffusers does
+        if len(scale) != len(num_tokens):
+            raise ValueError("`scale` should be a list of integers with the same length as `num_tokens`.")
+        self.hidden_size = hidden_size
+        self.cross_attention_dim = cross_attention_dim
+        self.num_tokens = num_tokens
+        self.attention_op = attention_op
+        self._attention = None
+        self._scale = scale
+
+    @property
+    def scale(self):
+        return self._scale
+
+    @scale.setter
+    def scale(self, value):
+        # Pipelines set the adapter strength here; it takes effect on the module at once.
+        self._scale = value
+        attention = self._attention() if self._attention is not None else None
+        if attention is not None and attention._processor is self:
+            config = self._config()
+            check(lib.da_attention_update_processor(attention._handle, ctypes.byref(config)))
+
+    def _config(self):
+        c = super()._config()
+        c.hidden_size = _optional_size(self.hidden_size, "hidden_size")
+        c.cross_attention_dim = _optional_size(self.cross_attention_dim, "cross_attention_dim")
+        scale = self._scale if isinstance(self._scale, list) else [self._scale] * len(self.num_tokens)
+        counts, values = [], []
+        for s in scale:
+            if isinstance(s, (list, tuple)):
+                if not all(isinstance(v, (int, float)) for v in s):
+                    raise TypeError(f"IP-Adapter scale entries must be numbers or lists of numbers, got {s!r}")
+                counts.append(len(s))
+                values.extend(float(v) for v in s)
+            elif isinstance(s, (int, float)):
+                counts.append(0)
+                values.append(float(s))
+            else:
+                raise TypeError(f"IP-Adapter scale entries must be numbers or lists of numbers, got {s!r}")
+        c.num_ip_adapters = len(self.num_tokens)
+        self._arrays = ((ctypes.c_int64 * len(self.num_tokens))(*[int(t) for t in self.num_tokens]),
+                        (ctypes.c_int32 * len(counts))(*counts), (ctypes.c_double * max(len(values), 1))(*values))
+        c.num_tokens, c.scale_counts, c.scales = (ctypes.cast(a, ctypes.POINTER(t)) for a, t in
+                                                  zip(self._arrays, (ctypes.c_int64, ctypes.c_int32, ctypes.c_double)))
+        return c
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(hidden_size={self.hidden_size}, cross_attention_dim={self.cross_attention_dim}, "
+                f"num_tokens={self.num_tokens}, scale={self._scale})")
+
+
+def _optional_size(value, name):
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise TypeError(f"{name} must be a positive int or None, got {value!r}")
+    return value
 
 
 def _with_slice_size(cls):
@@ -116,12 +215,23 @@ def _with_partition_spec(cls):
     return cls
 
 
+def _base_for(name):
+    if name.startswith("CustomDiffusion"):
+        return _CustomDiffusion
+    if name.startswith("IPAdapter"):
+        return _IPAdapter
+    return AttentionProcessor
+
+
 _classes = {}
 for _name in PROCESSOR_NAMES:
-    _cls = type(_name, (AttentionProcessor,), {"_kind": _kind(_name), "__module__": __name__})
+    _attrs = {"_kind": _kind(_name), "__module__": __name__}
+    if _name == "CustomDiffusionXFormersAttnProcessor":
+        _attrs["_train_q_out_default"] = False
+    _cls = type(_name, (_base_for(_name),), _attrs)
     if _name.startswith("Sliced"):
         _with_slice_size(_cls)
-    elif "XFormers" in _name:
+    elif "XFormers" in _name and _base_for(_name) is AttentionProcessor:
         _with_attention_op(_cls)
     elif _name == "XLAFlashAttnProcessor2_0":
         _with_partition_spec(_cls)
@@ -131,12 +241,25 @@ globals().update(_classes)
 _BY_KIND = {c._kind: c for c in _classes.values()}
 
 
-def from_config(c):
-    """The processor object for a library-side ProcessorConfig."""
+def from_config(c, previous=None, scale=None):
+    """The processor object for a library-side ProcessorConfig; an IP-Adapter's token counts come
+    from `previous` (the switches carry them over) and its scale from the library."""
     cls = _BY_KIND[c.kind]
     obj = cls.__new__(cls)
     if c.slice_size:
         obj.slice_size = c.slice_size
+    if issubclass(cls, _CustomDiffusion):
+        obj.train_kv, obj.train_q_out, obj.out_bias = bool(c.train_kv), bool(c.train_q_out), bool(c.out_bias)
+        obj.hidden_size = c.hidden_size or None
+        obj.cross_attention_dim = c.cross_attention_dim or None
+        obj.dropout, obj.attention_op = c.dropout, None
+    elif issubclass(cls, _IPAdapter):
+        obj.hidden_size = c.hidden_size or None
+        obj.cross_attention_dim = c.cross_attention_dim or None
+        obj.num_tokens = getattr(previous, "num_tokens", [4] * c.num_ip_adapters)
+        obj._scale, obj._attention, obj.attention_op = scale, None, None
+    elif "XFormers" in cls.__name__:
+        obj.attention_op = None
     return obj
 
 

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# C API tests of libdiffattn: header hygiene (C99 / C++17), the exported symbol set, the ELF
+# hardening of the .so, behaviour and error paths from C, and a C++ smoke program.
+# Usage: bash Tests/capi/run.sh [-v]     (DIFFATTN_LIBDIR overrides .build/release)
+# Prints "capi: N passed, N failed" last; exits non-zero if anything failed.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+LIBDIR="$(cd "${DIFFATTN_LIBDIR:-$ROOT/.build/release}" 2>/dev/null && pwd || echo "${DIFFATTN_LIBDIR:-$ROOT/.build/release}")"
+INCLUDE="$ROOT/include"
+HEADER="$INCLUDE/diffattn.h"
+LIB="$LIBDIR/libdiffattn.so"
+[ -f "$LIB" ] || [ ! -f "$LIBDIR/libdiffattn.so.0" ] || LIB="$LIBDIR/libdiffattn.so.0" # installed: SONAME only
+CC="${CC:-gcc}"
+CXX="${CXX:-g++}"
+VERBOSE="${1:-}"
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); [ "$VERBOSE" = "-v" ] && echo "ok   $*" || true; }
+fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+finish() {
+    echo "capi: $passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+    exit $?
+}
+
+if [ ! -f "$LIB" ]; then
+    fail "library not found: $LIB (build it with: swift build -c release --product diffattn)"
+    finish
+fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/diffattn-capi.XXXXXX")"
+trap '[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
+
+LDFLAGS="-L$LIBDIR -ldiffattn -Wl,-rpath,$LIBDIR -lm -pthread"
+# The executable asks for libdiffattn.so.0 (the SONAME). A build tree holds only libdiffattn.so,
+# so give the loader a libdiffattn.so.0 next to the test binaries when the directory lacks one.
+RPATH_EXTRA=""
+if [ ! -e "$LIBDIR/libdiffattn.so.0" ]; then
+    ln -s "$LIB" "$WORK/libdiffattn.so.0"
+    RPATH_EXTRA="-Wl,-rpath,$WORK"
+fi
+if [ ! -e "$LIBDIR/libdiffattn.so" ]; then # no development link: make one for -ldiffattn
+    ln -s "$LIB" "$WORK/libdiffattn.so"
+    LDFLAGS="-L$WORK $LDFLAGS"
+fi
+
+# ---- 1. the header compiles as strict C99 and as C++17 -------------------------------------
+if out=$("$CC" -std=c99 -Wall -Wextra -Werror -pedantic -I"$INCLUDE" -c "$HERE/header_c99.c" -o "$WORK/h99.o" 2>&1); then
+    pass "header: gcc -std=c99 -Wall -Wextra -Werror -pedantic"
+else
+    fail "header: gcc -std=c99 -pedantic: $out"
+fi
+if out=$("$CC" -std=c11 -Wall -Wextra -Werror -pedantic -Wstrict-prototypes -Wmissing-prototypes -I"$INCLUDE" \
+        -c "$HERE/header_c99.c" -o "$WORK/h11.o" 2>&1); then
+    pass "header: gcc -std=c11 -Wstrict-prototypes -Wmissing-prototypes"
+else
+    fail "header: gcc -std=c11 strict prototypes: $out"
+fi
+if out=$("$CXX" -std=c++17 -Wall -Wextra -Werror -I"$INCLUDE" -c "$HERE/header_cxx.cpp" -o "$WORK/hxx.o" 2>&1); then
+    pass "header: g++ -std=c++17 -Wall -Wextra -Werror"
+else
+    fail "header: g++ -std=c++17: $out"
+fi
+# the header is self-contained apart from dlpack, and links: every declaration used resolves
+if out=$("$CC" -std=c99 -I"$INCLUDE" "$HERE/header_c99.c" -shared -fPIC -o "$WORK/h99.so" \
+        $LDFLAGS -Wl,--no-undefined 2>&1); then
+    pass "header: declarations link against libdiffattn"
+else
+    fail "header: link: $out"
+fi
+
+# ---- 2. exported symbols == declared functions, all at version node DIFFATTN_0 -------------
+# Functions declared in the header (comments stripped by the preprocessor; dlpack's own
+# declarations carry no da_ prefix).
+declared=$("$CC" -E -P -I"$INCLUDE" -x c "$HEADER" | grep -oE '\bda_[a-z0-9_]+ *\(' | sed 's/ *($//' | sort -u)
+ndeclared=$(echo "$declared" | grep -c . || true)
+if [ "$ndeclared" -ge 30 ]; then pass "header declares $ndeclared da_* functions"; else fail "only $ndeclared da_* functions parsed from the header"; fi
+nmout=$(nm -D --defined-only "$LIB")
+# global/weak defined symbols (upper-case type letters); local entries are reported below
+exported=$(echo "$nmout" | awk '$2 ~ /^[A-Z]$/ {print $3}' | sort -u)
+missing=""
+for f in $declared; do
+    grep -qx "${f}@@DIFFATTN_0" <<<"$exported" || missing="$missing $f"
+done
+if [ -z "$missing" ]; then pass "every declared function is exported as name@@DIFFATTN_0"; else fail "declared but not exported at DIFFATTN_0:$missing"; fi
+extra=""
+for s in $exported; do
+    [ "$s" = "DIFFATTN_0" ] && continue
+    name="${s%%@*}"
+    if [ "$s" != "${name}@@DIFFATTN_0" ] || ! grep -qx "$name" <<<"$declared"; then extra="$extra $s"; fi
+done
+if [ -z "$extra" ]; then pass "nothing else is exported (only declared da_* and the DIFFATTN_0 node)"; else fail "exported but not declared in the header:$extra"; fi
+# The node is a version definition; GNU ld also emits an absolute DIFFATTN_0 symbol, lld does not.
+if readelf -V "$LIB" | grep -qE 'Flags: none .*Name: DIFFATTN_0$'; then pass "version node DIFFATTN_0 defined"; else fail "version node DIFFATTN_0 missing (readelf -V)"; fi
+locals=$(echo "$nmout" | awk '$2 ~ /^[a-z]$/ {print $3}')
+if [ -n "$locals" ]; then
+    echo "NOTE local-binding (not exported, not resolvable) entries in .dynsym: $(echo $locals)"
+fi
+undefined_da=$(nm -D --undefined-only "$LIB" | grep -E ' da_' || true)
+if [ -z "$undefined_da" ]; then pass "no undefined da_* references"; else fail "undefined da_* references: $undefined_da"; fi
+
+# ---- 3. ELF: SONAME, BIND_NOW, RELRO; no Swift toolchain libraries -------------------------
+dyn=$(readelf -d "$LIB")
+if grep -qE '\(SONAME\).*\[libdiffattn\.so\.0\]' <<<"$dyn"; then pass "SONAME libdiffattn.so.0"; else fail "SONAME is not libdiffattn.so.0: $(echo "$dyn" | grep SONAME || echo none)"; fi
+if echo "$dyn" | grep -qE '\(BIND_NOW\)|\(FLAGS\).*BIND_NOW'; then pass "BIND_NOW"; else fail "no BIND_NOW in the dynamic section"; fi
+if grep -qE '\(FLAGS_1\).*NOW' <<<"$dyn"; then pass "FLAGS_1 NOW"; else fail "no FLAGS_1 NOW"; fi
+if readelf -lW "$LIB" | grep -q 'GNU_RELRO'; then pass "GNU_RELRO segment"; else fail "no GNU_RELRO segment"; fi
+if readelf -lW "$LIB" | grep -E 'GNU_STACK' | grep -q 'RWE'; then fail "executable stack"; else pass "non-executable stack"; fi
+lddout=$(ldd "$LIB" 2>&1 || true)
+bad=$(echo "$lddout" | grep -iE 'swift|/opt/|libdispatch|libBlocksRuntime|libFoundation|libicu|not found' || true)
+if [ -z "$bad" ]; then pass "ldd: nothing from the Swift toolchain, nothing missing"; else fail "ldd shows: $bad"; fi
+needed=$(echo "$dyn" | grep NEEDED | grep -oE '\[[^]]*\]' | tr -d '[]' | tr '\n' ' ')
+if echo "$needed" | grep -qiE 'swift|Foundation|dispatch'; then fail "NEEDED has Swift runtime libraries: $needed"; else pass "NEEDED: $needed"; fi
+
+# ---- 4. the C test program -----------------------------------------------------------------
+CFLAGS="-std=gnu11 -O1 -g -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation -pthread"
+SOURCES="capi_main.c test_basics.c test_forward.c test_helpers.c test_sdpa.c test_misuse.c test_threads.c"
+srcs=""
+for s in $SOURCES; do srcs="$srcs $HERE/$s"; done
+if out=$("$CC" $CFLAGS -I"$INCLUDE" -I"$HERE" $srcs -o "$WORK/capi_tests" $LDFLAGS $RPATH_EXTRA 2>&1); then
+    pass "compile C tests"
+    set +e
+    timeout 120 "$WORK/capi_tests" $VERBOSE > "$WORK/capi.out" 2>&1
+    rc=$?
+    set -e
+    grep -v '^capi-c: ' "$WORK/capi.out" || true
+    line=$(grep -E '^capi-c: [0-9]+ passed, [0-9]+ failed$' "$WORK/capi.out" | tail -1 || true)
+    if [ -n "$line" ]; then
+        p=$(echo "$line" | sed -E 's/^capi-c: ([0-9]+) passed.*/\1/')
+        f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')
+        passed=$((passed + p))
+        failed=$((failed + f))
+        echo "C tests: $p passed, $f failed"
+        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then fail "C test program exited with $rc"; fi
+    else
+        fail "C test program did not finish (exit status $rc; a crash or a hang)"
+    fi
+else
+    fail "compile C tests: $out"
+fi
+
+# ---- 5. C++ smoke program ------------------------------------------------------------------
+if out=$("$CXX" -std=c++17 -O1 -Wall -Wextra -Werror -I"$INCLUDE" "$HERE/cpp_smoke.cpp" -o "$WORK/cpp_smoke" \
+        $LDFLAGS $RPATH_EXTRA 2>&1); then
+    pass "compile cpp_smoke.cpp (g++ -std=c++17)"
+    if out=$(timeout 60 "$WORK/cpp_smoke" 2>&1); then
+        pass "cpp_smoke: $out"
+    else
+        fail "cpp_smoke: $out"
+    fi
+else
+    fail "compile cpp_smoke.cpp: $out"
+fi
+
+finish
