@@ -315,21 +315,7 @@ def run(check=False):
     }
     blobs = {f: G.write_npz(a) for f, a in g.files.items()}
     blobs["index.json"] = G.dump_index(index).encode()
-    if check:
-        bad = [f for f, b in blobs.items()
-               if not os.path.exists(os.path.join(OUT_DIR, f)) or open(os.path.join(OUT_DIR, f), "rb").read() != b]
-        print(f"dit: {len(blobs)} files, {len(bad)} differ")
-        return 1 if bad else 0
-    os.makedirs(OUT_DIR, exist_ok=True)
-    for f in os.listdir(OUT_DIR):
-        if f not in blobs:
-            os.remove(os.path.join(OUT_DIR, f))
-    for f, b in blobs.items():
-        with open(os.path.join(OUT_DIR, f), "wb") as fh:
-            fh.write(b)
-    print(f"dit: wrote {len(g.cases)} cases, {sum(len(b) for b in blobs.values()) / 1e6:.2f} MB to {OUT_DIR}")
-    return 0
-
+    return G.sync_dir(OUT_DIR, blobs, check, f"dit ({len(g.cases)} cases)")
 
 if __name__ == "__main__":
     import sys
