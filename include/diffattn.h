@@ -611,6 +611,170 @@ da_status da_scaled_dot_product_attention(const DLTensor *query, const DLTensor 
                                           const DLTensor *value, const DLTensor *attn_mask,
                                           const da_sdpa_options *options, DLTensor *out);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Models (diffusers model classes as trees of named modules; spec models.md)                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A model: one of diffusers' 11 model classes ("UNet2DConditionModel", "UNet3DConditionModel",
+ * "UNetMotionModel", "I2VGenXLUNet", "AutoencoderKL", "SD3Transformer2DModel",
+ * "FluxTransformer2DModel", "PixArtTransformer2DModel", "HunyuanDiT2DModel",
+ * "CogVideoXTransformer3DModel", "AuraFlowTransformer2DModel") laid out as diffusers lays it out,
+ * built from the class's config.json text. Every attention module is a real Attention; the other
+ * modules exist only as containers or as weight nodes filled by loading a checkpoint.
+ * Processors are values: setting one processor on every module stores a copy per module.
+ * Thread safety: calls that change the model (set/fuse/slice/load) must not overlap other calls on
+ * it or on its attention modules; read-only calls may run concurrently. */
+typedef struct da_model_s *da_model;
+
+/* Module kinds for da_model_module_count / da_model_module_path. */
+#define DA_MODULE_CONTAINER 0
+#define DA_MODULE_ATTENTION 1
+#define DA_MODULE_WEIGHTS 2
+
+/* Creates a model of class `class_name` from `config_json` (the JSON object diffusers saves as
+ * config.json; unknown keys are ignored, missing keys take diffusers' defaults). `*out` is NULL
+ * on failure. Errors: DA_ERR_INVALID_ARGUMENT (NULL), DA_ERR_NOT_FOUND (unknown class),
+ * DA_ERR_VALUE (bad JSON, inconsistent or out-of-range sizes; the message names the field),
+ * DA_ERR_TYPE (a field of the wrong JSON type), DA_ERR_UNSUPPORTED (what diffusers refuses with
+ * NotImplementedError). Thread-safe. Release with da_model_destroy. */
+da_status da_model_create(const char *class_name, const char *config_json, da_model *out);
+
+/* Destroys the model and invalidates every da_attention it lent out. NULL and stale handles are
+ * ignored. Pipelines holding the model keep it alive until they are destroyed too. */
+void da_model_destroy(da_model model);
+
+/* The model's class name. Static string. Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT. */
+da_status da_model_class_name(da_model model, const char **name);
+
+/* ---- attn_processors (diffusers' names and order) ----------------------------------------- */
+
+/* The number of attention modules (entries of diffusers' attn_processors). */
+da_status da_model_attn_processor_count(da_model model, int64_t *count);
+
+/* Key `index` of attn_processors, e.g. "down_blocks.0.attentions.0.transformer_blocks.0.attn1.processor".
+ * The string lives as long as the process. Errors: DA_ERR_INVALID_ARGUMENT (index out of range). */
+da_status da_model_attn_processor_name(da_model model, int64_t index, const char **name);
+
+/* The processor under key `name` (with or without the ".processor" suffix). Errors:
+ * DA_ERR_NOT_FOUND (no such key). */
+da_status da_model_attn_processor_get(da_model model, const char *name, da_processor_config *processor);
+
+/* set_attn_processor(processor): the same processor on every attention module. Any kind may be
+ * set and reported, implemented in this build or not (forward then fails with DA_ERR_UNSUPPORTED). */
+da_status da_model_set_attn_processor(da_model model, const da_processor_config *processor);
+
+/* set_attn_processor({name: processor}): `count` must equal the number of attention modules
+ * (DA_ERR_VALUE, diffusers' message); every name must be a key (DA_ERR_NOT_FOUND). All names are
+ * checked before anything changes (diffusers changes modules up to the bad key). */
+da_status da_model_set_attn_processors(da_model model, const char *const *names,
+                                       const da_processor_config *processors, int64_t count);
+
+/* set_default_attn_processor(). Errors: DA_ERR_STATE (the class has no such method), DA_ERR_VALUE
+ * (processor-set rule refuses; diffusers' message). */
+da_status da_model_set_default_attn_processor(da_model model);
+
+/* fuse_qkv_projections() / unfuse_qkv_projections(). Fusion is a flag per module: fused processors
+ * compute from the separate to_q/to_k/to_v weights, so no second copy of the weights exists.
+ * Unfuse restores the processors saved by the first fuse; it is a no-op before any fuse.
+ * Errors: DA_ERR_VALUE (models with added-KV processors, diffusers' message). */
+da_status da_model_fuse_qkv_projections(da_model model);
+da_status da_model_unfuse_qkv_projections(da_model model);
+
+/* set_use_memory_efficient_attention_xformers(valid): enabling fails with DA_ERR_UNSUPPORTED
+ * (xformers does not exist on a CPU; nothing changes); disabling resets legacy Attention modules
+ * to AttnProcessor2_0 (or AttnProcessor when scale_qk is off) as diffusers does. */
+da_status da_model_set_use_memory_efficient_attention_xformers(da_model model, int32_t valid);
+
+/* set_attention_slice modes. */
+#define DA_SLICE_NONE 0 /* None: back to the unsliced processors */
+#define DA_SLICE_AUTO 1 /* "auto": heads // 2 per layer */
+#define DA_SLICE_MAX 2  /* "max": 1 per layer */
+#define DA_SLICE_SIZE 3 /* one size for every layer: sizes[0], count 1 */
+#define DA_SLICE_LIST 4 /* one entry per layer in attn_processors order; 0 in an entry means None */
+
+/* set_attention_slice (UNet2DConditionModel, UNet3DConditionModel only). Errors: DA_ERR_STATE
+ * (class without the method), DA_ERR_VALUE (list length, size > heads — diffusers' messages —
+ * and sizes below 1, which diffusers accepts and then fails on at forward). */
+da_status da_model_set_attention_slice(da_model model, int32_t mode, const int64_t *sizes, int64_t count);
+
+/* ---- modules -------------------------------------------------------------------------------- */
+
+/* The attention module at `path` ("transformer_blocks.0.attn") as a BORROWED da_attention: usable
+ * with every da_attention_* call, owned by the model, the same handle on every call for a path,
+ * valid until the model is destroyed (afterwards calls answer DA_ERR_INVALID_HANDLE).
+ * da_attention_destroy on it does nothing. Errors: DA_ERR_NOT_FOUND (no module, or not attention). */
+da_status da_model_get_attention(da_model model, const char *path, da_attention *out);
+
+/* Number of modules of `kind` (DA_MODULE_*) and the dotted path of the index-th one, pre-order.
+ * Paths live as long as the process. */
+da_status da_model_module_count(da_model model, int32_t kind, int64_t *count);
+da_status da_model_module_path(da_model model, int32_t kind, int64_t index, const char **path);
+
+/* diffusers' class name of the module at `path` ("Attention", "FluxAttention", "Module"). */
+da_status da_model_module_class(da_model model, const char *path, const char **class_name);
+
+/* ---- weights ---------------------------------------------------------------------------------- */
+
+/* Result of a load: attention parameters loaded / missing, names under an attention module that
+ * it lacks, other tensors kept as weight nodes or skipped. */
+typedef struct da_load_report {
+    uint32_t struct_size;
+    int64_t attention_loaded;
+    int64_t attention_missing;
+    int64_t unexpected;
+    int64_t weights_kept;
+    int64_t skipped;
+} da_load_report;
+
+#define DA_LOAD_STRICT 1      /* missing or unexpected attention parameters are an error */
+#define DA_LOAD_SKIP_OTHERS 2 /* do not keep non-attention tensors as weight nodes */
+
+/* Loads a safetensors file by diffusers' parameter names (F32/F16/BF16, widened to float32). The
+ * file is memory-mapped and checked (header JSON, dtypes, offsets against the file size) before
+ * anything is loaded. `report` may be NULL. Errors: DA_ERR_IO (cannot open), DA_ERR_VALUE (bad
+ * file; the message names the tensor; strict failures list the names), DA_ERR_DTYPE, DA_ERR_SHAPE. */
+da_status da_model_load_safetensors(da_model model, const char *path, int32_t flags, da_load_report *report);
+
+/* load_state_dict: `count` (name, float32 tensor) pairs. Same rules and errors as above. */
+da_status da_model_load_state_dict(da_model model, const char *const *names, const DLTensor *tensors,
+                                   int64_t count, int32_t flags, da_load_report *report);
+
+/* Entries the model holds (attention parameters and kept weights), in tree order; the name lives
+ * as long as the process. */
+da_status da_model_weight_count(da_model model, int64_t *count);
+da_status da_model_weight_info(da_model model, int64_t index, da_weight_info *info);
+
+/* Copies weight `name` (full diffusers name) into `out` (float32, exactly its shape). */
+da_status da_model_get_weight(da_model model, const char *name, DLTensor *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Pipelines (a named set of models with diffusers' pipeline-level switches)                   */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct da_pipeline_s *da_pipeline;
+
+/* Creates an empty pipeline. Thread safety as for models. Release with da_pipeline_destroy. */
+da_status da_pipeline_create(da_pipeline *out);
+void da_pipeline_destroy(da_pipeline pipeline);
+
+/* Adds `model` under `name` ("unet", "transformer", "vae", ...). The pipeline keeps its own
+ * reference: destroying the model handle later does not affect the pipeline.
+ * Errors: DA_ERR_VALUE (empty or duplicate name). */
+da_status da_pipeline_add(da_pipeline pipeline, const char *name, da_model model);
+
+/* fuse_qkv_projections(unet, vae) / unfuse_qkv_projections(unet, vae). Errors: DA_ERR_STATE
+ * (no such component; unfuse before any fuse), DA_ERR_VALUE (VAE not an AutoencoderKL, after the
+ * UNet has been fused — diffusers' order). */
+da_status da_pipeline_fuse_qkv_projections(da_pipeline pipeline, int32_t unet, int32_t vae);
+da_status da_pipeline_unfuse_qkv_projections(da_pipeline pipeline, int32_t unet, int32_t vae);
+
+/* enable_attention_slicing(mode, sizes) (DA_SLICE_NONE = disable_attention_slicing) on every
+ * component that has set_attention_slice; others are skipped. */
+da_status da_pipeline_set_attention_slicing(da_pipeline pipeline, int32_t mode, const int64_t *sizes, int64_t count);
+
+/* enable_/disable_xformers_memory_efficient_attention over every component. */
+da_status da_pipeline_set_use_memory_efficient_attention_xformers(da_pipeline pipeline, int32_t valid);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -2,13 +2,13 @@
 // library the xFormers, NPU and XLA kinds run its own memory-efficient kernel, so enabling them
 // succeeds on any CPU where diffusers needs the hardware.
 extension Attention {
-    private static let customDiffusionKinds: Set<ProcessorKind> = [
+    static let customDiffusionKinds: Set<ProcessorKind> = [
         .customDiffusionAttnProcessor, .customDiffusionAttnProcessor2_0, .customDiffusionXFormersAttnProcessor]
-    private static let addedKVKinds: Set<ProcessorKind> = [
+    static let addedKVKinds: Set<ProcessorKind> = [
         .attnAddedKVProcessor, .attnAddedKVProcessor2_0, .slicedAttnAddedKVProcessor, .xformersAttnAddedKVProcessor]
-    private static let ipAdapterKinds: Set<ProcessorKind> = [
+    static let ipAdapterKinds: Set<ProcessorKind> = [
         .ipAdapterAttnProcessor, .ipAdapterAttnProcessor2_0, .ipAdapterXFormersAttnProcessor]
-    private static let jointKinds: Set<ProcessorKind> = [.jointAttnProcessor2_0, .xformersJointAttnProcessor]
+    static let jointKinds: Set<ProcessorKind> = [.jointAttnProcessor2_0, .xformersJointAttnProcessor]
 
     /// `set_attention_slice(slice_size)`; nil is None.
     public func setAttentionSlice(_ sliceSize: Int?) throws {

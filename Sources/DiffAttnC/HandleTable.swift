@@ -8,6 +8,8 @@ final class HandleTable<Object: AnyObject & Sendable>: Sendable {
     private struct Slot {
         var generation: UInt32 = 1
         var object: Object?
+        /// Lent out by an owner (a model's attention module): only the owner removes it.
+        var borrowed = false
     }
     private struct State {
         var slots: [Slot] = []
@@ -23,11 +25,12 @@ final class HandleTable<Object: AnyObject & Sendable>: Sendable {
         self.kindName = kindName
     }
 
-    func insert(_ object: Object) -> OpaquePointer {
+    func insert(_ object: Object, borrowed: Bool = false) -> OpaquePointer {
         state.withLock { s in
             let index: Int
             if let reused = s.free.popLast() { index = reused } else { index = s.slots.count; s.slots.append(Slot()) }
             s.slots[index].object = object
+            s.slots[index].borrowed = borrowed
             let bits = tag | UInt64(index + 1) << 24 | UInt64(s.slots[index].generation & 0xFF_FFFF)
             return OpaquePointer(bitPattern: UInt(bits))!
         }
@@ -53,11 +56,12 @@ final class HandleTable<Object: AnyObject & Sendable>: Sendable {
         return found
     }
 
-    /// Removes the object; unknown or stale handles are ignored (destroy accepts anything).
-    func remove(_ handle: OpaquePointer?) {
+    /// Removes the object; unknown or stale handles are ignored (destroy accepts anything), and
+    /// so are borrowed ones unless their owner (`owner: true`) removes them.
+    func remove(_ handle: OpaquePointer?, owner: Bool = false) {
         state.withLock { s in
             guard let (i, g) = decode(handle), i < s.slots.count, s.slots[i].generation & 0xFF_FFFF == g,
-                  s.slots[i].object != nil else { return }
+                  s.slots[i].object != nil, owner || !s.slots[i].borrowed else { return }
             s.slots[i].object = nil
             s.slots[i].generation &+= 1
             if s.slots[i].generation & 0xFF_FFFF == 0 { s.slots[i].generation = 1 }
@@ -67,3 +71,5 @@ final class HandleTable<Object: AnyObject & Sendable>: Sendable {
 }
 
 let attentionHandles = HandleTable<Attention>(tag: 0xA1, kindName: "da_attention")
+let modelHandles = HandleTable<ModelBox>(tag: 0xA2, kindName: "da_model")
+let pipelineHandles = HandleTable<Pipeline>(tag: 0xA3, kindName: "da_pipeline")

@@ -739,7 +739,8 @@ def main():
     for k, v in index["counts"].items():
         print(f"  {k:28s} {v}")
     print("versions:", index["versions"])
-    return 0
+    import gen_models  # model-level fixtures (issue 5), written to Tests/Fixtures/models/
+    return gen_models.main()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,240 @@
+"""diffusers' model classes as module trees (issue 5): names, switches and checkpoints.
+
+    from diffattn.models import UNet2DConditionModel
+    unet = UNet2DConditionModel.from_pretrained("path/to/unet")   # config.json + safetensors
+    list(unet.attn_processors)                                     # diffusers' exact keys
+    unet.set_attn_processor(diffattn.AttnProcessor())
+    attn = unet.get_submodule("down_blocks.0.attentions.0.transformer_blocks.0.attn1")
+    out = attn(hidden_states, encoder_hidden_states)               # numpy in, numpy out
+
+The host runs everything that is not attention; this library keeps those weights as named
+weight nodes (`model.state_dict()`), so nothing in the checkpoint is lost.
+"""
+
+import ctypes
+import json
+import os
+
+import numpy as np
+
+from . import processors as _processors
+from ._core import TensorArg, check
+from ._lib import AttentionConfig, ProcessorConfig, WeightInfo, lib
+from ._model_lib import (LOAD_SKIP_OTHERS, LOAD_STRICT, MODULE_ATTENTION, MODULE_CONTAINER, MODULE_WEIGHTS,
+                         LoadReport, slice_args)
+from .attention import Attention
+
+CLASS_NAMES = ["UNet2DConditionModel", "UNet3DConditionModel", "UNetMotionModel", "I2VGenXLUNet", "AutoencoderKL",
+               "SD3Transformer2DModel", "FluxTransformer2DModel", "PixArtTransformer2DModel", "HunyuanDiT2DModel",
+               "CogVideoXTransformer3DModel", "AuraFlowTransformer2DModel"]
+_KINDS = {"container": MODULE_CONTAINER, "attention": MODULE_ATTENTION, "weights": MODULE_WEIGHTS}
+
+
+def _string_out(fn, *args):
+    s = ctypes.c_char_p()
+    check(fn(*args, ctypes.byref(s)))
+    return s.value.decode()
+
+
+def _borrowed_attention(handle, owner):
+    """A diffattn.Attention over a model's module: the model owns it (destroying it is a no-op)."""
+    a = Attention.__new__(Attention)
+    a._handle = handle
+    a._owner = owner  # keeps the model, and so the handle, alive
+    c = AttentionConfig()
+    c.struct_size = ctypes.sizeof(c)
+    check(lib.da_attention_get_config(handle, ctypes.byref(c)))
+    a.query_dim = c.query_dim
+    a.use_bias = bool(c.bias)
+    a.upcast_attention, a.upcast_softmax = bool(c.upcast_attention), bool(c.upcast_softmax)
+    a.rescale_output_factor = c.rescale_output_factor
+    a.residual_connection = bool(c.residual_connection)
+    a.dropout = c.dropout
+    a.added_kv_proj_dim = c.added_kv_proj_dim or None
+    a.only_cross_attention = bool(c.only_cross_attention)
+    a.context_pre_only = None if c.context_pre_only < 0 else bool(c.context_pre_only)
+    a.pre_only, a.is_causal, a.scale_qk = bool(c.pre_only), bool(c.is_causal), bool(c.scale_qk)
+    a._from_deprecated_attn_block = bool(c.from_deprecated_attn_block)
+    return a
+
+
+class WeightModule:
+    """A host-owned module of the model: its weights only (`state_dict()`)."""
+
+    def __init__(self, model, path):
+        self._model, self.path = model, path
+
+    def state_dict(self):
+        prefix = self.path + "."
+        return {k[len(prefix):]: v for k, v in self._model.state_dict().items()
+                if k.startswith(prefix) and "." not in k[len(prefix):]}
+
+
+class ModelMixin:
+    """Base of the eleven classes. Construct with `from_config(dict)` or `from_pretrained(dir)`."""
+
+    _class_name = None
+
+    def __init__(self, **config):
+        self._handle = None
+        text = json.dumps(config)
+        handle = ctypes.c_void_p()
+        check(lib.da_model_create(self._class_name.encode(), text.encode(), ctypes.byref(handle)))
+        self._handle = handle
+        self.config = dict(config)
+        self._modules = {}
+
+    @classmethod
+    def from_config(cls, config, **overrides):
+        config = dict(config, **overrides)
+        return cls(**{k: v for k, v in config.items() if not k.startswith("_")})
+
+    @classmethod
+    def from_pretrained(cls, directory, subfolder=None, strict=False, keep_other_weights=True):
+        if subfolder:
+            directory = os.path.join(directory, subfolder)
+        with open(os.path.join(directory, "config.json")) as fh:
+            config = json.load(fh)
+        model = cls.from_config(config)
+        model.load_safetensors(os.path.join(directory, "diffusion_pytorch_model.safetensors"), strict=strict,
+                               keep_other_weights=keep_other_weights)
+        return model
+
+    def __del__(self):
+        if getattr(self, "_handle", None):
+            lib.da_model_destroy(self._handle)
+            self._handle = None
+
+    # --- processors -----------------------------------------------------------------------
+    @property
+    def attn_processors(self):
+        count = ctypes.c_int64()
+        check(lib.da_model_attn_processor_count(self._handle, ctypes.byref(count)))
+        result = {}
+        for i in range(count.value):
+            name = _string_out(lib.da_model_attn_processor_name, self._handle, i)
+            c = ProcessorConfig()
+            c.struct_size = ctypes.sizeof(c)
+            check(lib.da_model_attn_processor_get(self._handle, name.encode(), ctypes.byref(c)))
+            result[name] = _processors.from_config(c)
+        return result
+
+    def set_attn_processor(self, processor):
+        if isinstance(processor, dict):
+            names = list(processor)
+            configs = (ProcessorConfig * max(len(names), 1))()
+            for i, n in enumerate(names):
+                configs[i] = self._processor_config(processor[n])
+            arr = (ctypes.c_char_p * max(len(names), 1))(*[n.encode() for n in names])
+            check(lib.da_model_set_attn_processors(self._handle, arr, configs, len(names)))
+        else:
+            c = self._processor_config(processor)
+            check(lib.da_model_set_attn_processor(self._handle, ctypes.byref(c)))
+
+    @staticmethod
+    def _processor_config(p):
+        if not isinstance(p, _processors.AttentionProcessor):
+            raise TypeError(f"processor must be a diffattn processor object, got {type(p).__name__}")
+        return p._config()
+
+    def set_default_attn_processor(self):
+        self._call_method("set_default_attn_processor", lib.da_model_set_default_attn_processor)
+
+    def fuse_qkv_projections(self):
+        check(lib.da_model_fuse_qkv_projections(self._handle))
+
+    def unfuse_qkv_projections(self):
+        check(lib.da_model_unfuse_qkv_projections(self._handle))
+
+    def set_use_memory_efficient_attention_xformers(self, valid, attention_op=None):
+        status = lib.da_model_set_use_memory_efficient_attention_xformers(self._handle, int(bool(valid)))
+        if status == 7:  # diffusers raises ModuleNotFoundError: xformers does not exist on a CPU
+            raise ModuleNotFoundError(lib.da_last_error().decode())
+        check(status)
+
+    def enable_xformers_memory_efficient_attention(self, attention_op=None):
+        self.set_use_memory_efficient_attention_xformers(True, attention_op)
+
+    def disable_xformers_memory_efficient_attention(self):
+        self.set_use_memory_efficient_attention_xformers(False)
+
+    def set_attention_slice(self, slice_size="auto"):
+        mode, sizes, count = slice_args(slice_size)
+        self._call_method("set_attention_slice", lib.da_model_set_attention_slice, mode, sizes, count)
+
+    def _call_method(self, name, fn, *args):
+        status = fn(self._handle, *args)
+        if status == 9 and "has no attribute" in lib.da_last_error().decode():
+            raise AttributeError(lib.da_last_error().decode())
+        check(status)
+
+    # --- modules --------------------------------------------------------------------------
+    def get_submodule(self, target):
+        if target in self._modules:
+            return self._modules[target]
+        cls = _string_out(lib.da_model_module_class, self._handle, target.encode())
+        if cls in ("Attention", "FluxAttention"):
+            handle = ctypes.c_void_p()
+            check(lib.da_model_get_attention(self._handle, target.encode(), ctypes.byref(handle)))
+            module = _borrowed_attention(handle, self)
+        else:
+            module = WeightModule(self, target)
+        self._modules[target] = module
+        return module
+
+    def module_paths(self, kind="attention"):
+        k = _KINDS[kind]
+        count = ctypes.c_int64()
+        check(lib.da_model_module_count(self._handle, k, ctypes.byref(count)))
+        return [_string_out(lib.da_model_module_path, self._handle, k, i) for i in range(count.value)]
+
+    def named_attention_modules(self):
+        return [(p, self.get_submodule(p)) for p in self.module_paths("attention")]
+
+    # --- weights --------------------------------------------------------------------------
+    def _weight_infos(self):
+        count = ctypes.c_int64()
+        check(lib.da_model_weight_count(self._handle, ctypes.byref(count)))
+        out = []
+        for i in range(count.value):
+            w = WeightInfo()
+            w.struct_size = ctypes.sizeof(w)
+            check(lib.da_model_weight_info(self._handle, i, ctypes.byref(w)))
+            out.append((w.name.decode(), tuple(w.shape[j] for j in range(w.ndim))))
+        return out
+
+    def state_dict(self):
+        result = {}
+        for name, shape in self._weight_infos():
+            out = np.empty(shape, dtype=np.float32)
+            check(lib.da_model_get_weight(self._handle, name.encode(), TensorArg(out, "out").ref))
+            result[name] = out
+        return result
+
+    @staticmethod
+    def _flags(strict, keep_other_weights):
+        return (LOAD_STRICT if strict else 0) | (0 if keep_other_weights else LOAD_SKIP_OTHERS)
+
+    def load_state_dict(self, state_dict, strict=True, keep_other_weights=True):
+        names = list(state_dict)
+        args = [TensorArg(np.ascontiguousarray(np.asarray(state_dict[n], dtype=np.float32)), n) for n in names]
+        tensors = (type(args[0].tensor) * max(len(args), 1))(*[a.tensor for a in args]) if args else None
+        arr = (ctypes.c_char_p * max(len(names), 1))(*[n.encode() for n in names])
+        report = LoadReport()
+        report.struct_size = ctypes.sizeof(report)
+        check(lib.da_model_load_state_dict(self._handle, arr, tensors, len(names),
+                                           self._flags(strict, keep_other_weights), ctypes.byref(report)))
+        return report
+
+    def load_safetensors(self, path, strict=False, keep_other_weights=True):
+        report = LoadReport()
+        report.struct_size = ctypes.sizeof(report)
+        check(lib.da_model_load_safetensors(self._handle, os.fsencode(path), self._flags(strict, keep_other_weights),
+                                            ctypes.byref(report)))
+        return report
+
+
+for _name in CLASS_NAMES:
+    globals()[_name] = type(_name, (ModelMixin,), {"_class_name": _name, "__module__": __name__})
+
+__all__ = ["ModelMixin", "WeightModule", *CLASS_NAMES]

@@ -1,0 +1,68 @@
+"""Times libdiffattn against torch in the same process, pair by pair (needs torch + diffusers).
+
+    python examples/python/bench_vs_torch.py [--threads 2] [--repeats 5]
+
+SDPA: diffattn.scaled_dot_product_attention vs torch.nn.functional.scaled_dot_product_attention.
+Attention: a diffusers Attention with AttnProcessor2_0 vs diffattn.Attention with the same weights.
+Prints milliseconds (best of N), GFLOP/s and the speed ratio ours/torch.
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+import diffattn
+
+
+def best(fn, repeats):
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    opts = parser.parse_args()
+    try:
+        import torch
+        from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+    except ImportError as e:
+        raise SystemExit(f"needs torch and diffusers: {e}")
+    torch.set_num_threads(opts.threads)
+    diffattn.set_num_threads(opts.threads)
+    rng = np.random.default_rng(0)
+    print(f"threads {opts.threads}, best of {opts.repeats}; torch {torch.__version__}, libdiffattn {diffattn.__version__}")
+    print(f"{'SDPA (B,H,N,D)':<28}{'torch ms':>10}{'ours ms':>10}{'torch GF/s':>12}{'ours GF/s':>11}{'ratio':>8}")
+    for b, h, n, d in [(2, 8, 1024, 64), (1, 24, 4096, 128), (2, 10, 4096, 64), (2, 8, 4096, 40), (2, 10, 1024, 80)]:
+        q, k, v = (rng.standard_normal((b, h, n, d)).astype(np.float32) for _ in range(3))
+        tq, tk, tv = map(torch.from_numpy, (q, k, v))
+        flops = 4 * b * h * n * n * d
+        t_torch = best(lambda: torch.nn.functional.scaled_dot_product_attention(tq, tk, tv), opts.repeats)
+        t_ours = best(lambda: diffattn.scaled_dot_product_attention(q, k, v), opts.repeats)
+        print(f"{str((b, h, n, d)):<28}{1e3 * t_torch:>10.1f}{1e3 * t_ours:>10.1f}{flops / t_torch / 1e9:>12.1f}"
+              f"{flops / t_ours / 1e9:>11.1f}{t_torch / t_ours:>8.2f}")
+    print(f"\n{'Attention forward':<28}{'diffusers':>10}{'ours ms':>10}{'':>23}{'ratio':>8}")
+    shapes = [("SD1.5 (2,4096,320) h8", 320, 8, 40, 4096, None), ("SD1.5 cross 77x768", 320, 8, 40, 4096, 768),
+              ("SDXL (2,1024,640) h10", 640, 10, 64, 1024, None), ("SDXL (2,4096,1280)/20", 1280, 20, 64, 1024, 2048)]
+    for name, c, heads, dh, n, cross in shapes:
+        ref = Attention(query_dim=c, heads=heads, dim_head=dh, cross_attention_dim=cross, processor=AttnProcessor2_0()).eval()
+        ours = diffattn.Attention(query_dim=c, heads=heads, dim_head=dh, cross_attention_dim=cross)
+        ours.load_state_dict({k: v.detach().numpy() for k, v in ref.state_dict().items()})
+        x = rng.standard_normal((2, n, c)).astype(np.float32)
+        e = rng.standard_normal((2, 77, cross)).astype(np.float32) if cross else None
+        tx, te = torch.from_numpy(x), (torch.from_numpy(e) if cross else None)
+        with torch.no_grad():
+            t_torch = best(lambda: ref(tx, encoder_hidden_states=te), opts.repeats)
+        t_ours = best(lambda: ours(x, encoder_hidden_states=e), opts.repeats)
+        print(f"{name:<28}{1e3 * t_torch:>10.1f}{1e3 * t_ours:>10.1f}{'':>23}{t_torch / t_ours:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
