@@ -269,7 +269,7 @@ typedef struct da_attention_config {
     int32_t elementwise_affine;              /* 1 */
     int32_t is_causal;                       /* 0 */
     /* ---- appended in 0.1 (DiT): which diffusers module class the handle stands for ---- */
-    int32_t module_class;                    /* DA_MODULE_ATTENTION */
+    int32_t module_class;                    /* DA_MODULE_CLASS_ATTENTION */
     /* SanaMultiscaleLinearAttention only (in_channels = query_dim, attention_head_dim = dim_head,
      * num_attention_heads = heads, where heads = DA_NONE computes int((query_dim // dim_head) * mult);
      * eps defaults to 1e-15 there only if the caller sets it) */
@@ -285,10 +285,10 @@ typedef struct da_attention_config {
  * FluxAttention reads query_dim, heads, dim_head, dropout, bias, added_kv_proj_dim,
  * added_proj_bias, out_bias, eps, out_dim, context_pre_only, pre_only, elementwise_affine;
  * MochiAttention also out_context_dim (its processor is MochiAttnProcessor2_0). */
-#define DA_MODULE_ATTENTION 0
-#define DA_MODULE_FLUX_ATTENTION 1
-#define DA_MODULE_MOCHI_ATTENTION 2
-#define DA_MODULE_SANA_MULTISCALE_LINEAR_ATTENTION 3
+#define DA_MODULE_CLASS_ATTENTION 0
+#define DA_MODULE_CLASS_FLUX_ATTENTION 1
+#define DA_MODULE_CLASS_MOCHI_ATTENTION 2
+#define DA_MODULE_CLASS_SANA_MULTISCALE_LINEAR_ATTENTION 3
 
 #define DA_MULTISCALE_NORM_BATCH_NORM 0
 #define DA_MULTISCALE_NORM_RMS_NORM 1

@@ -6,7 +6,7 @@ import DiffAttnKernels
 // Parse, validate, call; no math here.
 
 func moduleHeads(_ c: da_attention_config) throws -> Int64 {
-    guard c.module_class == DA_MODULE_SANA_MULTISCALE_LINEAR_ATTENTION, c.heads == 0 else { return c.heads }
+    guard c.module_class == DA_MODULE_CLASS_SANA_MULTISCALE_LINEAR_ATTENTION, c.heads == 0 else { return c.heads }
     guard c.mult.isFinite, c.mult > 0, c.dim_head > 0, c.query_dim > 0 else {
         throw DiffAttnError.argument("mult must be finite and positive and query_dim, dim_head positive to derive heads")
     }
@@ -15,7 +15,7 @@ func moduleHeads(_ c: da_attention_config) throws -> Int64 {
 
 func readModuleFields(_ c: da_attention_config, into s: inout AttentionConfig) throws {
     guard let module = ModuleClass(rawValue: c.module_class) else {
-        throw DiffAttnError.argument("module_class must be a DA_MODULE_* value, got \(c.module_class)")
+        throw DiffAttnError.argument("module_class must be a DA_MODULE_CLASS_* value, got \(c.module_class)")
     }
     s.moduleClass = module
     guard module == .sanaMultiscaleLinearAttention else { return }
