@@ -100,6 +100,26 @@ da_status da_set_num_threads(int32_t num_threads);
 int32_t da_get_num_threads(void);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Capabilities                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The CPU features the kernels can use that this CPU has, comma-separated (e.g.
+ * "avx2,fma,avx512f,avx512bf16"), or "baseline x86-64". Static string; thread-safe. */
+const char *da_cpu_features(void);
+
+/* The kernel paths compiled into this build that this CPU can run, comma-separated (e.g.
+ * "portable,avx2+fma,avx512"). Static string; thread-safe. */
+const char *da_kernel_paths(void);
+
+/* The kernel path in use (starts as the best one the CPU supports). Static string; thread-safe. */
+const char *da_kernel_path(void);
+
+/* Selects a kernel path by name, one of da_kernel_paths() (for testing and benchmarking; results
+ * agree to float32 rounding across paths). Must not overlap a running forward. Errors:
+ * DA_ERR_INVALID_ARGUMENT (NULL), DA_ERR_UNSUPPORTED (unknown, or not runnable on this CPU). */
+da_status da_set_kernel_path(const char *name);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Tensors allocated by the library                                                            */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -268,7 +288,31 @@ typedef struct da_attention_config {
     int32_t pre_only;                        /* 0 */
     int32_t elementwise_affine;              /* 1 */
     int32_t is_causal;                       /* 0 */
+    /* ---- appended in 0.1 (DiT): which diffusers module class the handle stands for ---- */
+    int32_t module_class;                    /* DA_MODULE_CLASS_ATTENTION */
+    /* SanaMultiscaleLinearAttention only (in_channels = query_dim, attention_head_dim = dim_head,
+     * num_attention_heads = heads, where heads = DA_NONE computes int((query_dim // dim_head) * mult);
+     * eps defaults to 1e-15 there only if the caller sets it) */
+    int64_t out_channels;                    /* required for Sana multiscale */
+    double mult;                             /* 1.0 */
+    int32_t norm_type;                       /* DA_MULTISCALE_NORM_BATCH_NORM */
+    int32_t num_kernel_sizes;                /* 1 (1..16) */
+    int64_t kernel_sizes[16];                /* {5} */
 } da_attention_config;
+
+/* da_attention_config.module_class: the diffusers class whose constructor arguments, state dict
+ * and default processor the module follows (spec processors-dit §6.1, §10.1, §12.5).
+ * FluxAttention reads query_dim, heads, dim_head, dropout, bias, added_kv_proj_dim,
+ * added_proj_bias, out_bias, eps, out_dim, context_pre_only, pre_only, elementwise_affine;
+ * MochiAttention also out_context_dim (its processor is MochiAttnProcessor2_0). */
+#define DA_MODULE_CLASS_ATTENTION 0
+#define DA_MODULE_CLASS_FLUX_ATTENTION 1
+#define DA_MODULE_CLASS_MOCHI_ATTENTION 2
+#define DA_MODULE_CLASS_SANA_MULTISCALE_LINEAR_ATTENTION 3
+
+#define DA_MULTISCALE_NORM_BATCH_NORM 0
+#define DA_MULTISCALE_NORM_RMS_NORM 1
+#define DA_MULTISCALE_NORM_LAYER_NORM 2
 
 /* Writes diffusers' defaults into `config` (query_dim is set to 0 and must be given).
  * Pass sizeof *config as struct_size. Errors: DA_ERR_INVALID_ARGUMENT (NULL or size smaller than
@@ -417,10 +461,55 @@ typedef struct da_forward_args {
     int32_t num_ip_adapter_masks;          /* ignored when ip_adapter_masks is NULL (None) */
     const DLTensor *const *ip_adapter_masks; /* array of pointers, one (1, N, h, w) region mask per
                                                 adapter; a NULL entry is None */
+    const struct da_dit_args *dit;         /* appended in 0.1: DiT keywords; NULL = none given */
 } da_forward_args;
 
 /* Zeroes `args` and sets struct_size. Errors: DA_ERR_INVALID_ARGUMENT. Thread-safe. */
 da_status da_forward_args_init(da_forward_args *args, size_t struct_size);
+
+/* The keyword arguments of the DiT processors (spec processors-dit), as their callers pass them.
+ * NULL tensors mean None; tables are float32 and must have exactly the shapes below. */
+typedef struct da_dit_args {
+    uint32_t struct_size;
+    /* image_rotary_emb = (cos, sin): Flux (T+S, D) over the joint sequence, CogVideoX and Hunyuan
+     * (S, D) interleaved tables, Mochi (S, H, D/2) per-head angles; also Stable Audio's
+     * rotary_emb (S, R), R <= D even (rotate-half of the first R lanes). */
+    const DLTensor *rotary_cos;
+    const DLTensor *rotary_sin;
+    /* Allegro's image_rotary_emb = (((cos_t, sin_t), (cos_h, sin_h), (cos_w, sin_w)), (p_t, p_h, p_w)):
+     * tables (N_axis, d_axis) with d_axis the chunks of D (size ceil(D/3), last smaller), positions
+     * int64 (1 or B, S) in range. */
+    const DLTensor *allegro_cos[3];
+    const DLTensor *allegro_sin[3];
+    const DLTensor *allegro_positions[3];
+    /* Lumina's query_rotary_emb / key_rotary_emb: complex tables (1 or B, L, D/2) passed as float32
+     * (1 or B, L, D/2, 2) holding (real, imaginary). */
+    const DLTensor *query_rotary_emb;
+    const DLTensor *key_rotary_emb;
+    int64_t base_sequence_length; /* Lumina; DA_NONE = None */
+} da_dit_args;
+
+/* Zeroes `args` and sets struct_size. Errors: DA_ERR_INVALID_ARGUMENT. Thread-safe. */
+da_status da_dit_args_init(da_dit_args *args, size_t struct_size);
+
+/* Table layouts of da_rotary_tables (diffusers' get_1d_rotary_pos_embed). */
+#define DA_ROTARY_REPEAT_INTERLEAVED 0 /* use_real, repeat_interleave_real: width dim, each value twice */
+#define DA_ROTARY_CONCATENATED 1       /* use_real, not repeat_interleave_real: [cos, cos] */
+#define DA_ROTARY_HALF_WIDTH 2         /* use_real=False: cos and sin of the angles, width dim/2
+                                          (Lumina's complex table is cos + i·sin) */
+
+/* cos and sin tables for `num_positions` rows of `num_axes` positions each (`positions` is
+ * row-major (num_positions, num_axes)): axis a gets get_1d_rotary_pos_embed(axes_dim[a],
+ * positions[:, a], theta, ...) and the axes are concatenated along the last axis, as Flux's
+ * FluxPosEmbed does (num_axes = 1 is get_1d_rotary_pos_embed itself). `float64` computes the
+ * angles in double precision (Flux) instead of float32 (the default of diffusers). Results are
+ * (num_positions, Σ width) float32 tensors released with da_tensor_free.
+ * Errors: DA_ERR_INVALID_ARGUMENT (NULL, odd or non-positive dims, bad layout, non-finite values).
+ * Thread-safe. */
+da_status da_rotary_tables(const double *positions, int64_t num_positions, int32_t num_axes,
+                           const int64_t *axes_dim, double theta, double linear_factor, double ntk_factor,
+                           int32_t layout, int32_t float64, DLManagedTensor **cos_out,
+                           DLManagedTensor **sin_out);
 
 #define DA_MAX_OUTPUTS 4
 
@@ -733,11 +822,11 @@ typedef struct da_hook_callbacks {
     uint32_t struct_size;
     int32_t is_stateful; /* reset_state is called by da_hook_registry_reset_stateful_hooks */
     void *user_data;
-    da_status (*initialize_hook)(void *user_data, const char *path);
-    da_status (*deinitialize_hook)(void *user_data, const char *path);
-    da_status (*pre_forward)(void *user_data, const char *path, DLTensor *hidden_states);
-    da_status (*post_forward)(void *user_data, const char *path, DLTensor *outputs, int32_t num_outputs);
-    da_status (*reset_state)(void *user_data, const char *path);
+    int32_t (*initialize_hook)(void *user_data, const char *path);
+    int32_t (*deinitialize_hook)(void *user_data, const char *path);
+    int32_t (*pre_forward)(void *user_data, const char *path, DLTensor *hidden_states);
+    int32_t (*post_forward)(void *user_data, const char *path, DLTensor *outputs, int32_t num_outputs);
+    int32_t (*reset_state)(void *user_data, const char *path);
     void (*destroy)(void *user_data);
 } da_hook_callbacks;
 
@@ -837,7 +926,7 @@ da_status da_model_group_offload_stats(da_model model, da_group_offload_stats *s
 /* ---- pyramid attention broadcast (spec hooks §7) ---------------------------------------------- */
 
 /* Returns the current timestep in *timestep; a non-zero status fails the attention call. */
-typedef da_status (*da_timestep_callback)(void *user_data, double *timestep);
+typedef int32_t (*da_timestep_callback)(void *user_data, double *timestep);
 
 /* PyramidAttentionBroadcastConfig. Skip ranges: 0 = None. Identifier lists: NULL = diffusers'
  * defaults (regular expressions searched in the module path). current_timestep_callback NULL =

@@ -68,6 +68,8 @@ echo "activate-noawait ldconfig" > "$run/DEBIAN/triggers"
 printf 'Source: libdiffattn\n\nPackage: libdiffattn0\nArchitecture: any\n' > "$work/debian/control"
 depends=$(cd "$work" && dpkg-shlibdeps -O -e"debian/libdiffattn0/$libdir/$realname" 2>"$work/shlibdeps.log" \
           | sed -n 's/^shlibs:Depends=//p') || { cat "$work/shlibdeps.log" >&2; exit 1; }
+[ -n "$depends" ] || { echo "build-deb: dpkg-shlibdeps found no dependencies" >&2; cat "$work/shlibdeps.log" >&2; exit 1; }
+sed 's/^/build-deb: /' "$work/shlibdeps.log" >&2  # its warnings, if any
 rm "$work/debian/control"
 
 description_tail=" libdiffattn is Hugging Face diffusers' attention layer (the Attention module

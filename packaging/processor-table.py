@@ -5,8 +5,8 @@ usage: processor-table.py                 print the markdown
        processor-table.py --update FILE   replace the text between the markers in FILE
        processor-table.py --check FILE    exit 1 if FILE's table differs from the library's
 
-The status comes from da_processor_is_implemented (and, for model classes, from whether the C API
-has da_model_* yet), so the README says what the built library does. `make docs` runs --update.
+The status comes from da_processor_is_implemented and, for model classes, from whether
+da_model_create knows the class name, so the README says what the built library does. `make docs` runs --update.
 The library is DIFFATTN_LIBRARY, else this checkout's .build/release/libdiffattn.so.
 """
 
@@ -29,6 +29,22 @@ MODEL_CLASSES = ("UNet2DConditionModel", "UNet3DConditionModel", "UNetMotionMode
                  "AutoencoderKL")
 
 
+def model_status(class_name):
+    """Whether da_model_create knows the class. It checks the name before the JSON, so a
+    deliberately invalid config answers without building a full-size model."""
+    try:
+        create = lib.da_model_create
+    except AttributeError:
+        return "planned: not in the C API yet"
+    create.restype = ctypes.c_int32
+    create.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+    model = ctypes.c_void_p()
+    status = create(class_name.encode(), b"!", ctypes.byref(model))
+    if status == 0:  # cannot happen with that JSON; do not leak it if it ever does
+        lib.da_model_destroy(model)
+    return "not yet" if status == 8 else "implemented (`da_model_create`)"  # 8 = DA_ERR_NOT_FOUND
+
+
 def table():
     kinds = [k for k in range(1, 1024) if lib.da_processor_name(k) is not None]
     done = [k for k in kinds if lib.da_processor_is_implemented(k)]
@@ -39,13 +55,8 @@ def table():
     for k in kinds:
         status = "implemented" if k in done else "reserved"
         lines.append(f"| {k} | `{lib.da_processor_name(k).decode()}` | {status} |")
-    try:
-        lib.da_model_create  # noqa: B018 — the model managers' entry point, when it exists
-        model_status = "see `da_model_*`"
-    except AttributeError:
-        model_status = "planned: not in the C API yet"
-    lines += ["", "| model class (attention tree as in diffusers) | status |", "|---|---|"]
-    lines += [f"| `{name}` | {model_status} |" for name in MODEL_CLASSES]
+    lines += ["", "| model class (attention tree laid out as in diffusers) | status |", "|---|---|"]
+    lines += [f"| `{name}` | {model_status(name)} |" for name in MODEL_CLASSES]
     return "\n".join(lines) + "\n"
 
 

@@ -69,12 +69,16 @@ extension Attention {
     /// giving (B, L, H·Dv) with heads merged as diffusers' `batch_to_head_dim` does. With
     /// `sliceSize`, the batch×heads rows are computed `sliceSize` at a time (SlicedAttnProcessor),
     /// which bounds how many score tiles are alive at once.
+    /// `scale` overrides the kernel's convention; `keyValueHeads` (default `heads`, not with
+    /// slicing) lets query heads share key/value heads (GQA); `isCausal` as torch's SDPA.
     func attend(query q: Tensor, key k: Tensor, value v: Tensor, heads: Int, mask: KernelMask?,
-                kernel: KernelChoice, sliceSize: Int? = nil) -> Tensor {
+                kernel: KernelChoice, sliceSize: Int? = nil, scale customScale: Float? = nil,
+                keyValueHeads: Int? = nil, isCausal: Bool = false) -> Tensor {
         let (b, l, width) = (q.shape[0], q.shape[1], q.shape[2])
-        let s = k.shape[1], d = width / heads, dv = v.shape[2] / heads
+        let group = heads / (keyValueHeads ?? heads)
+        let s = k.shape[1], d = width / heads, dv = v.shape[2] / (heads / group)
         var out = Tensor(shape: [b, l, heads * dv], repeating: 0)
-        let scale: Float = kernel.scale == .module ? derived.scale : Float(1 / Double(d).squareRoot())
+        let scale: Float = customScale ?? (kernel.scale == .module ? derived.scale : Float(1 / Double(d).squareRoot()))
         q.storage.withUnsafeBufferPointer { qp in
         k.storage.withUnsafeBufferPointer { kp in
         v.storage.withUnsafeBufferPointer { vp in
@@ -84,17 +88,17 @@ extension Attention {
                 func solve(batch bi: Int, batches: Int = 1, heads h0: Int, count: Int) {
                     let mo = mask.map { bi * $0.strides.batch + h0 * $0.strides.head } ?? 0
                     let problem = SDPAProblem(
-                        batch: batches, queryHeads: count, keyValueHeads: count, queryLength: l, keyLength: s,
+                        batch: batches, queryHeads: count, keyValueHeads: count / group, queryLength: l, keyLength: s,
                         headDim: d, valueDim: dv,
                         query: SDPAOperand(data: qp.baseAddress! + bi * l * width + h0 * d,
                                            strides: Strides4(batch: l * width, head: d, token: width, channel: 1)),
-                        key: SDPAOperand(data: kp.baseAddress! + bi * s * k.shape[2] + h0 * d,
+                        key: SDPAOperand(data: kp.baseAddress! + bi * s * k.shape[2] + h0 / group * d,
                                          strides: Strides4(batch: s * k.shape[2], head: d, token: k.shape[2], channel: 1)),
-                        value: SDPAOperand(data: vp.baseAddress! + bi * s * v.shape[2] + h0 * dv,
+                        value: SDPAOperand(data: vp.baseAddress! + bi * s * v.shape[2] + h0 / group * dv,
                                            strides: Strides4(batch: s * v.shape[2], head: dv, token: v.shape[2], channel: 1)),
                         output: op.baseAddress! + bi * l * heads * dv + h0 * dv,
                         outputStrides: Strides4(batch: l * heads * dv, head: dv, token: heads * dv, channel: 1),
-                        mask: kernelMask.offset(by: mo), scale: scale, isCausal: false,
+                        mask: kernelMask.offset(by: mo), scale: scale, isCausal: isCausal,
                         fullyMaskedRows: kernel.fullyMaskedRowsAreNaN ? .nan : .zero)
                     scaledDotProductAttention(problem, algorithm: kernel.algorithm == .math ? .math : .flash)
                 }

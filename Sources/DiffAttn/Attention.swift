@@ -12,11 +12,14 @@ public final class Attention: @unchecked Sendable {
     public internal(set) var hookRegistry: HookRegistry?
 
     public init(_ config: AttentionConfig) throws {
+        let config = Attention.normalized(config)
         try Attention.validate(config)
+        try Attention.validateModule(config)
         self.config = config
         self.derived = DerivedAttributes(config)
-        self.parameters = Attention.makeParameters(config, derived)
-        self.processor = Attention.defaultProcessor(scaleQK: config.scaleQK)
+        self.parameters = config.moduleClass == .attention ? Attention.makeParameters(config, derived)
+            : Attention.makeModuleParameters(config, derived)
+        self.processor = Attention.defaultProcessor(config)
         if let explicit = config.processor { try setProcessor(explicit) }
     }
 

@@ -42,6 +42,10 @@ public struct AttentionConfig: Sendable {
     public var preOnly: Bool = false
     public var elementwiseAffine: Bool = true
     public var isCausal: Bool = false
+    /// The diffusers module class (FluxAttention, MochiAttention, …); spec processors-dit.
+    public var moduleClass: ModuleClass = .attention
+    /// SanaMultiscaleLinearAttention's own arguments.
+    public var multiscale = MultiscaleOptions()
 
     public init(queryDim: Int) { self.queryDim = queryDim }
 }

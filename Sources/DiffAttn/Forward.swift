@@ -7,7 +7,7 @@ extension Attention {
         guard let recipe = ProcessorRecipe.recipe(for: processor.kind) else {
             throw DiffAttnError(.unsupported, "\(processor.kind.name) is not implemented in this version of libdiffattn")
         }
-        if recipe.family == .deprecatedLoRA {
+        if case .deprecatedLoRA = recipe.family {
             throw DiffAttnError.state("'\(processor.kind.name)' object is not callable: the LoRA attention processors are deprecated stubs (LoRA is applied to to_q/to_k/to_v/to_out by adapter layers now)")
         }
         return recipe
@@ -22,6 +22,7 @@ extension Attention {
         case .customDiffusion: return [try planCustomDiffusion(inputs, recipe).outputShape]
         case .ipAdapter: return [try planIPAdapter(inputs, recipe).main.outputShape]
         case .deprecatedLoRA: return []
+        case .dit(let dit): return try planDiT(inputs, dit).outputShapes
         }
     }
 
@@ -42,6 +43,7 @@ extension Attention {
         case .customDiffusion: return [try runCustomDiffusion(inputs, try planCustomDiffusion(inputs, recipe))]
         case .ipAdapter: return [try runIPAdapter(try planIPAdapter(inputs, recipe))]
         case .deprecatedLoRA: return []
+        case .dit(let dit): return try runDiT(inputs, planDiT(inputs, dit))
         }
     }
 }

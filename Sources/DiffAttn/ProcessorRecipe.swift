@@ -12,6 +12,8 @@ struct ProcessorRecipe: Sendable {
         case ipAdapter
         /// The deprecated LoRA classes: constructible, never callable.
         case deprecatedLoRA
+        /// DiT and joint-attention processors (spec processors-dit), described by a `DiTRecipe`.
+        case dit(DiTRecipe)
     }
 
     var family: Family
@@ -26,7 +28,7 @@ struct ProcessorRecipe: Sendable {
     var sliced = false
 
     static func recipe(for kind: ProcessorKind) -> ProcessorRecipe? {
-        classicRecipe(for: kind)
+        classicRecipe(for: kind) ?? DiTRecipe.recipe(for: kind).map { .init(family: .dit($0), kernel: .sdpa) }
     }
 
     private static func classicRecipe(for kind: ProcessorKind) -> ProcessorRecipe? {

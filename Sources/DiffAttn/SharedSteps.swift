@@ -11,10 +11,13 @@ public struct AttentionInputs: Sendable {
     public var ipHiddenStates: [Tensor]?
     /// `ip_adapter_masks`: one (1, images, h, w) region mask or None per adapter.
     public var ipAdapterMasks: [Tensor?]?
+    /// The DiT processors' extra keywords (rotary tables, …).
+    public var dit = DiTInputs()
 
     public init(hiddenStates: Tensor, encoderHiddenStates: Tensor? = nil,
                 attentionMask: AttentionMask? = nil, temb: Tensor? = nil,
-                ipHiddenStates: [Tensor]? = nil, ipAdapterMasks: [Tensor?]? = nil) {
+                ipHiddenStates: [Tensor]? = nil, ipAdapterMasks: [Tensor?]? = nil, dit: DiTInputs = DiTInputs()) {
+        self.dit = dit
         self.hiddenStates = hiddenStates
         self.encoderHiddenStates = encoderHiddenStates
         self.attentionMask = attentionMask

@@ -70,7 +70,7 @@ func swiftConfig(_ c: da_attention_config) throws -> AttentionConfig {
     }
     var s = AttentionConfig(queryDim: try size(c.query_dim, "query_dim"))
     s.crossAttentionDim = try optionalSize(c.cross_attention_dim, "cross_attention_dim")
-    s.heads = try size(c.heads, "heads")
+    s.heads = try size(try moduleHeads(c), "heads")
     s.kvHeads = try optionalSize(c.kv_heads, "kv_heads")
     s.dimHead = try size(c.dim_head, "dim_head")
     s.dropout = c.dropout
@@ -100,6 +100,7 @@ func swiftConfig(_ c: da_attention_config) throws -> AttentionConfig {
     s.preOnly = flag(c.pre_only)
     s.elementwiseAffine = flag(c.elementwise_affine)
     s.isCausal = flag(c.is_causal)
+    try readModuleFields(c, into: &s)
     return s
 }
 
@@ -135,6 +136,7 @@ func cConfig(_ s: AttentionConfig, into c: inout da_attention_config) {
     c.pre_only = s.preOnly ? 1 : 0
     c.elementwise_affine = s.elementwiseAffine ? 1 : 0
     c.is_causal = s.isCausal ? 1 : 0
+    writeModuleFields(s, into: &c)
 }
 
 func swiftProcessor(_ p: da_processor_config) throws -> ProcessorConfig {

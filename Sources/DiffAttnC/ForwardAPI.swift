@@ -29,6 +29,7 @@ private func readInputs(_ args: UnsafePointer<da_forward_args>?) throws -> Atten
         guard n >= 0 && n <= 1024 else { throw DiffAttnError.argument("args->num_ip_adapter_masks must be in 0...1024, got \(n)") }
         inputs.ipAdapterMasks = try (0..<n).map { try readOptionalTensor(masks[$0], "ip_adapter_masks[\($0)]") }
     }
+    inputs.dit = try readDiTArgs(a.dit)
     return inputs
 }
 

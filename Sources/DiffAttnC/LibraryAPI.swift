@@ -65,3 +65,28 @@ public func da_processor_config_init(_ config: UnsafeMutablePointer<da_processor
         return c
     }
 }
+
+// MARK: Capabilities
+
+@_cdecl("da_cpu_features")
+public func da_cpu_features() -> UnsafePointer<CChar> { internedCString(CPUFeatures.current.summary) }
+
+@_cdecl("da_kernel_paths")
+public func da_kernel_paths() -> UnsafePointer<CChar> {
+    internedCString(KernelPath.allCases.filter(\.isSupported).map(\.name).joined(separator: ","))
+}
+
+@_cdecl("da_kernel_path")
+public func da_kernel_path() -> UnsafePointer<CChar> { internedCString(KernelPath.selected.name) }
+
+@_cdecl("da_set_kernel_path")
+public func da_set_kernel_path(_ name: UnsafePointer<CChar>?) -> da_status {
+    guarded {
+        guard let name else { throw DiffAttnError.argument("name is NULL; expected one of da_kernel_paths()") }
+        let wanted = String(cString: name)
+        guard let path = KernelPath.allCases.first(where: { $0.name == wanted }), path.isSupported else {
+            throw DiffAttnError(.unsupported, "kernel path '\(wanted)' is not one this CPU can run; expected one of: \(KernelPath.allCases.filter(\.isSupported).map(\.name).joined(separator: ", "))")
+        }
+        KernelPath.selected = path
+    }
+}

@@ -878,27 +878,9 @@ def main(argv=None):
     blobs = {f: G.write_npz(st.arrays) for f, st in g.files.items()}
     blobs["index.json"] = G.dump_index(index).encode()
 
+    rc = G.sync_dir(OUT_DIR, blobs, args.check, f"classic ({len(g.cases)} cases)")
     if args.check:
-        bad = []
-        for f, b in blobs.items():
-            p = os.path.join(OUT_DIR, f)
-            if not os.path.exists(p) or open(p, "rb").read() != b:
-                bad.append(f)
-        extra = sorted(set(os.listdir(OUT_DIR)) - set(blobs)) if os.path.isdir(OUT_DIR) else []
-        print(f"classic: {len(blobs)} files, {len(bad)} differ, {len(extra)} stale")
-        for f in bad + extra:
-            print("  ", f)
-        return 1 if bad or extra else 0
-
-    os.makedirs(OUT_DIR, exist_ok=True)
-    for f in os.listdir(OUT_DIR):
-        if f not in blobs:
-            os.remove(os.path.join(OUT_DIR, f))
-    for f, b in blobs.items():
-        with open(os.path.join(OUT_DIR, f), "wb") as fh:
-            fh.write(b)
-    total = sum(len(b) for b in blobs.values())
-    print(f"classic: wrote {len(g.cases)} cases, {len(blobs)} files, {total / 1e6:.2f} MB to {OUT_DIR}")
+        return rc
     for k, v in index["counts"].items():
         print(f"  {k:28s} {v}")
     return 0

@@ -145,6 +145,26 @@ def f16r(a):
     return np.asarray(a, dtype=np.float32).astype(np.float16).astype(np.float32)
 
 
+def sync_dir(out_dir, blobs, check, label):
+    """Writes {file: bytes} into out_dir (removing stale files), or with `check` compares them;
+    returns 1 when a check finds differences."""
+    if check:
+        bad = [f for f, b in blobs.items()
+               if not os.path.exists(os.path.join(out_dir, f)) or open(os.path.join(out_dir, f), "rb").read() != b]
+        extra = sorted(set(os.listdir(out_dir)) - set(blobs)) if os.path.isdir(out_dir) else []
+        print(f"{label}: {len(blobs)} files, {len(bad)} differ, {len(extra)} stale")
+        return 1 if bad or extra else 0
+    os.makedirs(out_dir, exist_ok=True)
+    for f in os.listdir(out_dir):
+        if f not in blobs:
+            os.remove(os.path.join(out_dir, f))
+    for f, b in blobs.items():
+        with open(os.path.join(out_dir, f), "wb") as fh:
+            fh.write(b)
+    print(f"{label}: wrote {len(blobs)} files, {sum(len(b) for b in blobs.values()) / 1e6:.2f} MB to {out_dir}")
+    return 0
+
+
 def jsonable(v):
     if isinstance(v, (np.floating, float)):
         return float(v)
@@ -713,27 +733,9 @@ def main():
     blobs = {f: write_npz(a) for f, a in g.files.items()}
     blobs["index.json"] = dump_index(index).encode()
 
+    rc = sync_dir(OUT_DIR, blobs, args.check, f"attention ({len(g.cases)} cases)")
     if args.check:
-        bad = []
-        for f, b in blobs.items():
-            p = os.path.join(OUT_DIR, f)
-            if not os.path.exists(p) or open(p, "rb").read() != b:
-                bad.append(f)
-        extra = sorted(set(os.listdir(OUT_DIR)) - set(blobs)) if os.path.isdir(OUT_DIR) else []
-        print(f"{len(blobs)} files, {len(bad)} differ, {len(extra)} stale")
-        for f in bad + extra:
-            print("  ", f)
-        return 1 if bad or extra else 0
-
-    os.makedirs(OUT_DIR, exist_ok=True)
-    for f in os.listdir(OUT_DIR):
-        if f not in blobs:
-            os.remove(os.path.join(OUT_DIR, f))
-    for f, b in blobs.items():
-        with open(os.path.join(OUT_DIR, f), "wb") as fh:
-            fh.write(b)
-    total = sum(len(b) for b in blobs.values())
-    print(f"wrote {len(g.cases)} cases, {len(blobs)} files, {total / 1e6:.2f} MB to {OUT_DIR}")
+        return rc
     for k, v in index["counts"].items():
         print(f"  {k:28s} {v}")
     print("versions:", index["versions"])
@@ -745,7 +747,7 @@ if __name__ == "__main__":
     rc = main()
     import gen_classic  # issue 3: classic processors, SpatialNorm, switches -> Tests/Fixtures/classic
 
-    rc = max(rc, gen_classic.main())
+    import gen_dit  # issue 4: DiT and joint-attention processors -> Tests/Fixtures/dit
     import gen_hooks  # issue 6: pyramid attention broadcast decisions -> Tests/Fixtures/hooks
 
-    sys.exit(max(rc, gen_hooks.main()))
+    sys.exit(max(rc, gen_classic.main(), gen_dit.run("--check" in sys.argv), gen_hooks.main()))

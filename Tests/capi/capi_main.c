@@ -200,6 +200,7 @@ int main(int argc, char **argv) {
     test_sdpa();
     test_misuse();
     test_threads();
+    test_dit();
 
     printf("capi-c: %d passed, %d failed\n", capi_passed, capi_failed);
     return capi_failed == 0 ? 0 : 1;

@@ -71,5 +71,6 @@ void test_helpers(void);
 void test_sdpa(void);
 void test_misuse(void);
 void test_threads(void);
+void test_dit(void);
 
 #endif

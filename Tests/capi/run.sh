@@ -94,7 +94,7 @@ for s in $exported; do
 done
 if [ -z "$extra" ]; then pass "nothing else is exported (only declared da_* and the DIFFATTN_0 node)"; else fail "exported but not declared in the header:$extra"; fi
 # The node is a version definition; GNU ld also emits an absolute DIFFATTN_0 symbol, lld does not.
-if readelf -V "$LIB" | grep -qE 'Flags: none .*Name: DIFFATTN_0$'; then pass "version node DIFFATTN_0 defined"; else fail "version node DIFFATTN_0 missing (readelf -V)"; fi
+if readelf -V "$LIB" | grep -E 'Flags: none .*Name: DIFFATTN_0$' >/dev/null; then pass "version node DIFFATTN_0 defined"; else fail "version node DIFFATTN_0 missing (readelf -V)"; fi
 locals=$(echo "$nmout" | awk '$2 ~ /^[a-z]$/ {print $3}')
 if [ -n "$locals" ]; then
     echo "NOTE local-binding (not exported, not resolvable) entries in .dynsym: $(echo $locals)"
@@ -117,7 +117,7 @@ if echo "$needed" | grep -qiE 'swift|Foundation|dispatch'; then fail "NEEDED has
 
 # ---- 4. the C test program -----------------------------------------------------------------
 CFLAGS="-std=gnu11 -O1 -g -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation -pthread"
-SOURCES="capi_main.c test_basics.c test_forward.c test_helpers.c test_sdpa.c test_misuse.c test_threads.c"
+SOURCES="capi_main.c test_basics.c test_forward.c test_helpers.c test_sdpa.c test_misuse.c test_threads.c test_dit.c"
 srcs=""
 for s in $SOURCES; do srcs="$srcs $HERE/$s"; done
 if out=$("$CC" $CFLAGS -I"$INCLUDE" -I"$HERE" $srcs -o "$WORK/capi_tests" $LDFLAGS $RPATH_EXTRA 2>&1); then

@@ -17,7 +17,7 @@ flock 9
 
 work=$(mktemp -d /tmp/diffattn-packaging.XXXXXX)
 passed=0 failed=0
-check() {  # check "name" command... — output kept in $work/log/<n>, shown on failure
+check() {  # check "name" command... — output kept in $work/log.<n>, shown on failure
   local name=$1; shift
   local log=$work/log.$((passed + failed))
   if "$@" >"$log" 2>&1; then
@@ -36,7 +36,7 @@ dev_deb=$debs/libdiffattn-dev_${version}_${arch}.deb
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
 installed_lib="(/usr)?/lib/$multiarch/libdiffattn.so.0"  # /lib is /usr/lib on merged-/usr systems
 
-installed=0
+installed=0  # (a libdiffattn installed before the test is replaced, then removed with the rest)
 cleanup() {
   [ "$installed" = 1 ] && dpkg -r libdiffattn-dev libdiffattn0 >/dev/null 2>&1
   rm -rf "$work"
@@ -46,8 +46,9 @@ trap cleanup EXIT
 echo "packaging: libdiffattn $version"
 
 # ---- build and lint ---------------------------------------------------------------------------
+rm -f "$runtime_deb" "$dev_deb"  # never test the packages of an earlier run
 check "packaging/build-deb.sh builds both packages" bash packaging/build-deb.sh "$debs"
-[ -f "$runtime_deb" ] && [ -f "$dev_deb" ] || { echo "packaging: 0 passed, $((failed + 1)) failed"; exit 1; }
+[ -f "$runtime_deb" ] && [ -f "$dev_deb" ] || { echo "packaging: $passed passed, $failed failed"; exit 1; }
 check "lintian: no errors, no warnings" lintian --fail-on error,warning "$runtime_deb" "$dev_deb"
 check "bindings/python/pyproject.toml has the header's version $version" \
   grep -q "^version = \"$version\"" bindings/python/pyproject.toml
@@ -71,8 +72,9 @@ build_and_run() {  # compiler, std, source, binary, extra flags: no -I/-L of the
   local cc=$1 std=$2 src=$3 bin=$4
   shift 4
   $cc -std="$std" -O2 -Wall "$@" "$src" $flags -lm -o "$bin" || return 1
-  ldd "$bin" | grep -Eq "libdiffattn.so.0 => $installed_lib " \
-    || { echo "$bin does not use the installed library:"; ldd "$bin"; return 1; }
+  local deps; deps=$(ldd "$bin")  # not `ldd | grep -q`: under pipefail, grep's early exit fails the pipe
+  grep -Eq "libdiffattn.so.0 => $installed_lib " <<< "$deps" \
+    || { echo "$bin does not use the installed library:"; echo "$deps"; return 1; }
   (cd "$work" && "$bin")
 }
 c_sources=(examples/c/*.c)
@@ -94,6 +96,17 @@ done
 check "C++: Tests/packaging/hpp_check.cpp (diffattn.hpp, -Wconversion -Werror)" \
   build_and_run g++ c++17 "$repo/Tests/packaging/hpp_check.cpp" "$work/hpp_check" \
   -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Werror
+
+# A program built against the packages gets its dependency from the installed symbols file.
+shlibdeps_of_demo() {
+  mkdir -p "$work/shlibdeps/debian" && printf 'Source: x\n\nPackage: x\nArchitecture: any\n' \
+    > "$work/shlibdeps/debian/control"
+  local deps
+  deps=$(cd "$work/shlibdeps" && dpkg-shlibdeps -O "$work/smoke-c") || return 1
+  echo "$deps"
+  grep -q "libdiffattn0 (>= $version)" <<< "$deps"
+}
+check "dpkg-shlibdeps reads the symbols file: a C program depends on libdiffattn0 (>= $version)" shlibdeps_of_demo
 
 # ---- Python: pip install ./bindings/python into a venv, installed library ----------------------
 venv=$work/venv
@@ -147,7 +160,7 @@ leftovers() {
     case $f in */) [ -d "$f" ] && ! dpkg -S "${f%/}" >/dev/null 2>&1 && left="$left $f" ;;
                *) { [ -e "$f" ] || [ -L "$f" ]; } && left="$left $f" ;; esac
   done <<< "$files"
-  ldconfig -p | grep -q libdiffattn && left="$left (ldconfig cache)"
+  ldconfig -p > "$work/ldconfig.txt"; grep -q libdiffattn "$work/ldconfig.txt" && left="$left (ldconfig cache)"
   [ -z "$left" ] || { echo "left behind:$left"; return 1; }
 }
 check "dpkg -r leaves nothing behind (files, status, ldconfig cache)" leftovers

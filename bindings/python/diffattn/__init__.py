@@ -13,6 +13,7 @@ from .processors import *  # noqa: F401,F403  (every diffusers processor class n
 from .processors import PROCESSOR_NAMES, AttentionProcessor
 from .sdpa import scaled_dot_product_attention
 from .spatial_norm import SpatialNorm
+from .dit import FluxAttention, MochiAttention, SanaMultiscaleLinearAttention, get_1d_rotary_pos_embed, rotary_tables
 from . import models
 from . import hooks
 from .pipeline import DiffusionPipeline

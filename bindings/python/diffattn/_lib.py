@@ -48,6 +48,9 @@ class AttentionConfig(Structure):
         ("residual_connection", c_int32), ("from_deprecated_attn_block", c_int32),
         ("context_pre_only", c_int32), ("pre_only", c_int32), ("elementwise_affine", c_int32),
         ("is_causal", c_int32),
+        # appended for the DiT module classes
+        ("module_class", c_int32), ("out_channels", c_int64), ("mult", c_double), ("norm_type", c_int32),
+        ("num_kernel_sizes", c_int32), ("kernel_sizes", c_int64 * 16),
     ]
 
 
@@ -71,12 +74,19 @@ class WeightInfo(Structure):
     _fields_ = [("struct_size", c_uint32), ("ndim", c_int32), ("name", c_char_p), ("shape", c_int64 * MAX_NDIM)]
 
 
+class DiTArgs(Structure):
+    _fields_ = [("struct_size", c_uint32), ("rotary_cos", POINTER(DLTensor)), ("rotary_sin", POINTER(DLTensor)),
+                ("allegro_cos", POINTER(DLTensor) * 3), ("allegro_sin", POINTER(DLTensor) * 3),
+                ("allegro_positions", POINTER(DLTensor) * 3), ("query_rotary_emb", POINTER(DLTensor)),
+                ("key_rotary_emb", POINTER(DLTensor)), ("base_sequence_length", c_int64)]
+
+
 class ForwardArgs(Structure):
     _fields_ = [("struct_size", c_uint32), ("hidden_states", POINTER(DLTensor)),
                 ("encoder_hidden_states", POINTER(DLTensor)), ("attention_mask", POINTER(DLTensor)),
                 ("temb", POINTER(DLTensor)), ("ip_hidden_states_given", c_int32), ("num_ip_hidden_states", c_int32),
                 ("ip_hidden_states", POINTER(DLTensor)), ("num_ip_adapter_masks", c_int32),
-                ("ip_adapter_masks", POINTER(POINTER(DLTensor)))]
+                ("ip_adapter_masks", POINTER(POINTER(DLTensor))), ("dit", POINTER(DiTArgs))]
 
 
 class SpatialNormWeights(Structure):
@@ -109,6 +119,10 @@ _SIGNATURES = {
     "da_set_num_threads": (_STATUS, [c_int32]),
     "da_get_num_threads": (c_int32, []),
     "da_tensor_free": (None, [POINTER(DLManagedTensor)]),
+    "da_cpu_features": (c_char_p, []),
+    "da_kernel_paths": (c_char_p, []),
+    "da_kernel_path": (c_char_p, []),
+    "da_set_kernel_path": (_STATUS, [c_char_p]),
     "da_processor_name": (c_char_p, [c_int32]),
     "da_processor_kind_from_name": (_STATUS, [c_char_p, POINTER(c_int32)]),
     "da_processor_is_implemented": (c_int32, [c_int32]),
@@ -143,6 +157,9 @@ _SIGNATURES = {
     "da_attention_batch_to_head_dim": (_STATUS, [_ATTN, _PTENSOR, _PPMANAGED]),
     "da_attention_get_attention_scores": (_STATUS, [_ATTN, _PTENSOR, _PTENSOR, _PTENSOR, _PPMANAGED]),
     "da_attention_norm_encoder_hidden_states": (_STATUS, [_ATTN, _PTENSOR, _PPMANAGED]),
+    "da_dit_args_init": (_STATUS, [POINTER(DiTArgs), c_size_t]),
+    "da_rotary_tables": (_STATUS, [POINTER(ctypes.c_double), c_int64, c_int32, POINTER(c_int64), c_double, c_double,
+                                   c_double, c_int32, c_int32, _PPMANAGED, _PPMANAGED]),
     "da_sdpa_options_init": (_STATUS, [POINTER(SDPAOptions), c_size_t]),
     "da_scaled_dot_product_attention": (_STATUS, [_PTENSOR, _PTENSOR, _PTENSOR, _PTENSOR, POINTER(SDPAOptions), _PTENSOR]),
 }
@@ -187,6 +204,7 @@ if lib.da_check_abi(0) != 0:
 
 def _check_layouts():
     for struct, init in ((AttentionConfig, lib.da_attention_config_init), (ForwardArgs, lib.da_forward_args_init),
+                         (DiTArgs, lib.da_dit_args_init),
                          (SDPAOptions, lib.da_sdpa_options_init)):
         s = struct()
         if init(ctypes.byref(s), ctypes.sizeof(s)) != 0 or s.struct_size != ctypes.sizeof(s):

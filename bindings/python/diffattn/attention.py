@@ -6,6 +6,7 @@ import weakref
 
 import numpy as np
 
+from . import dit_args as _dit
 from . import processors as _processors
 from ._core import TensorArg, call_returning_tensor, check, managed_to_numpy, optional_arg, pointer
 from ._lib import (MAX_OUTPUTS, AttentionConfig, AttentionInfo, DLManagedTensor, DLTensor, ForwardArgs, ProcessorConfig,
@@ -286,6 +287,7 @@ class Attention:
             keep += [mask_args, pointers]
             args.num_ip_adapter_masks = len(mask_args)
             args.ip_adapter_masks = ctypes.cast(pointers, ctypes.POINTER(ctypes.POINTER(DLTensor)))
+        keep.append(_dit.attach(args, accepted, cross_attention_kwargs))
         managed = (ctypes.POINTER(DLManagedTensor) * MAX_OUTPUTS)()
         count = ctypes.c_int32()
         check(lib.da_attention_forward_alloc(self._handle, ctypes.byref(args), managed, MAX_OUTPUTS, ctypes.byref(count)))

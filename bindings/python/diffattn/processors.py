@@ -40,6 +40,27 @@ _NO_KEYWORDS = ("SlicedAttnProcessor", "XFormersAttnAddedKVProcessor", "AttnAdde
                 "AttnAddedKVProcessor2_0", "CustomDiffusionAttnProcessor", "CustomDiffusionAttnProcessor2_0",
                 "CustomDiffusionXFormersAttnProcessor")
 _IP_KEYWORDS = ("temb", "scale", "ip_adapter_masks")
+# The DiT processors' keywords (spec processors-dit).
+_DIT_KEYWORDS = {
+    **{n: () for n in ("JointAttnProcessor2_0", "FusedJointAttnProcessor2_0", "XFormersJointAttnProcessor",
+                       "PAGJointAttnProcessor2_0", "PAGCFGJointAttnProcessor2_0", "AuraFlowAttnProcessor2_0",
+                       "FusedAuraFlowAttnProcessor2_0", "MochiVaeAttnProcessor2_0", "SanaLinearAttnProcessor2_0",
+                       "PAGCFGSanaLinearAttnProcessor2_0", "PAGIdentitySanaLinearAttnProcessor2_0",
+                       "SanaMultiscaleAttnProcessor2_0")},
+    **{n: ("image_rotary_emb",) for n in ("CogVideoXAttnProcessor2_0", "FusedCogVideoXAttnProcessor2_0",
+                                          "MochiAttnProcessor2_0", "FluxAttnProcessor", "FluxAttnProcessor2_0",
+                                          "FusedFluxAttnProcessor2_0", "FluxAttnProcessor2_0_NPU",
+                                          "FusedFluxAttnProcessor2_0_NPU", "FluxSingleAttnProcessor2_0",
+                                          "XLAFluxFlashAttnProcessor2_0")},
+    **{n: ("temb", "image_rotary_emb") for n in ("HunyuanAttnProcessor2_0", "FusedHunyuanAttnProcessor2_0",
+                                                 "PAGHunyuanAttnProcessor2_0", "PAGCFGHunyuanAttnProcessor2_0",
+                                                 "AllegroAttnProcessor2_0")},
+    "LuminaAttnProcessor2_0": ("query_rotary_emb", "key_rotary_emb", "base_sequence_length"),
+    "StableAudioAttnProcessor2_0": ("rotary_emb",),
+    "SD3IPAdapterJointAttnProcessor2_0": ("ip_hidden_states", "temb"),
+    "FluxIPAdapterJointAttnProcessor2_0": ("image_rotary_emb", "ip_hidden_states", "ip_adapter_masks"),
+    "FluxIPAdapterAttnProcessor": ("image_rotary_emb", "ip_hidden_states", "ip_adapter_masks"),
+}
 
 
 def _kind(name):
@@ -69,6 +90,8 @@ class AttentionProcessor:
     @property
     def call_keywords(self):
         name = type(self).__name__
+        if name in _DIT_KEYWORDS:
+            return _DIT_KEYWORDS[name]
         if name in _NO_KEYWORDS:
             return ()
         return _IP_KEYWORDS if name.startswith("IPAdapter") else ("temb",)
