@@ -77,12 +77,11 @@ extension Attention {
         let (b, l, width) = (q.shape[0], q.shape[1], q.shape[2])
         let group = heads / (keyValueHeads ?? heads)
         let s = k.shape[1], d = width / heads, dv = v.shape[2] / (heads / group)
-        var out = Tensor(shape: [b, l, heads * dv], repeating: 0)
         let scale: Float = customScale ?? (kernel.scale == .module ? derived.scale : Float(1 / Double(d).squareRoot()))
-        q.storage.withUnsafeBufferPointer { qp in
+        return q.storage.withUnsafeBufferPointer { qp in
         k.storage.withUnsafeBufferPointer { kp in
         v.storage.withUnsafeBufferPointer { vp in
-        out.storage.withUnsafeMutableBufferPointer { op in
+        Tensor(shape: [b, l, heads * dv]) { op in
             withKernelMask(mask) { kernelMask in
                 // One problem for `batches` batch elements from `bi`, heads h0 ..< h0 + count.
                 func solve(batch bi: Int, batches: Int = 1, heads h0: Int, count: Int) {
@@ -96,7 +95,7 @@ extension Attention {
                                          strides: Strides4(batch: s * k.shape[2], head: d, token: k.shape[2], channel: 1)),
                         value: SDPAOperand(data: vp.baseAddress! + bi * s * v.shape[2] + h0 / group * dv,
                                            strides: Strides4(batch: s * v.shape[2], head: dv, token: v.shape[2], channel: 1)),
-                        output: op.baseAddress! + bi * l * heads * dv + h0 * dv,
+                        output: op + bi * l * heads * dv + h0 * dv,
                         outputStrides: Strides4(batch: l * heads * dv, head: dv, token: heads * dv, channel: 1),
                         mask: kernelMask.offset(by: mo), scale: scale, isCausal: isCausal,
                         fullyMaskedRows: kernel.fullyMaskedRowsAreNaN ? .nan : .zero)
@@ -116,7 +115,6 @@ extension Attention {
                 }
             }
         }}}}
-        return out
     }
 }
 

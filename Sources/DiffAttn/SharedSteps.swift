@@ -42,24 +42,17 @@ extension Attention {
             throw DiffAttnError.shape("\(prefix) expects inputs with \(inFeatures) features on the last axis, got shape \(describe(x.shape))")
         }
         let rows = x.count / max(inFeatures, 1)
-        var y = Tensor(shape: Array(x.shape.dropLast()) + [outFeatures], repeating: 0)
         let bias = weight(prefix + ".bias")
-        x.storage.withUnsafeBufferPointer { xp in
+        return x.storage.withUnsafeBufferPointer { xp in
             w.storage.withUnsafeBufferPointer { wp in
-                y.storage.withUnsafeMutableBufferPointer { yp in
-                    if let bias {
-                        bias.storage.withUnsafeBufferPointer { bp in
-                            linear(xp.baseAddress!, rows: rows, inFeatures: inFeatures, weight: wp.baseAddress!,
-                                   bias: bp.baseAddress!, outFeatures: outFeatures, into: yp.baseAddress!)
-                        }
-                    } else {
+                withOptionalPointer(bias) { bp in
+                    Tensor(shape: Array(x.shape.dropLast()) + [outFeatures]) { yp in
                         linear(xp.baseAddress!, rows: rows, inFeatures: inFeatures, weight: wp.baseAddress!,
-                               bias: nil, outFeatures: outFeatures, into: yp.baseAddress!)
+                               bias: bp, outFeatures: outFeatures, into: yp)
                     }
                 }
             }
         }
-        return y
     }
 
     /// GroupNorm `prefix` on a (B, tokens, C) sequence (channels last) — spec §4.1.
@@ -112,21 +105,33 @@ extension Attention {
     /// (B, C, H, W) → (B, H·W, C): token `t = row·W + col` (spec §4.3).
     func tokensFromImage(_ x: Tensor) -> Tensor {
         let (b, c) = (x.shape[0], x.shape[1]), n = x.shape[2] * x.shape[3]
-        var y = Tensor(shape: [b, n, c], repeating: 0)
-        for bi in 0..<b { for ci in 0..<c { for t in 0..<n {
-            y.storage[(bi * n + t) * c + ci] = x.storage[(bi * c + ci) * n + t]
-        } } }
-        return y
+        return x.storage.withUnsafeBufferPointer { src in
+            Tensor(shape: [b, n, c]) { dst in
+                for bi in 0..<b { transposePlane(src.baseAddress! + bi * c * n, rows: c, columns: n, into: dst + bi * n * c) }
+            }
+        }
     }
 
     /// (B, N, C) → (B, C, N) reshaped to `imageShape` (the inverse of `tokensFromImage`).
     func imageFromTokens(_ x: Tensor, imageShape: [Int]) -> Tensor {
         let (b, n, c) = (x.shape[0], x.shape[1], x.shape[2])
-        var y = Tensor(shape: imageShape, repeating: 0)
-        for bi in 0..<b { for t in 0..<n { for ci in 0..<c {
-            y.storage[(bi * c + ci) * n + t] = x.storage[(bi * n + t) * c + ci]
-        } } }
-        return y
+        return x.storage.withUnsafeBufferPointer { src in
+            Tensor(shape: imageShape) { dst in
+                for bi in 0..<b { transposePlane(src.baseAddress! + bi * n * c, rows: n, columns: c, into: dst + bi * c * n) }
+            }
+        }
+    }
+}
+
+/// `dst[j][i] = src[i][j]` for a `rows × columns` row-major plane, in 32×32 blocks (cache-friendly).
+func transposePlane(_ src: UnsafePointer<Float>, rows: Int, columns: Int, into dst: UnsafeMutablePointer<Float>) {
+    let block = 32
+    for i0 in stride(from: 0, to: rows, by: block) {
+        for j0 in stride(from: 0, to: columns, by: block) {
+            for i in i0..<min(i0 + block, rows) {
+                for j in j0..<min(j0 + block, columns) { dst[j * rows + i] = src[i * columns + j] }
+            }
+        }
     }
 }
 

@@ -84,24 +84,3 @@ public func groupNorm(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float
         }
     }
 }
-
-/// `y = x · Wᵀ + b` over the last axis: x is `rows × inFeatures`, W is `outFeatures × inFeatures`.
-/// Rows are cut into fixed blocks, each a single-threaded GEMM, spread over `Parallel`: every
-/// output element is then reduced the same way whatever the thread count (OpenBLAS's own
-/// threading splits differently for different thread counts, and its results move by an ulp).
-public func linear(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int,
-                   weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, outFeatures: Int,
-                   into y: UnsafeMutablePointer<Float>) {
-    useSingleThreadedBLAS()
-    let blockRows = 128
-    Parallel.forEach((rows + blockRows - 1) / blockRows) { block in
-        let r0 = block * blockRows, count = min(blockRows, rows - r0)
-        let out = y + r0 * outFeatures
-        if let bias {
-            for r in 0..<count { (out + r * outFeatures).update(from: bias, count: outFeatures) }
-        }
-        sgemm(transposeA: false, transposeB: true, m: count, n: outFeatures, k: inFeatures,
-              alpha: 1, a: x + r0 * inFeatures, lda: inFeatures, b: weight, ldb: inFeatures,
-              beta: bias == nil ? 0 : 1, c: out, ldc: outFeatures)
-    }
-}

@@ -15,6 +15,16 @@ public struct NDArray<Element: BitwiseCopyable & Sendable>: Sendable {
         self.storage = [Element](repeating: value, count: shape.reduce(1, *))
     }
 
+    /// A tensor whose every element `fill` writes (no zero fill first: the kernels' outputs).
+    public init(shape: [Int], filledBy fill: (UnsafeMutablePointer<Element>) -> Void) {
+        let count = shape.reduce(1, *)
+        self.shape = shape
+        self.storage = [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if count > 0 { fill(buffer.baseAddress!) }
+            initialized = count
+        }
+    }
+
     public var rank: Int { shape.count }
     public var count: Int { storage.count }
 

@@ -26,3 +26,11 @@ import DiffAttnKernelBodies
 @inline(never) public func fmaThroughputAVX512(iterations: Int, seed: Float) -> Float {
     fmaThroughputBody(iterations: iterations, seed: seed, fused: true)
 }
+
+@inline(never) public func linearBlockAVX512(x: UnsafePointer<Float>, rows: Int, inFeatures: Int,
+                                             weight: UnsafeRawPointer, format: Int, bias: UnsafePointer<Float>?,
+                                             outFeatures: Int, o0: Int, cols: Int, y: UnsafeMutablePointer<Float>,
+                                             scratch: UnsafeMutablePointer<Float>) {
+    linearBlockBody(x: x, rows: rows, inFeatures: inFeatures, weight: weight, format: format, bias: bias,
+                    outFeatures: outFeatures, o0: o0, cols: cols, y: y, scratch: scratch, true)
+}

@@ -50,6 +50,24 @@ case "bench-dit":
     runDiTBenchmark(quick: quick)
 case "bench-processors":
     runProcessorBenchmark(quick: quick)
+case "breakdown":
+    for (rows, inF, outF) in [(130, 77, 13), (2048, 640, 640), (64, 3072, 200), (7, 5, 1)] {
+        let x = randomBuffer(rows * inF, seed: 1), w = randomBuffer(outF * inF, seed: 2), bias = randomBuffer(outF, seed: 3)
+        let y1 = randomBuffer(rows * outF, seed: 4), y2 = randomBuffer(rows * outF, seed: 5)
+        let saved = KernelPath.selected
+        KernelPath.selected = .avx2
+        linear(x.baseAddress!, rows: rows, inFeatures: inF, weight: w.baseAddress!, bias: bias.baseAddress!, outFeatures: outF, into: y1.baseAddress!)
+        KernelPath.selected = saved
+        let t = bestTime(repeats: 3) { linear(x.baseAddress!, rows: rows, inFeatures: inF, weight: w.baseAddress!, bias: bias.baseAddress!, outFeatures: outF, into: y2.baseAddress!) }
+        var worst: Float = 0
+        for i in 0..<(rows * outF) { worst = max(worst, abs(y1[i] - y2[i]) / (abs(y1[i]) + 1e-3)) }
+        print("linear", rows, inF, outF, "maxrel", worst, "GF/s", 2.0 * Double(rows * inF * outF) / t / 1e9)
+    }
+    for (c, h, d, n, kk, cd) in [(320, 8, 40, 4096, nil, nil), (640, 10, 64, 1024, nil, nil), (320, 8, 40, 4096, 77, 768)] as [(Int, Int, Int, Int, Int?, Int?)] {
+        if let r = forwardBreakdown(channels: c, heads: h, dimHead: d, tokens: n, keys: kk, contextDim: cd, repeats: 5) {
+            print(c, h, d, n, "total", r.total * 1e3, "proj", r.projections * 1e3, "sdpa", r.attention * 1e3)
+        }
+    }
 case "selftest":
     exit(runSelfTest() ? 0 : 1)
 case "help", "--help", "-h":
