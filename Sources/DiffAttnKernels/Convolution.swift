@@ -59,3 +59,17 @@ public func batchNormInference(_ x: UnsafeMutablePointer<Float>, batch: Int, cha
         }
     }
 }
+
+/// y += alpha · x over n contiguous floats, 16 lanes at a time.
+@inline(__always)
+func axpy(_ y: UnsafeMutablePointer<Float>, _ alpha: Float, _ x: UnsafePointer<Float>, _ n: Int) {
+    var j = 0
+    let av = SIMD16<Float>(repeating: alpha)
+    while j + 16 <= n {
+        let yv = UnsafeRawPointer(y + j).loadUnaligned(as: SIMD16<Float>.self)
+        let xv = UnsafeRawPointer(x + j).loadUnaligned(as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(y + j).storeBytes(of: yv + av * xv, as: SIMD16<Float>.self)
+        j += 16
+    }
+    while j < n { y[j] += alpha * x[j]; j += 1 }
+}

@@ -7,6 +7,7 @@
 @_exported import enum DiffAttnKernelBodies.LinearWeightFormat
 import DiffAttnKernelBodies
 import DiffAttnKernelsAVX512
+import CDiffAttnCPUID
 
 /// `y = x · Wᵀ + b` over the last axis: x is `rows × inFeatures`, W is `outFeatures × inFeatures`.
 public func linear(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int,
@@ -63,6 +64,25 @@ public func linear(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int,
     }
 }
 
+/// One block of `linear` on the calling thread: rows (≤ 64) × all outputs, float32 weight, no bias;
+/// `scratch` holds `LinearGeometry.scratchFloats`. For kernels that run their own small GEMMs
+/// inside a task (linear attention). Falls back to a single-threaded sgemm without AVX-512.
+func linearTile(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, weight: UnsafePointer<Float>,
+                outFeatures: Int, into y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+    if KernelPath.selected == .avx512 {
+        var o0 = 0
+        while o0 < outFeatures {
+            linearBlockAVX512(x: x, rows: rows, inFeatures: inFeatures, weight: UnsafeRawPointer(weight), format: 0,
+                              bias: nil, outFeatures: outFeatures, o0: o0,
+                              cols: min(LinearGeometry.panel, outFeatures - o0), y: y, scratch: scratch)
+            o0 += LinearGeometry.panel
+        }
+    } else {
+        sgemm(transposeA: false, transposeB: true, m: rows, n: outFeatures, k: inFeatures, alpha: 1, a: x,
+              lda: inFeatures, b: weight, ldb: inFeatures, beta: 0, c: y, ldc: outFeatures)
+    }
+}
+
 /// Widens 16-bit floats (bf16 or fp16 bit patterns) to float32.
 public func widenToFloat32(_ src: UnsafePointer<UInt16>, count: Int, format: LinearWeightFormat,
                            into dst: UnsafeMutablePointer<Float>) {
@@ -71,3 +91,34 @@ public func widenToFloat32(_ src: UnsafePointer<UInt16>, count: Int, format: Lin
     case .bfloat16, .float16: widenRow(src, count, format.rawValue, into: dst)
     }
 }
+
+/// Narrows float32 to 16-bit storage, rounding to nearest even (layerwise casting's storage step).
+/// bf16 uses the AVX-512 BF16 conversion instruction when the CPU has it, else the same rounding
+/// in portable code (both give identical bits; NaN stays NaN).
+public func narrowFromFloat32(_ src: UnsafePointer<Float>, count: Int, format: LinearWeightFormat,
+                              into dst: UnsafeMutablePointer<UInt16>) {
+    switch format {
+    case .float32:
+        preconditionFailure("narrowFromFloat32 needs a 16-bit format")
+    case .bfloat16:
+        if CPUFeatures.current.avx512bf16 {
+            diffattn_narrow_bf16_avx512(src, dst, count)
+            return
+        }
+        for i in 0..<count { dst[i] = bfloat16Bits(src[i]) }
+    case .float16:
+        for i in 0..<count { dst[i] = Float16(src[i]).bitPattern }
+    }
+}
+
+/// float32 → bfloat16 bits, round to nearest even; NaN → quiet NaN (vcvtneps2bf16's rule).
+@inline(__always)
+public func bfloat16Bits(_ x: Float) -> UInt16 {
+    let bits = x.bitPattern
+    if x.isNaN { return UInt16(truncatingIfNeeded: bits >> 16) | 0x40 }
+    let rounded = bits &+ 0x7FFF &+ ((bits >> 16) & 1)
+    return UInt16(truncatingIfNeeded: rounded >> 16)
+}
+
+/// Whether this CPU narrows to bf16 with the AVX-512 BF16 instructions (else the portable path).
+public var hasBFloat16Instructions: Bool { CPUFeatures.current.avx512bf16 }

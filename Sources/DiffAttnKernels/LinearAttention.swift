@@ -3,6 +3,8 @@
 // evaluated in the linear-time order: per (batch, head) first A = Σ_m v'_m ⊗ φ(k_m) with
 // v' = [v; 1] ((Dv+1) × D), then out_n = (A·φ(q_n))[:Dv] / ((A·φ(q_n))[Dv] + eps).
 
+import DiffAttnKernelBodies
+
 /// One linear-attention problem over strided (batch, head, token, channel) operands.
 public struct LinearAttentionProblem {
     public var batch: Int, heads: Int, queryLength: Int, keyLength: Int, headDim: Int, valueDim: Int
@@ -24,57 +26,94 @@ public struct LinearAttentionProblem {
     }
 }
 
-/// Runs the problem on the thread pool. Phase 1 builds, per (batch, head), the transposed summary
-/// Aᵀ = Σ_m φ(k_m) ⊗ [v_m; 1] (D × (Dv+1)); tasks take blocks of heads so that each key row of the
-/// usual (B, N, H·D) layout is read contiguously. Phase 2 gives each task a block of queries over
-/// all heads: z = Σ_j φ(q_j)·Aᵀ[j, :] (contiguous multiply-adds), out = z[:Dv] / (z[Dv] + eps).
-/// Results do not depend on the thread count.
+/// Runs the problem on the thread pool as two GEMMs per (batch, head). Phase 1 builds the summary
+/// W = [V 1]ᵀ·φ(K) ((Dv+1) × D): φ(K) is copied once (its column sums are the row of ones), then one
+/// single-threaded sgemm reads V in place through its token stride. Phase 2 takes blocks of 64
+/// queries: z = φ(Q)·Wᵀ on the projection micro-kernel, out = z[:Dv] / (z[Dv] + eps). Tasks are fixed (batch, head[, block]) units,
+/// so results do not depend on the thread count.
 public func reluLinearAttention(_ p: LinearAttentionProblem) {
     let d = p.headDim, dv = p.valueDim, pairs = p.batch * p.heads
     guard pairs > 0, p.queryLength > 0 else { return }
+    useSingleThreadedBLAS()
     let row = dv + 1, aSize = d * row
     let summaries = KernelScratch.allocate(floats: pairs * aSize)
     defer { KernelScratch.free(summaries, floats: pairs * aSize) }
     let relu = p.applyReLU
-    let headBlock = 8, headBlocks = (p.heads + headBlock - 1) / headBlock
-    Parallel.forEach(p.batch * headBlocks) { task in
+    // Phase 1 tasks: (batch, block of 8 heads), walking the keys in chunks of 256 tokens, so that
+    // each token's rows of the block's heads are read as one contiguous run.
+    let headBlock = 8, chunk = 256, headBlocks = (p.heads + headBlock - 1) / headBlock
+    let keyScratch = ScratchSlots(floats: headBlock * chunk * (d + dv))
+    Parallel.forEachWorker(p.batch * headBlocks) { task, worker in
         let b = task / headBlocks, h0 = task % headBlocks * headBlock, h1 = min(h0 + headBlock, p.heads)
-        (summaries + (b * p.heads + h0) * aSize).initialize(repeating: 0, count: (h1 - h0) * aSize)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: d + row) { buf in
-            let k = buf.baseAddress!, v = k + d
-            v[dv] = 1   // the row of ones appended to v
-            for m in 0..<p.keyLength {
+        let kbuf = keyScratch.buffer(for: worker), vbuf = kbuf + headBlock * chunk * d
+        let ks = p.key.strides, vs = p.value.strides
+        for h in h0..<h1 { (summaries + (b * p.heads + h) * aSize + dv * d).initialize(repeating: 0, count: d) }
+        var m0 = 0
+        while m0 < p.keyLength {
+            let count = min(chunk, p.keyLength - m0)
+            for m in 0..<count {
                 for h in h0..<h1 {
-                    let kp = p.key.data + b * p.key.strides.batch + h * p.key.strides.head + m * p.key.strides.token
-                    let vp = p.value.data + b * p.value.strides.batch + h * p.value.strides.head + m * p.value.strides.token
-                    gather(kp, p.key.strides.channel, d, relu, into: k)
-                    gather(vp, p.value.strides.channel, dv, false, into: v)
-                    let a = summaries + (b * p.heads + h) * aSize
-                    for j in 0..<d where k[j] != 0 { axpy(a + j * row, k[j], v, row) }
+                    let km = kbuf + ((h - h0) * chunk + m) * d
+                    gather(p.key.data + b * ks.batch + h * ks.head + (m0 + m) * ks.token, ks.channel, d, relu, into: km)
+                    gather(p.value.data + b * vs.batch + h * vs.head + (m0 + m) * vs.token, vs.channel, dv, false,
+                           into: vbuf + ((h - h0) * chunk + m) * dv)
                 }
             }
+            for h in h0..<h1 {
+                let a = summaries + (b * p.heads + h) * aSize, kh = kbuf + (h - h0) * chunk * d
+                for m in 0..<count { addRow(a + dv * d, kh + m * d, d) }
+                sgemm(transposeA: true, transposeB: false, m: dv, n: d, k: count, alpha: 1,
+                      a: vbuf + (h - h0) * chunk * dv, lda: dv, b: kh, ldb: d, beta: m0 == 0 ? 0 : 1, c: a, ldc: d)
+            }
+            m0 += count
         }
     }
-    let block = 16
+    withExtendedLifetime(keyScratch) {}
+    let block = LinearGeometry.lanes
     let blocks = (p.queryLength + block - 1) / block
-    Parallel.forEach(p.batch * blocks) { task in
-        let b = task / blocks, n0 = task % blocks * block
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: d + row) { buf in
-            let q = buf.baseAddress!, z = q + d
-            for n in n0..<min(n0 + block, p.queryLength) {
-                for h in 0..<p.heads {
-                    let qp = p.query.data + b * p.query.strides.batch + h * p.query.strides.head + n * p.query.strides.token
-                    gather(qp, p.query.strides.channel, d, relu, into: q)
-                    let a = summaries + (b * p.heads + h) * aSize
-                    z.initialize(repeating: 0, count: row)
-                    for j in 0..<d where q[j] != 0 { axpy(z, q[j], a + j * row, row) }
-                    let denominator = z[dv] + p.eps
-                    let op = p.output + b * p.outputStrides.batch + h * p.outputStrides.head + n * p.outputStrides.token
-                    for i in 0..<dv { op[i * p.outputStrides.channel] = z[i] / denominator }
+    let queryScratch = ScratchSlots(floats: block * (d + row) + LinearGeometry.scratchFloats)
+    Parallel.forEachWorker(pairs * blocks) { task, worker in
+        // Heads vary fastest: neighbouring tasks read neighbouring parts of the same token rows.
+        let h = task % p.heads, n0 = task / p.heads % blocks * block, b = task / p.heads / blocks
+        let pair = b * p.heads + h, count = min(block, p.queryLength - n0)
+        let qbuf = queryScratch.buffer(for: worker), z = qbuf + block * d
+        let qs = p.query.strides, os = p.outputStrides
+        for n in 0..<count {
+            gather(p.query.data + b * qs.batch + h * qs.head + (n0 + n) * qs.token, qs.channel, d, relu, into: qbuf + n * d)
+        }
+        linearTile(qbuf, rows: count, inFeatures: d, weight: summaries + pair * aSize, outFeatures: row,
+                   into: z, scratch: z + block * row)
+        for n in 0..<count {
+            let zn = z + n * row, denominator = zn[dv] + p.eps
+            let op = p.output + b * os.batch + h * os.head + (n0 + n) * os.token
+            if os.channel == 1 {
+                var i = 0
+                let dn = SIMD16<Float>(repeating: denominator)
+                while i + 16 <= dv {
+                    let zv = UnsafeRawPointer(zn + i).loadUnaligned(as: SIMD16<Float>.self)
+                    UnsafeMutableRawPointer(op + i).storeBytes(of: zv / dn, as: SIMD16<Float>.self)
+                    i += 16
                 }
+                while i < dv { op[i] = zn[i] / denominator; i += 1 }
+            } else {
+                for i in 0..<dv { op[i * os.channel] = zn[i] / denominator }
             }
         }
     }
+    withExtendedLifetime(queryScratch) {}
+}
+
+/// y += x over n floats (the running column sums of φ(K)).
+@inline(__always)
+private func addRow(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
+    var j = 0
+    while j + 16 <= n {
+        let yv = UnsafeRawPointer(y + j).loadUnaligned(as: SIMD16<Float>.self)
+        let xv = UnsafeRawPointer(x + j).loadUnaligned(as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(y + j).storeBytes(of: yv + xv, as: SIMD16<Float>.self)
+        j += 16
+    }
+    while j < n { y[j] += x[j]; j += 1 }
 }
 
 /// Copies `n` floats `stride` apart into `out`, optionally through φ = max(·, 0).
@@ -85,18 +124,4 @@ private func gather(_ src: UnsafePointer<Float>, _ stride: Int, _ n: Int, _ relu
     } else {
         for j in 0..<n { out[j] = relu ? max(src[j * stride], 0) : src[j * stride] }
     }
-}
-
-/// y += alpha · x over n contiguous floats, 16 lanes at a time.
-@inline(__always)
-func axpy(_ y: UnsafeMutablePointer<Float>, _ alpha: Float, _ x: UnsafePointer<Float>, _ n: Int) {
-    var j = 0
-    let av = SIMD16<Float>(repeating: alpha)
-    while j + 16 <= n {
-        let yv = UnsafeRawPointer(y + j).loadUnaligned(as: SIMD16<Float>.self)
-        let xv = UnsafeRawPointer(x + j).loadUnaligned(as: SIMD16<Float>.self)
-        UnsafeMutableRawPointer(y + j).storeBytes(of: yv + av * xv, as: SIMD16<Float>.self)
-        j += 16
-    }
-    while j < n { y[j] += alpha * x[j]; j += 1 }
 }

@@ -40,15 +40,17 @@ func runBenchmark(quick: Bool) {
     print("")
 
     // SDPA throughput: 4·B·H·Nq·Nk·D flops (Q·Kᵀ and P·V).
-    let shapes = [(2, 8, 1024, 64), (1, 24, 4096, 128), (2, 10, 4096, 64), (2, 8, 4096, 40)]
-    print(pad("SDPA (B,H,N,D)", 22, right: true) + pad("kernel", 7) + pad("ms", 10) + pad("GFLOP/s", 10)
+    // (B, H, N, D, keys): the shapes; SDXL cross attends 77 text tokens, Flux 4096 + 512.
+    let shapes = [(2, 8, 1024, 64, 1024), (1, 24, 4096, 128, 4096), (2, 10, 4096, 64, 4096), (2, 8, 4096, 40, 4096),
+                  (2, 10, 1024, 64, 77), (2, 10, 1024, 80, 1024), (1, 24, 4608, 128, 4608)]
+    print(pad("SDPA (B,H,N,D)[×keys]", 22, right: true) + pad("kernel", 7) + pad("ms", 10) + pad("GFLOP/s", 10)
           + pad("/sgemm", 9) + pad("/FMA", 8))
-    for (batch, heads, length, depth) in shapes {
+    for (batch, heads, length, depth, keys) in shapes {
         for algorithm in [SDPAAlgorithm.math, .flash] {
             let seconds = timeAttention(batch: batch, heads: heads, length: length, depth: depth,
-                                        algorithm: algorithm, repeats: quick ? 1 : 5, warmUp: !quick)
-            let gflops = 4 * Double(batch * heads) * Double(length) * Double(length) * Double(depth) / seconds / 1e9
-            print(pad("(\(batch),\(heads),\(length),\(depth))", 22, right: true)
+                                        algorithm: algorithm, repeats: quick ? 1 : 5, warmUp: !quick, keys: keys)
+            let gflops = 4 * Double(batch * heads) * Double(length) * Double(keys) * Double(depth) / seconds / 1e9
+            print(pad("(\(batch),\(heads),\(length),\(depth))" + (keys == length ? "" : "×\(keys)"), 22, right: true)
                   + pad(algorithm == .math ? "math" : "flash", 7) + pad(fixed(seconds * 1e3, 1), 10)
                   + pad(fixed(gflops, 1), 10) + pad(fixed(100 * gflops / gemmPeak, 0) + "%", 9)
                   + pad(fixed(100 * gflops / fmaPeak, 0) + "%", 8))
@@ -66,6 +68,10 @@ func runBenchmark(quick: Bool) {
               + pad(fixed(100 * gflops / fmaPeak, 0) + "%", 8))
     }
     print("")
+
+    runForwardBenchmark(quick: quick, fmaPeak: fmaPeak)
+    runKernelPathsBenchmark(quick: quick, fmaPeak: fmaPeak)
+    runScalingBenchmark(quick: quick)
 
     // Peak extra memory: the kernels' own scratch counter (every byte they allocate), B = H = 1, D = 64.
     print(pad("extra memory (B=H=1, D=64)", 30, right: true) + pad("math", 14) + pad("flash", 14)
@@ -102,23 +108,25 @@ enum AttentionVariant: String {
 
 /// Best time of self-attention on contiguous (B, H, N, D) tensors.
 func timeAttention(batch: Int, heads: Int, length: Int, depth: Int, algorithm: SDPAAlgorithm,
-                   repeats: Int, warmUp: Bool, variant: AttentionVariant = .plain) -> Double {
-    let count = batch * heads * length * depth
-    let q = randomBuffer(count, seed: 11), k = randomBuffer(count, seed: 12), v = randomBuffer(count, seed: 13)
+                   repeats: Int, warmUp: Bool, variant: AttentionVariant = .plain, keys: Int? = nil) -> Double {
+    let count = batch * heads * length * depth, keyLength = keys ?? length
+    let q = randomBuffer(count, seed: 11)
+    let k = randomBuffer(batch * heads * keyLength * depth, seed: 12), v = randomBuffer(batch * heads * keyLength * depth, seed: 13)
     let out = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
     let maskCount = variant == .fullMask ? batch * length * length : batch * length
     let mask = randomBuffer(maskCount, seed: 14)
     defer { [q, k, v, out, mask].forEach { $0.deallocate() } }
     let strides = Strides4.contiguous(heads: heads, tokens: length, channels: depth)
+    let keyStrides = Strides4.contiguous(heads: heads, tokens: keyLength, channels: depth)
     let maskStrides = variant == .fullMask
         ? Strides4(batch: length * length, head: 0, token: length, channel: 1)
         : Strides4(batch: length, head: 0, token: 0, channel: 1)
     let problem = SDPAProblem(
-        batch: batch, queryHeads: heads, keyValueHeads: heads, queryLength: length, keyLength: length,
+        batch: batch, queryHeads: heads, keyValueHeads: heads, queryLength: length, keyLength: keyLength,
         headDim: depth, valueDim: depth,
         query: SDPAOperand(data: q.baseAddress!, strides: strides),
-        key: SDPAOperand(data: k.baseAddress!, strides: strides),
-        value: SDPAOperand(data: v.baseAddress!, strides: strides),
+        key: SDPAOperand(data: k.baseAddress!, strides: keyStrides),
+        value: SDPAOperand(data: v.baseAddress!, strides: keyStrides),
         output: out.baseAddress!, outputStrides: strides,
         mask: variant == .paddingMask || variant == .fullMask ? .additive(UnsafePointer(mask.baseAddress!), maskStrides) : .none,
         scale: 1 / Float(depth).squareRoot(), isCausal: variant == .causal)

@@ -6,6 +6,18 @@ import Glibc
 func runDiTBenchmark(quick: Bool) {
     print("diffattn bench-dit — \(Parallel.threadCount) thread(s), kernel path \(KernelPath.selected.name)")
     print("")
+    benchRotary(quick: quick, all: true)
+    benchSana(quick: quick, fmaPeak: nil)
+}
+
+/// `bench`'s kernel-level rows: rotary, Sana's linear attention, and the layerwise-cast GEMM.
+func runKernelPathsBenchmark(quick: Bool, fmaPeak: Double) {
+    benchRotary(quick: quick, all: false)
+    benchSana(quick: quick, fmaPeak: fmaPeak)
+    benchLayerwiseCasting(quick: quick, fmaPeak: fmaPeak)
+}
+
+func benchRotary(quick: Bool, all: Bool) {
     print(pad("rotary (family: B,L,H,D,span)", 44, right: true) + pad("ms", 9) + pad("GB/s", 8) + pad("Mrows/s", 10))
     // (name, batch, tokens, heads, headDim, rotated span, rule, per-head tables, lane stride)
     let cases: [(String, Int, Int, Int, Int, Int, RotaryRule, Bool, Int)] = [
@@ -17,7 +29,7 @@ func runDiTBenchmark(quick: Bool) {
         ("Stable Audio partial", 2, 1024, 24, 64, 32, .rotateHalf, false, 1),
         ("Allegro axis (rotate-half)", 2, 4096, 24, 96, 32, .rotateHalf, false, 1),
     ]
-    for (name, b, l, h, d, span, rule, perHead, laneStride) in cases {
+    for (name, b, l, h, d, span, rule, perHead, laneStride) in all ? cases : Array(cases.prefix(2)) {
         let x = randomBuffer(b * l * h * d, seed: 1)
         let tableWidth = rule == .pairAngles ? span / 2 * laneStride : span
         let tableRows = perHead ? l * h : l
@@ -36,7 +48,11 @@ func runDiTBenchmark(quick: Bool) {
         [x, c, s].forEach { $0.deallocate() }
     }
     print("")
-    print(pad("Sana linear attention (B,H,N,D)", 44, right: true) + pad("ms", 9) + pad("GFLOP/s", 9))
+}
+
+func benchSana(quick: Bool, fmaPeak: Double?) {
+    print(pad("Sana linear attention (B,H,N,D)", 44, right: true) + pad("ms", 9) + pad("GFLOP/s", 9) + pad("GB/s", 8)
+          + (fmaPeak == nil ? "" : pad("/FMA", 7)))
     for (b, h, n, d) in [(2, 70, 1024, 32), (2, 70, 4096, 32), (1, 16, 1024, 32)] {
         let w = h * d
         let q = randomBuffer(b * n * w, seed: 4), k = randomBuffer(b * n * w, seed: 5), v = randomBuffer(b * n * w, seed: 6)
@@ -50,7 +66,10 @@ func runDiTBenchmark(quick: Bool) {
         let seconds = bestTime(repeats: quick ? 3 : 10) { reluLinearAttention(problem) }
         // (D+1)×D summary over the keys plus (D+1)×D products per query, 2 flops each.
         let flops = 2.0 * Double(b * h) * Double(2 * n) * Double((d + 1) * d)
-        print(pad("(\(b),\(h),\(n),\(d))", 44, right: true) + pad(fixed(seconds * 1e3, 2), 9) + pad(fixed(flops / seconds / 1e9, 1), 9))
+        let gflops = flops / seconds / 1e9, bytes = 4.0 * 4 * Double(b * n * w)   // q, k, v read, out written
+        print(pad("(\(b),\(h),\(n),\(d))", 44, right: true) + pad(fixed(seconds * 1e3, 2), 9) + pad(fixed(gflops, 1), 9)
+              + pad(fixed(bytes / seconds / 1e9, 1), 8) + (fmaPeak.map { pad(fixed(100 * gflops / $0, 0) + "%", 7) } ?? ""))
         [q, k, v, out].forEach { $0.deallocate() }
     }
+    print("")
 }
