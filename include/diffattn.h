@@ -111,6 +111,22 @@ const char *da_cpu_features(void);
  * "portable,avx2+fma,avx512"). Static string; thread-safe. */
 const char *da_kernel_paths(void);
 
+/* 1 when this CPU has the AVX-512 BF16 instructions, which layerwise casting then uses to narrow
+ * weights to bfloat16 (vcvtneps2bf16); 0 when a portable path giving the same bits is used.
+ * Thread-safe. */
+int32_t da_cpu_has_bf16_instructions(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Layerwise casting                                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Storage formats for da_*_enable_layerwise_casting (computation is always float32). */
+#define DA_STORAGE_FLOAT32 0   /* undo the casting: weights back to float32 */
+#define DA_STORAGE_BFLOAT16 1
+#define DA_STORAGE_FLOAT16 2
+
+/* (da_attention_enable_layerwise_casting and da_model_enable_layerwise_casting: see the model section.) */
+
 /* The kernel path in use (starts as the best one the CPU supports). Static string; thread-safe. */
 const char *da_kernel_path(void);
 
@@ -903,6 +919,20 @@ da_status da_group_offload_config_init(da_group_offload_config *config, size_t s
  * Errors while running: DA_ERR_IO from a missing, truncated or corrupted file (the group stays
  * offloaded; the next call retries, so restoring the file makes the model usable again). */
 da_status da_model_enable_group_offload(da_model model, const char *onload_device, const da_group_offload_config *config);
+
+/* diffusers' enable_layerwise_casting(storage_dtype, compute_dtype=torch.float32,
+ * skip_modules_pattern): the weights and biases of every Linear layer whose name matches none of
+ * the patterns are stored as `storage_dtype` (half the memory; round to nearest even) and widened
+ * to float32 inside the projection GEMM. Patterns are regular expressions searched in the layer
+ * name ("to_q"; in a model the full path, "transformer_blocks.0.attn.to_q"). skip_patterns NULL
+ * means diffusers' defaults: "pos_embed", "patch_embed", "norm", "^proj_in$", "^proj_out$";
+ * otherwise `skip_count` strings (0 = cast every Linear layer). Later weight loads are stored in
+ * the same format. Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT (format, NULL string,
+ * bad pattern), DA_ERR_STATE (group offloading enabled). Must not overlap other calls on the handle. */
+da_status da_attention_enable_layerwise_casting(da_attention attention, int32_t storage_dtype,
+                                                const char *const *skip_patterns, size_t skip_count);
+da_status da_model_enable_layerwise_casting(da_model model, int32_t storage_dtype,
+                                            const char *const *skip_patterns, size_t skip_count);
 
 /* Onloads everything and removes the hooks. A group whose file cannot be read stays released and
  * the call reports DA_ERR_IO; reload those weights to make the model whole. */

@@ -14,6 +14,12 @@ enum ParameterInit {
     case uniform(fanIn: Int)
 }
 
+/// A weight kept in 16-bit storage: bf16 or fp16 bit patterns.
+struct NarrowedValue: Sendable {
+    var format: LinearWeightFormat
+    var bits: [UInt16]
+}
+
 /// The named weights of a module, in diffusers' registration order.
 public struct ParameterTable: Sendable {
     public private(set) var specs: [ParameterSpec] = []
@@ -22,6 +28,8 @@ public struct ParameterTable: Sendable {
     private var seed: UInt64
     /// Set while group offloading manages these weights: values may be released (empty storage).
     var offloadOwner: String?
+    /// Layerwise casting: entries stored as 16-bit bit patterns (their `values` slot is empty).
+    private(set) var narrowed: [String: NarrowedValue] = [:]
 
     init(seed: UInt64) { self.seed = seed }
 
@@ -55,13 +63,20 @@ public struct ParameterTable: Sendable {
         let keep = specs.indices.filter { !specs[$0].name.hasPrefix(prefix) }
         specs = keep.map { specs[$0] }
         values = keep.map { values[$0] }
+        narrowed = narrowed.filter { !$0.key.hasPrefix(prefix) }
         indexByName = [:]
         for (i, spec) in specs.enumerated() { indexByName[spec.name] = i }
     }
 
     public func contains(_ name: String) -> Bool { indexByName[name] != nil }
     public func spec(named name: String) -> ParameterSpec? { indexByName[name].map { specs[$0] } }
-    public subscript(name: String) -> Tensor? { indexByName[name].map { values[$0] } }
+    public subscript(name: String) -> Tensor? {
+        guard let i = indexByName[name] else { return nil }
+        guard let n = narrowed[name] else { return values[i] }
+        return Tensor(shape: specs[i].shape) { out in
+            n.bits.withUnsafeBufferPointer { widenToFloat32($0.baseAddress!, count: n.bits.count, format: n.format, into: out) }
+        }
+    }
 
     /// The entry's spec, or a not-found error that lists the names the module has.
     public func requireSpec(named name: String) throws -> ParameterSpec {
@@ -82,12 +97,30 @@ public struct ParameterTable: Sendable {
             throw DiffAttnError.shape("weight '\(name)' must have shape \(describe(specs[i].shape)), got \(describe(tensor.shape))")
         }
         values[i] = tensor
+        if let format = narrowed[name]?.format { castStorage(name, to: format) }
+    }
+
+    // MARK: layerwise casting (LayerwiseCasting.swift)
+
+    /// Stores entry `name` as `format` (float32 puts it back as float32).
+    mutating func castStorage(_ name: String, to format: LinearWeightFormat) {
+        guard let i = indexByName[name], let current = self[name] else { return }
+        narrowed[name] = nil
+        guard format != .float32 else { values[i] = current; return }
+        let bits = current.storage.withUnsafeBufferPointer { src in
+            [UInt16](unsafeUninitializedCapacity: src.count) { dst, n in
+                if src.count > 0 { narrowFromFloat32(src.baseAddress!, count: src.count, format: format, into: dst.baseAddress!) }
+                n = src.count
+            }
+        }
+        narrowed[name] = NarrowedValue(format: format, bits: bits)
+        values[i] = Tensor(shape: [0], storage: [])
     }
 
     // MARK: group offloading (Hooks/ModuleGroup.swift)
 
     /// The values, in spec order, for an offload store.
-    var residentValues: [Tensor] { values }
+    var residentValues: [Tensor] { specs.map { self[$0.name]! } }
 
     /// Drops the values' storage (shapes stay in `specs`): the weights now live in a store.
     mutating func releaseValues() {
@@ -103,11 +136,12 @@ public struct ParameterTable: Sendable {
             throw DiffAttnError(.io, "offloaded '\(specs[i].name)' came back with \(t.count) elements, expected \(specs[i].shape.reduce(1, *))")
         }
         values = zip(restored, specs).map { Tensor(shape: $1.shape, storage: $0.storage) }
+        for (name, n) in narrowed { castStorage(name, to: n.format) }
     }
 
     /// An error (not a trap) when the weights are released: the forward would read nothing.
     func checkResident(owner: String) throws {
-        for (i, spec) in specs.enumerated() where values[i].count != spec.shape.reduce(1, *) {
+        for (i, spec) in specs.enumerated() where narrowed[spec.name] == nil && values[i].count != spec.shape.reduce(1, *) {
             throw DiffAttnError.state("the weights of '\(owner)' are offloaded (group offloading); call the module through its model so the group is onloaded, or remove the offloading")
         }
     }

@@ -34,21 +34,29 @@ extension Attention {
 
     /// `y = layer(x)` for the Linear layer `prefix` over the last axis of `x`.
     func project(_ x: Tensor, _ prefix: String) throws -> Tensor {
-        guard let w = weight(prefix + ".weight") else {
+        guard let spec = parameters.spec(named: prefix + ".weight") else {
             throw DiffAttnError.state("this Attention has no '\(prefix)' layer, which \(processor.kind.name) needs")
         }
-        let inFeatures = w.shape[1], outFeatures = w.shape[0]
+        let inFeatures = spec.shape[1], outFeatures = spec.shape[0]
         guard x.shape.last == inFeatures else {
             throw DiffAttnError.shape("\(prefix) expects inputs with \(inFeatures) features on the last axis, got shape \(describe(x.shape))")
         }
         let rows = x.count / max(inFeatures, 1)
         let bias = weight(prefix + ".bias")
+        let narrow = parameters.narrowed[prefix + ".weight"]
         return x.storage.withUnsafeBufferPointer { xp in
-            w.storage.withUnsafeBufferPointer { wp in
-                withOptionalPointer(bias) { bp in
-                    Tensor(shape: Array(x.shape.dropLast()) + [outFeatures]) { yp in
-                        linear(xp.baseAddress!, rows: rows, inFeatures: inFeatures, weight: wp.baseAddress!,
-                               bias: bp, outFeatures: outFeatures, into: yp)
+            withOptionalPointer(bias) { bp in
+                Tensor(shape: Array(x.shape.dropLast()) + [outFeatures]) { yp in
+                    if let narrow {   // layerwise casting: 16-bit storage, widened inside the GEMM
+                        narrow.bits.withUnsafeBufferPointer { wp in
+                            linear(xp.baseAddress!, rows: rows, inFeatures: inFeatures, weight: UnsafeRawPointer(wp.baseAddress!),
+                                   format: narrow.format, bias: bp, outFeatures: outFeatures, into: yp)
+                        }
+                    } else {
+                        weight(prefix + ".weight")!.storage.withUnsafeBufferPointer { wp in
+                            linear(xp.baseAddress!, rows: rows, inFeatures: inFeatures, weight: wp.baseAddress!,
+                                   bias: bp, outFeatures: outFeatures, into: yp)
+                        }
                     }
                 }
             }

@@ -214,3 +214,39 @@ public func da_model_module_class(_ h: OpaquePointer?, _ path: UnsafePointer<CCh
         try output(name, "class_name").pointee = internedCString(node.moduleClass)
     }
 }
+
+// MARK: layerwise casting
+
+@_cdecl("da_cpu_has_bf16_instructions")
+public func da_cpu_has_bf16_instructions() -> Int32 { LayerwiseCasting.usesBFloat16Instructions ? 1 : 0 }
+
+/// The storage format and skip patterns of a layerwise-casting call (NULL patterns = defaults).
+private func castingArguments(_ storage: Int32, _ patterns: UnsafePointer<UnsafePointer<CChar>?>?,
+                              _ count: Int) throws -> (LinearWeightFormat, [String]) {
+    guard let format = LinearWeightFormat(rawValue: Int(storage)) else {
+        throw DiffAttnError.argument("storage_dtype must be DA_STORAGE_FLOAT32, DA_STORAGE_BFLOAT16 or DA_STORAGE_FLOAT16, got \(storage)")
+    }
+    guard let patterns else { return (format, LayerwiseCasting.defaultSkipModulesPattern) }
+    guard count >= 0, count <= 1 << 16 else { throw DiffAttnError.argument("skip_count \(count) is out of range") }
+    return (format, try (0..<count).map { try cString(patterns[$0], "skip_patterns[\($0)]") })
+}
+
+@_cdecl("da_attention_enable_layerwise_casting")
+public func da_attention_enable_layerwise_casting(_ attention: OpaquePointer?, _ storage: Int32,
+                                                  _ patterns: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let (format, skip) = try castingArguments(storage, patterns, count)
+        try a.enableLayerwiseCasting(storage: format, skipModulesPattern: skip)
+    }
+}
+
+@_cdecl("da_model_enable_layerwise_casting")
+public func da_model_enable_layerwise_casting(_ handle: OpaquePointer?, _ storage: Int32,
+                                              _ patterns: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int) -> da_status {
+    guarded {
+        let m = try model(handle)
+        let (format, skip) = try castingArguments(storage, patterns, count)
+        try m.enableLayerwiseCasting(storage: format, skipModulesPattern: skip)
+    }
+}

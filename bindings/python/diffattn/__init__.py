@@ -17,6 +17,7 @@ from .dit import FluxAttention, MochiAttention, SanaMultiscaleLinearAttention, g
 from . import models
 from . import hooks
 from .pipeline import DiffusionPipeline
+from .casting import DEFAULT_SKIP_MODULES_PATTERN, has_bf16_instructions
 
 __version__ = _lib.da_version().decode()
 

@@ -121,6 +121,8 @@ _SIGNATURES = {
     "da_tensor_free": (None, [POINTER(DLManagedTensor)]),
     "da_cpu_features": (c_char_p, []),
     "da_kernel_paths": (c_char_p, []),
+    "da_cpu_has_bf16_instructions": (c_int32, []),
+    "da_attention_enable_layerwise_casting": (_STATUS, [_ATTN, c_int32, POINTER(c_char_p), c_size_t]),
     "da_kernel_path": (c_char_p, []),
     "da_set_kernel_path": (_STATUS, [c_char_p]),
     "da_processor_name": (c_char_p, [c_int32]),

@@ -230,6 +230,14 @@ class Attention:
             result[name] = out
         return result
 
+    def enable_layerwise_casting(self, storage_dtype="bfloat16", compute_dtype="float32", skip_modules_pattern="auto",
+                                 skip_modules_classes=None, non_blocking=False):
+        """diffusers' ``enable_layerwise_casting``: Linear weights stored as ``storage_dtype`` (bfloat16 or
+        float16), widened to float32 in the GEMM. ``skip_modules_pattern="auto"`` uses diffusers' defaults
+        (``DEFAULT_SKIP_MODULES_PATTERN``: pos_embed, patch_embed, norm, ^proj_in$, ^proj_out$)."""
+        from .casting import enable_attention_casting
+        enable_attention_casting(self._handle, storage_dtype, compute_dtype, skip_modules_pattern)
+
     def load_state_dict(self, state_dict, strict=True):
         """Copies weights in; with `strict`, missing or unexpected keys are an error listing them."""
         expected = dict(self._weight_infos())

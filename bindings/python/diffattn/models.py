@@ -219,6 +219,13 @@ class ModelMixin:
                                use_stream, record_stream, low_cpu_mem_usage, offload_to_disk_path, block_modules,
                                exclude_kwargs)
 
+    def enable_layerwise_casting(self, storage_dtype="bfloat16", compute_dtype="float32", skip_modules_pattern="auto",
+                                 skip_modules_classes=None, non_blocking=False):
+        """``ModelMixin.enable_layerwise_casting`` on the attention modules; patterns are matched against
+        each Linear layer's full path (``transformer_blocks.0.attn.to_q``)."""
+        from .casting import enable_model_casting
+        enable_model_casting(self._handle, storage_dtype, compute_dtype, skip_modules_pattern)
+
     def disable_group_offload(self):
         check(lib.da_model_disable_group_offload(self._handle))
 
