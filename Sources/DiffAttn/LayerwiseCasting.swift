@@ -33,8 +33,9 @@ extension Attention {
         }
     }
 
-    /// Stores this module's Linear layers as `storage` (`.float32` undoes the casting). `path` is
-    /// the module's name within its model, prefixed to each layer name before matching.
+    /// Stores this module's Linear layers as `storage` (`.float32` undoes the casting); layers whose
+    /// name matches a skip pattern are float32. `path` is the module's name within its model,
+    /// prefixed to each layer name before matching.
     public func enableLayerwiseCasting(storage: LinearWeightFormat,
                                        skipModulesPattern: [String] = LayerwiseCasting.defaultSkipModulesPattern,
                                        path: String = "") throws {
@@ -43,9 +44,10 @@ extension Attention {
         var table = parameters
         for layer in linearLayers {
             let name = path.isEmpty ? layer : path + "." + layer
-            if storage != .float32 && patterns.contains(where: { name.contains($0) }) { continue }
-            table.castStorage(layer + ".weight", to: storage)
-            if table.contains(layer + ".bias") { table.castStorage(layer + ".bias", to: storage) }
+            // A skipped layer is (back) in float32: each call states the whole module's storage.
+            let format = patterns.contains(where: { name.contains($0) }) ? .float32 : storage
+            table.castStorage(layer + ".weight", to: format)
+            if table.contains(layer + ".bias") { table.castStorage(layer + ".bias", to: format) }
         }
         parameters = table
     }

@@ -6,10 +6,13 @@ import Glibc
 let usage = """
     usage: diffattn <command> [options]
       info                      CPU features, kernel path, thread count
-      bench [--quick]           FMA and sgemm peaks, SDPA GFLOP/s, peak extra memory
+      bench [--quick]           FMA and sgemm peaks; SDPA, Attention forwards, sliced/added-KV/Sana/rotary
+                                paths and the layerwise-cast GEMM as GFLOP/s and fraction of the FMA peak;
+                                where a forward's time goes; thread scaling; peak extra memory
       bench-dit [--quick]       rotary step per DiT family, Sana linear attention
       bench-processors [--quick] a whole Attention forward per processor, with peak scratch memory
       selftest                  small problems against a naive reference (exit 1 on mismatch)
+    DIFFATTN_BENCH_CPUTIME=1 times with the process CPU clock (for --threads 1 on a loaded host)
     options: --threads N (default DIFFATTN_NUM_THREADS or online CPUs),
              --kernel-path avx512|avx2+fma|portable (default: the best this CPU supports)
     """
@@ -50,24 +53,6 @@ case "bench-dit":
     runDiTBenchmark(quick: quick)
 case "bench-processors":
     runProcessorBenchmark(quick: quick)
-case "breakdown":
-    for (rows, inF, outF) in [(130, 77, 13), (2048, 640, 640), (64, 3072, 200), (7, 5, 1)] {
-        let x = randomBuffer(rows * inF, seed: 1), w = randomBuffer(outF * inF, seed: 2), bias = randomBuffer(outF, seed: 3)
-        let y1 = randomBuffer(rows * outF, seed: 4), y2 = randomBuffer(rows * outF, seed: 5)
-        let saved = KernelPath.selected
-        KernelPath.selected = .avx2
-        linear(x.baseAddress!, rows: rows, inFeatures: inF, weight: w.baseAddress!, bias: bias.baseAddress!, outFeatures: outF, into: y1.baseAddress!)
-        KernelPath.selected = saved
-        let t = bestTime(repeats: 3) { linear(x.baseAddress!, rows: rows, inFeatures: inF, weight: w.baseAddress!, bias: bias.baseAddress!, outFeatures: outF, into: y2.baseAddress!) }
-        var worst: Float = 0
-        for i in 0..<(rows * outF) { worst = max(worst, abs(y1[i] - y2[i]) / (abs(y1[i]) + 1e-3)) }
-        print("linear", rows, inF, outF, "maxrel", worst, "GF/s", 2.0 * Double(rows * inF * outF) / t / 1e9)
-    }
-    for (c, h, d, n, kk, cd) in [(320, 8, 40, 4096, nil, nil), (640, 10, 64, 1024, nil, nil), (320, 8, 40, 4096, 77, 768)] as [(Int, Int, Int, Int, Int?, Int?)] {
-        if let r = forwardBreakdown(channels: c, heads: h, dimHead: d, tokens: n, keys: kk, contextDim: cd, repeats: 5) {
-            print(c, h, d, n, "total", r.total * 1e3, "proj", r.projections * 1e3, "sdpa", r.attention * 1e3)
-        }
-    }
 case "selftest":
     exit(runSelfTest() ? 0 : 1)
 case "help", "--help", "-h":
