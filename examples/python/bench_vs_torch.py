@@ -3,7 +3,8 @@
     python examples/python/bench_vs_torch.py [--threads 2] [--repeats 5]
 
 SDPA: diffattn.scaled_dot_product_attention vs torch.nn.functional.scaled_dot_product_attention.
-Attention: a diffusers Attention with AttnProcessor2_0 vs diffattn.Attention with the same weights.
+Attention: a diffusers Attention with AttnProcessor2_0 vs diffattn.Attention with the same weights;
+then SD3's JointAttnProcessor2_0 and Flux's FluxAttention (double stream, with rotary tables).
 Prints milliseconds (best of N), GFLOP/s and the speed ratio ours/torch.
 """
 
@@ -61,6 +62,35 @@ def main():
         with torch.no_grad():
             t_torch = best(lambda: ref(tx, encoder_hidden_states=te), opts.repeats)
         t_ours = best(lambda: ours(x, encoder_hidden_states=e), opts.repeats)
+        print(f"{name:<28}{1e3 * t_torch:>10.1f}{1e3 * t_ours:>10.1f}{'':>23}{t_torch / t_ours:>8.2f}")
+    # SD3 joint attention (JointAttnProcessor2_0, RMS qk-norm) and a Flux double-stream block's attention.
+    from diffusers.models.attention_processor import JointAttnProcessor2_0
+    from diffusers.models.transformers.transformer_flux import FluxAttention, FluxAttnProcessor
+    from diffusers.models.embeddings import get_1d_rotary_pos_embed
+    sd3 = dict(query_dim=1536, heads=24, dim_head=64, added_kv_proj_dim=1536, out_dim=1536, context_pre_only=False,
+               bias=True, qk_norm="rms_norm", eps=1e-6)
+    flux = dict(query_dim=3072, heads=24, dim_head=128, added_kv_proj_dim=3072, out_dim=3072, context_pre_only=False,
+                bias=True, eps=1e-6)
+    for name, ref, ours, n, m, c in [
+            ("SD3 joint (2,1024+154,1536)", Attention(**sd3, processor=JointAttnProcessor2_0()),
+             diffattn.Attention(**sd3, processor=diffattn.JointAttnProcessor2_0()), 1024, 154, 1536),
+            ("Flux double (1,1024+512,3072)", FluxAttention(**flux, processor=FluxAttnProcessor()),
+             diffattn.FluxAttention(**flux), 1024, 512, 3072)]:
+        ref = ref.eval()
+        ours.load_state_dict({k: v.detach().numpy() for k, v in ref.state_dict().items()})
+        b = 2 if name.startswith("SD3") else 1
+        x = rng.standard_normal((b, n, c)).astype(np.float32)
+        e = rng.standard_normal((b, m, c)).astype(np.float32)
+        tx, te = torch.from_numpy(x), torch.from_numpy(e)
+        kwargs, ours_kwargs = {}, {}
+        if name.startswith("Flux"):
+            cos, sin = get_1d_rotary_pos_embed(128, np.arange(n + m, dtype=np.float64), use_real=True,
+                                               repeat_interleave_real=True, freqs_dtype=torch.float64)
+            kwargs = {"image_rotary_emb": (cos.float(), sin.float())}
+            ours_kwargs = {"image_rotary_emb": (cos.float().numpy(), sin.float().numpy())}
+        with torch.no_grad():
+            t_torch = best(lambda: ref(tx, encoder_hidden_states=te, **kwargs), opts.repeats)
+        t_ours = best(lambda: ours(x, encoder_hidden_states=e, **ours_kwargs), opts.repeats)
         print(f"{name:<28}{1e3 * t_torch:>10.1f}{1e3 * t_ours:>10.1f}{'':>23}{t_torch / t_ours:>8.2f}")
 
 
