@@ -22,6 +22,7 @@ from . import processors as _processors
 from ._core import TensorArg, check
 from ._lib import AttentionConfig, ProcessorConfig, WeightInfo, lib
 from . import _hook_lib  # noqa: F401  (declares the hook functions)
+from ._cache_mixin import CacheMixin
 from ._model_lib import (LOAD_SKIP_OTHERS, LOAD_STRICT, MODULE_ATTENTION, MODULE_CONTAINER, MODULE_WEIGHTS,
                          LoadReport, slice_args)
 from .attention import Attention
@@ -72,7 +73,7 @@ class WeightModule:
                 if k.startswith(prefix) and "." not in k[len(prefix):]}
 
 
-class ModelMixin:
+class ModelMixin(CacheMixin):
     """Base of the eleven classes. Construct with `from_config(dict)` or `from_pretrained(dir)`."""
 
     _class_name = None
