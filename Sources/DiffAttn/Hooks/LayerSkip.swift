@@ -70,8 +70,9 @@ public final class LayerSkipHook: ModelHook, BlockHook, @unchecked Sendable {
 extension Model {
     public static let layerSkipHookName = "layer_skip_hook"
 
-    /// The feed-forward children of one block, by model class (diffusers' `FeedForward` modules;
-    /// the tree has no node for them until layer skip asks, since the host runs them).
+    /// The feed-forward children of one block, by model class and block list (diffusers'
+    /// `FeedForward` modules; other classes: `ff`). The tree has no node for them until layer skip
+    /// asks, since the host runs them.
     static let feedForwardChildren: [String: [String: [String]]] = [
         "FluxTransformer2DModel": ["transformer_blocks": ["ff", "ff_context"]],
         "SD3Transformer2DModel": ["transformer_blocks": ["ff", "ff_context"]],
@@ -106,15 +107,14 @@ extension Model {
             let blockPath = config.fqn + "." + block.name
             if config.skipAttention && config.skipFF {
                 plan.append((blockPath, .transformerBlock))
-                continue
-            }
-            if config.skipAttention {
+            } else if config.skipAttention {
                 for (p, a) in attentionModules where p.hasPrefix(blockPath + ".") && !a.derived.isCrossAttention {
                     plan.append((p, .attentionProcessor))
                 }
             }
             if config.skipFF {
-                for ff in Model.feedForwardChildren[modelClass.name]?[config.fqn] ?? ["ff"] {
+                let table = Model.feedForwardChildren[modelClass.name]
+                for ff in table.map({ $0[config.fqn] ?? [] }) ?? ["ff"] {
                     block.path(ff).moduleClass = "FeedForward"
                     plan.append((blockPath + "." + ff, .feedForward))
                 }
