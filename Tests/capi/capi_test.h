@@ -72,5 +72,6 @@ void test_sdpa(void);
 void test_misuse(void);
 void test_threads(void);
 void test_dit(void);
+void test_dit_ip(void);
 
 #endif
