@@ -23,6 +23,7 @@ from ._lib import AttentionConfig, ProcessorConfig, WeightInfo, lib
 from ._model_lib import (LOAD_SKIP_OTHERS, LOAD_STRICT, MODULE_ATTENTION, MODULE_CONTAINER, MODULE_WEIGHTS,
                          LoadReport, slice_args)
 from .attention import Attention
+from .dit import FluxAttention
 
 CLASS_NAMES = ["UNet2DConditionModel", "UNet3DConditionModel", "UNetMotionModel", "I2VGenXLUNet", "AutoencoderKL",
                "SD3Transformer2DModel", "FluxTransformer2DModel", "PixArtTransformer2DModel", "HunyuanDiT2DModel",
@@ -36,9 +37,10 @@ def _string_out(fn, *args):
     return s.value.decode()
 
 
-def _borrowed_attention(handle, owner):
-    """A diffattn.Attention over a model's module: the model owns it (destroying it is a no-op)."""
-    a = Attention.__new__(Attention)
+def _borrowed_attention(handle, owner, cls=Attention):
+    """A diffattn.Attention (or FluxAttention) over a model's module: the model owns it (destroying
+    it is a no-op)."""
+    a = cls.__new__(cls)
     a._handle = handle
     a._owner = owner  # keeps the model, and so the handle, alive
     c = AttentionConfig()
@@ -55,6 +57,8 @@ def _borrowed_attention(handle, owner):
     a.context_pre_only = None if c.context_pre_only < 0 else bool(c.context_pre_only)
     a.pre_only, a.is_causal, a.scale_qk = bool(c.pre_only), bool(c.is_causal), bool(c.scale_qk)
     a._from_deprecated_attn_block = bool(c.from_deprecated_attn_block)
+    if cls is FluxAttention:
+        a.head_dim = c.dim_head
     return a
 
 
@@ -176,7 +180,7 @@ class ModelMixin:
         if cls in ("Attention", "FluxAttention"):
             handle = ctypes.c_void_p()
             check(lib.da_model_get_attention(self._handle, target.encode(), ctypes.byref(handle)))
-            module = _borrowed_attention(handle, self)
+            module = _borrowed_attention(handle, self, FluxAttention if cls == "FluxAttention" else Attention)
         else:
             module = WeightModule(self, target)
         self._modules[target] = module
