@@ -76,12 +76,7 @@ static void sd3_ip(void) {
 }
 
 static void flux_ip(void) {
-    da_attention_config cfg;
-    da_attention_config_init(&cfg, sizeof cfg);
-    cfg.module_class = DA_MODULE_CLASS_FLUX_ATTENTION;
-    cfg.query_dim = 32; cfg.heads = 2; cfg.dim_head = 16; cfg.added_kv_proj_dim = 32;
-    cfg.out_dim = 32; cfg.context_pre_only = DA_TRISTATE_FALSE; cfg.bias = 1;
-    da_attention a = make_attention(&cfg, 12);
+    da_attention a = flux_module(32, 12);
     if (!a) return;
     da_processor_config p;
     EXPECT_ST(da_processor_config_init(&p, sizeof p, DA_PROCESSOR_FLUX_IP_ADAPTER_ATTN_PROCESSOR), DA_OK);
