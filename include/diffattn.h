@@ -807,6 +807,169 @@ da_status da_pipeline_set_attention_slicing(da_pipeline pipeline, int32_t mode, 
 /* enable_/disable_xformers_memory_efficient_attention over every component. */
 da_status da_pipeline_set_use_memory_efficient_attention_xformers(da_pipeline pipeline, int32_t valid);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Hooks (diffusers' hooks/: HookRegistry, ModelHook, group offloading, pyramid attention      */
+/* broadcast). A hook wraps one module's forward; hooks of a module run in diffusers' order:    */
+/* the last registered is outermost (pre C, pre B, pre A, forward, post A, post B, post C).     */
+/*                                                                                            */
+/* The host drives the model: it calls attention modules (da_model_get_attention, then          */
+/* da_attention_forward runs the module's hooks), brackets host-run modules it wants hooked with */
+/* da_hook_registry_enter / _exit, and brackets every denoising step with da_model_begin_step /  */
+/* da_model_end_step (the root module's pre- and post-forward).                                 */
+/* Thread safety: drive one model (its steps and hooked calls) from one thread at a time.       */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct da_hook_registry_s *da_hook_registry;
+typedef struct da_hook_s *da_hook;
+
+/* A user hook: callbacks (any may be NULL = diffusers' default) and a user-data pointer passed
+ * back to each. A callback returns DA_OK or a non-zero status; a non-zero status aborts the call
+ * in progress, which then fails with that status and a message naming the hook and the module.
+ * `path` is the module's dotted path ("" for the root and for a standalone da_attention).
+ * pre_forward: `hidden_states` is a writable float32 copy of the module's input (NULL for
+ *   host-run modules); changes made to it in place are what the module receives.
+ * post_forward: `outputs` are the module's outputs (writable in place; NULL/0 for host-run modules).
+ * destroy: called once when the last registration and the handle are gone (may be NULL). */
+typedef struct da_hook_callbacks {
+    uint32_t struct_size;
+    int32_t is_stateful; /* reset_state is called by da_hook_registry_reset_stateful_hooks */
+    void *user_data;
+    int32_t (*initialize_hook)(void *user_data, const char *path);
+    int32_t (*deinitialize_hook)(void *user_data, const char *path);
+    int32_t (*pre_forward)(void *user_data, const char *path, DLTensor *hidden_states);
+    int32_t (*post_forward)(void *user_data, const char *path, DLTensor *outputs, int32_t num_outputs);
+    int32_t (*reset_state)(void *user_data, const char *path);
+    void (*destroy)(void *user_data);
+} da_hook_callbacks;
+
+da_status da_hook_callbacks_init(da_hook_callbacks *callbacks, size_t struct_size);
+
+/* Creates a hook from callbacks (copied). One hook may be registered on several modules. */
+da_status da_hook_create(const da_hook_callbacks *callbacks, da_hook *out);
+/* Releases the handle; registrations keep the hook alive until removed. Accepts NULL. */
+void da_hook_destroy(da_hook hook);
+
+/* The registry of the module at `path` of a model ("" = the root), or of a standalone attention
+ * module (also a borrowed one: a model's module shares the model's registry). Created on first
+ * use; the handle is owned by the module (no destroy) and valid while the model / attention is. */
+da_status da_model_hook_registry(da_model model, const char *path, da_hook_registry *out);
+da_status da_attention_hook_registry(da_attention attention, da_hook_registry *out);
+
+/* register_hook(hook, name). Errors: DA_ERR_VALUE ("Hook with name ... already exists ..."),
+ * or the status initialize_hook returned (then nothing is registered). */
+da_status da_hook_registry_register(da_hook_registry registry, const char *name, da_hook hook);
+/* remove_hook(name, recurse): absent names are a no-op; `recurse` also removes it from every
+ * descendant module. deinitialize_hook failing leaves the hook registered. */
+da_status da_hook_registry_remove(da_hook_registry registry, const char *name, int32_t recurse);
+/* get_hook(name) != None, as 1 / 0 in *present (built-in hooks included). */
+da_status da_hook_registry_has_hook(da_hook_registry registry, const char *name, int32_t *present);
+/* Hook names in registration order; names live as long as the process. */
+da_status da_hook_registry_hook_count(da_hook_registry registry, int64_t *count);
+da_status da_hook_registry_hook_name(da_hook_registry registry, int64_t index, const char **name);
+/* reset_stateful_hooks(recurse): reset_state of stateful hooks, outermost first, then descendants. */
+da_status da_hook_registry_reset_stateful_hooks(da_hook_registry registry, int32_t recurse);
+/* The pre-forward / post-forward halves of a host-run module's call (its hooks see no tensors). */
+da_status da_hook_registry_enter(da_hook_registry registry);
+da_status da_hook_registry_exit(da_hook_registry registry);
+
+/* Brackets one denoising step (the root's forward): begin runs the root's pre-forward hooks
+ * (group offloading onloads the model's own group), end runs its post-forward hooks (groups are
+ * released; the first step's order is learned for prefetching). `timestep` is what a pyramid
+ * attention broadcast without a callback reads. Errors: DA_ERR_STATE (begin twice / end without
+ * begin), DA_ERR_IO (an offload file could not be read or written). */
+da_status da_model_begin_step(da_model model, double timestep);
+da_status da_model_end_step(da_model model);
+
+/* ---- group offloading (spec hooks §6) --------------------------------------------------------- */
+
+#define DA_OFFLOAD_BLOCK_LEVEL 0
+#define DA_OFFLOAD_LEAF_LEVEL 1
+
+/* enable_group_offload options, diffusers' names and defaults. On a CPU: the offload target is
+ * files under offload_to_disk_path (one per group, written when offloading is applied, checked by
+ * size and checksum when read back), or without it a packed in-memory copy; use_stream = a
+ * background prefetch thread (forces num_blocks_per_group to 1; the first step learns the order);
+ * non_blocking, record_stream (needs use_stream), low_cpu_mem_usage and exclude_kwargs are
+ * accepted and change nothing here. block_modules: children treated as sub-models. */
+typedef struct da_group_offload_config {
+    uint32_t struct_size;
+    int32_t offload_type;         /* DA_OFFLOAD_*; default block level */
+    int64_t num_blocks_per_group; /* 0 = None (an error for block level) */
+    int32_t non_blocking;
+    int32_t use_stream;
+    int32_t record_stream;
+    int32_t low_cpu_mem_usage;
+    const char *offload_to_disk_path; /* NULL = in memory */
+    const char *const *block_modules; /* NULL = none */
+    int64_t num_block_modules;
+    const char *const *exclude_kwargs;
+    int64_t num_exclude_kwargs;
+} da_group_offload_config;
+
+da_status da_group_offload_config_init(da_group_offload_config *config, size_t struct_size);
+
+/* Applies group offloading; onload_device must be "cpu" (NULL = "cpu"). All weights are written
+ * to the target first: on failure (DA_ERR_IO, DA_ERR_VALUE with diffusers' messages) nothing has
+ * changed. While enabled, weights cannot be edited (loads and fusing fail with DA_ERR_STATE);
+ * calling a module, or reading its weight with da_model_get_weight, onloads its group.
+ * Errors while running: DA_ERR_IO from a missing, truncated or corrupted file (the group stays
+ * offloaded; the next call retries, so restoring the file makes the model usable again). */
+da_status da_model_enable_group_offload(da_model model, const char *onload_device, const da_group_offload_config *config);
+
+/* Onloads everything and removes the hooks. A group whose file cannot be read stays released and
+ * the call reports DA_ERR_IO; reload those weights to make the model whole. */
+da_status da_model_disable_group_offload(da_model model);
+
+typedef struct da_group_offload_stats {
+    uint32_t struct_size;
+    int32_t order_learned;
+    int64_t groups;
+    int64_t resident_groups;
+    int64_t resident_bytes;
+    int64_t peak_resident_bytes; /* weight bytes resident or prefetched at once, since enabling */
+    int64_t total_bytes;
+    int64_t onloads;
+    int64_t prefetched;
+} da_group_offload_stats;
+
+/* Counters; DA_ERR_STATE when group offloading is not enabled. */
+da_status da_model_group_offload_stats(da_model model, da_group_offload_stats *stats);
+
+/* ---- pyramid attention broadcast (spec hooks §7) ---------------------------------------------- */
+
+/* Returns the current timestep in *timestep; a non-zero status fails the attention call. */
+typedef int32_t (*da_timestep_callback)(void *user_data, double *timestep);
+
+/* PyramidAttentionBroadcastConfig. Skip ranges: 0 = None. Identifier lists: NULL = diffusers'
+ * defaults (regular expressions searched in the module path). current_timestep_callback NULL =
+ * the timestep given to da_model_begin_step. */
+typedef struct da_pab_config {
+    uint32_t struct_size;
+    int64_t spatial_attention_block_skip_range;
+    int64_t temporal_attention_block_skip_range;
+    int64_t cross_attention_block_skip_range;
+    double spatial_attention_timestep_skip_range[2]; /* default (100, 800), strict */
+    double temporal_attention_timestep_skip_range[2];
+    double cross_attention_timestep_skip_range[2];
+    const char *const *spatial_attention_block_identifiers;
+    int64_t num_spatial_attention_block_identifiers;
+    const char *const *temporal_attention_block_identifiers;
+    int64_t num_temporal_attention_block_identifiers;
+    const char *const *cross_attention_block_identifiers;
+    int64_t num_cross_attention_block_identifiers;
+    da_timestep_callback current_timestep_callback;
+    void *callback_user_data;
+} da_pab_config;
+
+da_status da_pab_config_init(da_pab_config *config, size_t struct_size);
+
+/* apply_pyramid_attention_broadcast: hooks "pyramid_attention_broadcast" on the matching
+ * attention modules (spatial, then temporal, then cross; diffusers' classification). With no
+ * skip range set, spatial = 2 is used (diffusers' default). *hooked (may be NULL) receives the
+ * number of modules hooked. Reset between runs with da_hook_registry_reset_stateful_hooks on the
+ * root. A cached output is a copy: callers own what da_attention_forward wrote. */
+da_status da_model_apply_pyramid_attention_broadcast(da_model model, const da_pab_config *config, int64_t *hooked);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -8,6 +8,8 @@ public final class Attention: @unchecked Sendable {
     public internal(set) var parameters: ParameterTable
     public internal(set) var processor: ProcessorConfig
     public internal(set) var fusedProjections = false
+    /// Its hook registry (Hooks/HookRegistry.swift); a model binds one to the module's path.
+    public internal(set) var hookRegistry: HookRegistry?
 
     public init(_ config: AttentionConfig) throws {
         let config = Attention.normalized(config)
@@ -33,6 +35,7 @@ public final class Attention: @unchecked Sendable {
     /// dropped, as diffusers drops a replaced processor module).
     public func setProcessor(_ newProcessor: ProcessorConfig) throws {
         try newProcessor.validateConstruction()
+        try checkWeightsEditable("set_processor")
         var table = parameters
         table.removeAll(withPrefix: "processor.")
         newProcessor.registerWeights(in: &table)
@@ -177,6 +180,13 @@ public final class Attention: @unchecked Sendable {
         case .layerNormAcrossHeads: return (c.dimHead * c.heads, c.dimHead * (c.kvHeads ?? 0), true, true)
         case .rmsNorm: return (c.dimHead, c.dimHead, affine, false)
         case .rmsNormAcrossHeads: return (c.dimHead * c.heads, c.dimHead * (c.kvHeads ?? 0), true, false)
+        }
+    }
+
+    /// Structural weight changes are refused while group offloading holds the weights.
+    func checkWeightsEditable(_ what: String) throws {
+        if let owner = parameters.offloadOwner {
+            throw DiffAttnError.state("\(what) cannot change the weights of '\(owner)' while group offloading manages them; disable group offloading first")
         }
     }
 

@@ -11,6 +11,7 @@ extension Attention {
         guard !config.onlyCrossAttention else {
             throw DiffAttnError.state("'NoneType' object has no attribute 'weight': fuse_projections needs to_k/to_v, which this Attention lacks (only_cross_attention=True)")
         }
+        try checkWeightsEditable("fuse_projections")
         var table = parameters
         removeFusedLayers(&table)
         let parts = derived.isCrossAttention ? ["to_k", "to_v"] : ["to_q", "to_k", "to_v"]

@@ -20,6 +20,8 @@ public struct ParameterTable: Sendable {
     private(set) var values: [Tensor] = []
     private var indexByName: [String: Int] = [:]
     private var seed: UInt64
+    /// Set while group offloading manages these weights: values may be released (empty storage).
+    var offloadOwner: String?
 
     init(seed: UInt64) { self.seed = seed }
 
@@ -72,11 +74,42 @@ public struct ParameterTable: Sendable {
 
     mutating func set(_ name: String, _ tensor: Tensor) throws {
         _ = try requireSpec(named: name)
+        if offloadOwner != nil {
+            throw DiffAttnError.state("weight '\(name)' cannot be changed while group offloading manages it; remove the offloading first (diffusers would silently lose the edit, spec hooks §6.2)")
+        }
         let i = indexByName[name]!
         guard tensor.shape == specs[i].shape else {
             throw DiffAttnError.shape("weight '\(name)' must have shape \(describe(specs[i].shape)), got \(describe(tensor.shape))")
         }
         values[i] = tensor
+    }
+
+    // MARK: group offloading (Hooks/ModuleGroup.swift)
+
+    /// The values, in spec order, for an offload store.
+    var residentValues: [Tensor] { values }
+
+    /// Drops the values' storage (shapes stay in `specs`): the weights now live in a store.
+    mutating func releaseValues() {
+        for i in values.indices { values[i] = Tensor(shape: [0], storage: []) }
+    }
+
+    /// Puts values back from a store, checking every size against the spec.
+    mutating func installValues(_ restored: [Tensor]) throws {
+        guard restored.count == specs.count else {
+            throw DiffAttnError(.io, "offload store holds \(restored.count) tensors, the module has \(specs.count)")
+        }
+        for (i, t) in restored.enumerated() where t.count != specs[i].shape.reduce(1, *) {
+            throw DiffAttnError(.io, "offloaded '\(specs[i].name)' came back with \(t.count) elements, expected \(specs[i].shape.reduce(1, *))")
+        }
+        values = zip(restored, specs).map { Tensor(shape: $1.shape, storage: $0.storage) }
+    }
+
+    /// An error (not a trap) when the weights are released: the forward would read nothing.
+    func checkResident(owner: String) throws {
+        for (i, spec) in specs.enumerated() where values[i].count != spec.shape.reduce(1, *) {
+            throw DiffAttnError.state("the weights of '\(owner)' are offloaded (group offloading); call the module through its model so the group is onloaded, or remove the offloading")
+        }
     }
 
     /// splitmix64 → [0, 1): a fixed-seed generator, so two modules built alike start alike.

@@ -27,6 +27,9 @@ public func da_attention_create(_ config: UnsafePointer<da_attention_config>?,
 
 @_cdecl("da_attention_destroy")
 public func da_attention_destroy(_ attention: OpaquePointer?) {
+    if let a = try? attentionHandles.lookup(attention), a.hookRegistry?.model == nil, let r = a.hookRegistry {
+        releaseRegistryHandles([r])  // a standalone module's registry goes with it
+    }
     attentionHandles.remove(attention)
 }
 

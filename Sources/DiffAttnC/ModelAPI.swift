@@ -77,6 +77,7 @@ public func da_model_create(_ className: UnsafePointer<CChar>?, _ json: UnsafePo
 public func da_model_destroy(_ handle: OpaquePointer?) {
     guard let box = try? modelHandles.lookup(handle) else { return }
     box.releaseLent()
+    releaseRegistryHandles(box.model.allHookRegistries)
     modelHandles.remove(handle)
 }
 

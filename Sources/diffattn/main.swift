@@ -8,6 +8,7 @@ let usage = """
       info                      CPU features, kernel path, thread count
       bench [--quick]           FMA and sgemm peaks, SDPA GFLOP/s, peak extra memory
       bench-dit [--quick]       rotary step per DiT family, Sana linear attention
+      bench-processors [--quick] a whole Attention forward per processor, with peak scratch memory
       selftest                  small problems against a naive reference (exit 1 on mismatch)
     options: --threads N (default DIFFATTN_NUM_THREADS or online CPUs),
              --kernel-path avx512|avx2+fma|portable (default: the best this CPU supports)
@@ -47,6 +48,8 @@ case "bench":
     runBenchmark(quick: quick)
 case "bench-dit":
     runDiTBenchmark(quick: quick)
+case "bench-processors":
+    runProcessorBenchmark(quick: quick)
 case "selftest":
     exit(runSelfTest() ? 0 : 1)
 case "help", "--help", "-h":

@@ -748,5 +748,6 @@ if __name__ == "__main__":
     import gen_classic  # issue 3: classic processors, SpatialNorm, switches -> Tests/Fixtures/classic
 
     import gen_dit  # issue 4: DiT and joint-attention processors -> Tests/Fixtures/dit
+    import gen_hooks  # issue 6: pyramid attention broadcast decisions -> Tests/Fixtures/hooks
 
-    sys.exit(max(rc, gen_classic.main(), gen_dit.run("--check" in sys.argv)))
+    sys.exit(max(rc, gen_classic.main(), gen_dit.run("--check" in sys.argv), gen_hooks.main()))

@@ -32,10 +32,14 @@ extension Model {
 
     /// The tensor behind a full name (attention parameter or kept weight).
     public func weight(named name: String) throws -> Tensor {
-        if let (_, a, local) = attentionOwning(name), let t = a.parameters[local] { return t }
+        if let (path, a, local) = attentionOwning(name), a.parameters.contains(local) {
+            try touchForRead(path)
+            return a.parameters[local]!
+        }
         if let dot = name.lastIndex(of: "."), let node = try? module(at: String(name[..<dot])),
-           let t = node.weights.first(where: { $0.0 == name[name.index(after: dot)...] })?.1 {
-            return t
+           node.weights.contains(where: { $0.0 == name[name.index(after: dot)...] }) {
+            try touchForRead(String(name[..<dot]))
+            return node.weights.first(where: { $0.0 == name[name.index(after: dot)...] })!.1
         }
         throw DiffAttnError(.notFound, "the model has no weight '\(name)'")
     }
@@ -46,6 +50,9 @@ extension Model {
     @discardableResult
     public func loadStateDict(_ names: [String], strict: Bool, keepOtherWeights: Bool = true,
                               tensor: (Int) throws -> Tensor, shapeOf: (Int) -> [Int]) throws -> LoadReport {
+        if offloader != nil {
+            throw DiffAttnError.state("weights cannot be loaded while group offloading is enabled; disable it first (diffusers would lose edits made after the first offload, spec hooks §6.2)")
+        }
         var report = LoadReport()
         var attentionItems: [(Attention, String, Int)] = []
         var others: [(String, Int)] = []

@@ -13,6 +13,11 @@ public final class Model: @unchecked Sendable {
     private var attentionByPath: [String: ModuleNode] = [:]
     /// The processors saved by the first legacy `fuse_qkv_projections` (spec §6.3, §22.3).
     var originalProcessors: [ProcessorConfig]?
+    /// The step the host is in, shared by the model's hooks (Hooks/).
+    public let hookContext = HookContext()
+    let hookLock = HookLock()
+    /// Group offloading, when enabled (Hooks/GroupOffloading.swift).
+    var offloader: GroupOffloader?
 
     public convenience init(className: String, config text: String) throws {
         guard let cls = ModelClass(name: className) else {
@@ -33,7 +38,12 @@ public final class Model: @unchecked Sendable {
         }
         attentionPaths = paths
         attentionByPath = byPath
+        // Every attention module gets its path-bound registry now, so that a module fetched by
+        // path (a borrowed da_attention, Python's get_submodule) runs the model's hooks.
+        for (path, node) in byPath { _ = registry(for: node, path: path) }
     }
+
+    deinit { offloader?.shutdown() }
 
     // MARK: attn_processors (spec §3, §4)
 

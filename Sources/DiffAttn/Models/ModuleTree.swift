@@ -21,6 +21,8 @@ public final class ModuleNode: @unchecked Sendable {
     public internal(set) var moduleClass: String
     /// Weights of a `.weights` node, by local name (`weight`, `bias`), in load order.
     public internal(set) var weights: [(String, Tensor)] = []
+    /// The hook registry of a non-attention node (an attention node's lives on its module).
+    var ownRegistry: HookRegistry?
 
     init(name: String, moduleClass: String = "Module") {
         self.name = name

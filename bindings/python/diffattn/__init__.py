@@ -15,6 +15,7 @@ from .sdpa import scaled_dot_product_attention
 from .spatial_norm import SpatialNorm
 from .dit import FluxAttention, MochiAttention, SanaMultiscaleLinearAttention, get_1d_rotary_pos_embed, rotary_tables
 from . import models
+from . import hooks
 from .pipeline import DiffusionPipeline
 
 __version__ = _lib.da_version().decode()

@@ -1,6 +1,7 @@
 """numpy ↔ DLTensor, library-owned results, and status → exception translation."""
 
 import ctypes
+import threading
 import weakref
 
 import numpy as np
@@ -25,7 +26,20 @@ class _Message(str):
         return str(self)
 
 
+_pending = threading.local()
+
+
+def set_pending_error(exc):
+    """A Python callback's exception, re-raised by the check() of the call that ran it."""
+    _pending.error = exc
+
+
 def check(status):
+    pending = getattr(_pending, "error", None)
+    if pending is not None:
+        _pending.error = None
+        if status != 0:
+            raise pending
     if status == 0:
         return
     message = lib.da_last_error().decode("utf-8", "replace")

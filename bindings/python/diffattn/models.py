@@ -11,6 +11,7 @@ The host runs everything that is not attention; this library keeps those weights
 weight nodes (`model.state_dict()`), so nothing in the checkpoint is lost.
 """
 
+import contextlib
 import ctypes
 import json
 import os
@@ -20,6 +21,7 @@ import numpy as np
 from . import processors as _processors
 from ._core import TensorArg, check
 from ._lib import AttentionConfig, ProcessorConfig, WeightInfo, lib
+from . import _hook_lib  # noqa: F401  (declares the hook functions)
 from ._model_lib import (LOAD_SKIP_OTHERS, LOAD_STRICT, MODULE_ATTENTION, MODULE_CONTAINER, MODULE_WEIGHTS,
                          LoadReport, slice_args)
 from .attention import Attention
@@ -194,6 +196,39 @@ class ModelMixin:
 
     def named_attention_modules(self):
         return [(p, self.get_submodule(p)) for p in self.module_paths("attention")]
+
+    # --- hooks (issue 6) -------------------------------------------------------------------
+    def begin_step(self, timestep):
+        """Starts a denoising step: the root module's pre-forward hooks run."""
+        check(lib.da_model_begin_step(self._handle, float(np.asarray(timestep).reshape(-1)[0])))
+
+    def end_step(self):
+        check(lib.da_model_end_step(self._handle))
+
+    @contextlib.contextmanager
+    def step(self, timestep):
+        """`with model.step(t): ...` brackets the host's forward of one denoising step."""
+        self.begin_step(timestep)
+        try:
+            yield self
+        finally:
+            self.end_step()
+
+    def enable_group_offload(self, onload_device="cpu", offload_device="cpu", offload_type="block_level",
+                             num_blocks_per_group=None, non_blocking=False, use_stream=False, record_stream=False,
+                             low_cpu_mem_usage=False, offload_to_disk_path=None, block_modules=None,
+                             exclude_kwargs=None):
+        from .hooks import apply_group_offloading
+        apply_group_offloading(self, onload_device, offload_device, offload_type, num_blocks_per_group, non_blocking,
+                               use_stream, record_stream, low_cpu_mem_usage, offload_to_disk_path, block_modules,
+                               exclude_kwargs)
+
+    def disable_group_offload(self):
+        check(lib.da_model_disable_group_offload(self._handle))
+
+    def reset_stateful_hooks(self):
+        from .hooks import HookRegistry
+        HookRegistry.check_if_exists_or_initialize(self).reset_stateful_hooks(recurse=True)
 
     # --- weights --------------------------------------------------------------------------
     def _weight_infos(self):

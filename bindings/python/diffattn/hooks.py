@@ -1,0 +1,329 @@
+"""diffusers' hooks (issue 6): `HookRegistry`, `ModelHook`, group offloading, pyramid attention
+broadcast -- the names and signatures of `diffusers.hooks`.
+
+    from diffattn.hooks import HookRegistry, ModelHook, PyramidAttentionBroadcastConfig
+    from diffattn.hooks import apply_pyramid_attention_broadcast, apply_group_offloading
+
+    class Trace(ModelHook):
+        def pre_forward(self, module, *args, **kwargs):
+            print("pre", module)
+            return args, kwargs
+
+    HookRegistry.check_if_exists_or_initialize(model.get_submodule("transformer_blocks.0.attn1")).register_hook(Trace(), "trace")
+    apply_pyramid_attention_broadcast(model, PyramidAttentionBroadcastConfig(
+        spatial_attention_block_skip_range=2, current_timestep_callback=lambda: scheduler_t))
+    for t in timesteps:
+        with model.step(t):            # begin_step(t) / end_step(): the root module's forward
+            ...                        # the host's forward: calls attention modules fetched by path
+
+The host runs the model's forward itself, so the root's forward is the step bracket, and
+host-run modules (weight nodes) are bracketed with `registry.enter()` / `registry.exit()`.
+Python hooks see `hidden_states` (a writable numpy array) in `pre_forward` and the module's
+output in `post_forward`; replacing either with an array of the same shape is honoured.
+`new_forward` is for built-in hooks only.
+"""
+
+import ctypes
+import itertools
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+
+from . import _core
+from ._core import check
+from ._hook_lib import (DestroyFn, GroupOffloadConfig, GroupOffloadStats, HookCallbacks, PABConfig, PathFn, PostFn,
+                        PreFn, TimestepFn)
+from ._lib import lib
+
+_STATUS_INTERNAL = 12
+_live = {}            # registration id -> (hook, module, callbacks): alive while the library holds it
+_ids = itertools.count(1)
+_lock = threading.Lock()
+
+
+def _fail(exc):
+    """Keeps a callback's exception so that the Python call that triggered it raises it."""
+    _core.set_pending_error(exc)
+    return _STATUS_INTERNAL
+
+
+def _view(tensor):
+    shape = tuple(tensor.shape[i] for i in range(tensor.ndim))
+    count = int(np.prod(shape, dtype=np.int64))
+    if count == 0:
+        return np.zeros(shape, dtype=np.float32)
+    buffer = (ctypes.c_float * count).from_address(tensor.data)
+    return np.ctypeslib.as_array(buffer).reshape(shape)
+
+
+def _copy_back(view, value, what):
+    if value is view:
+        return
+    value = np.asarray(value, dtype=np.float32)
+    if value.shape != view.shape:
+        raise ValueError(f"{what} must keep the shape {view.shape}, got {value.shape}")
+    view[...] = value
+
+
+class ModelHook:
+    """Base class of user hooks (diffusers' `ModelHook`). Override what you need."""
+
+    _is_stateful = False
+
+    def initialize_hook(self, module):
+        return module
+
+    def deinitalize_hook(self, module):  # diffusers' spelling
+        return module
+
+    def pre_forward(self, module, *args, **kwargs):
+        return args, kwargs
+
+    def post_forward(self, module, output):
+        return output
+
+    def reset_state(self, module):
+        if self._is_stateful:
+            raise NotImplementedError("This hook is stateful and needs to implement the `reset_state` method.")
+        return module
+
+    def _callbacks(self, module):
+        """The C callback struct for one registration of this hook on `module`."""
+        hook = self
+
+        def guard(fn):
+            def run(*a):
+                try:
+                    fn(*a)
+                    return 0
+                except BaseException as exc:  # noqa: BLE001 -- re-raised by the caller's check()
+                    return _fail(exc)
+            return run
+
+        def pre(_user, _path, tensor):
+            if not tensor:
+                hook.pre_forward(module)
+                return
+            view = _view(tensor.contents)
+            args, _kwargs = hook.pre_forward(module, view)
+            if args:
+                _copy_back(view, args[0], "pre_forward's hidden_states")
+
+        def post(_user, _path, tensors, n):
+            views = [_view(tensors[i]) for i in range(n)] if tensors else []
+            output = views[0] if len(views) == 1 else tuple(views)
+            result = hook.post_forward(module, output)
+            if len(views) == 1:
+                _copy_back(views[0], result, "post_forward's output")
+            elif views:
+                for v, r in zip(views, result):
+                    _copy_back(v, r, "post_forward's output")
+
+        key = next(_ids)
+        cb = HookCallbacks()
+        check(lib.da_hook_callbacks_init(ctypes.byref(cb), ctypes.sizeof(cb)))
+        cb.is_stateful = int(bool(self._is_stateful))
+        cb.user_data = key
+        cb.initialize_hook = PathFn(guard(lambda _u, _p: hook.initialize_hook(module)))
+        cb.deinitialize_hook = PathFn(guard(lambda _u, _p: hook.deinitalize_hook(module)))
+        cb.pre_forward = PreFn(guard(pre))
+        cb.post_forward = PostFn(guard(post))
+        cb.reset_state = PathFn(guard(lambda _u, _p: hook.reset_state(module)))
+        cb.destroy = DestroyFn(lambda user: _live.pop(user, None))
+        with _lock:
+            _live[key] = (self, module, cb)
+        return key, cb
+
+
+class _BuiltinHook:
+    """What `get_hook` returns for a hook the library implements (group offloading, PAB)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"<built-in hook {self.name}>"
+
+
+class HookRegistry:
+    """The hooks of one module: a model (its root), an attention module, or a weight module."""
+
+    def __init__(self, module, handle):
+        self._module_ref = module
+        self._handle = handle
+        self.hooks = {}
+
+    @classmethod
+    def check_if_exists_or_initialize(cls, module):
+        existing = getattr(module, "_diffusers_hook", None)
+        if existing is not None:
+            return existing
+        handle = ctypes.c_void_p()
+        from .models import ModelMixin, WeightModule
+        if isinstance(module, ModelMixin):
+            check(lib.da_model_hook_registry(module._handle, b"", ctypes.byref(handle)))
+        elif isinstance(module, WeightModule):
+            check(lib.da_model_hook_registry(module._model._handle, module.path.encode(), ctypes.byref(handle)))
+        else:
+            check(lib.da_attention_hook_registry(module._handle, ctypes.byref(handle)))
+        registry = cls(module, handle)
+        module._diffusers_hook = registry
+        return registry
+
+    @property
+    def _hook_order(self):
+        count = ctypes.c_int64()
+        check(lib.da_hook_registry_hook_count(self._handle, ctypes.byref(count)))
+        names = []
+        for i in range(count.value):
+            s = ctypes.c_char_p()
+            check(lib.da_hook_registry_hook_name(self._handle, i, ctypes.byref(s)))
+            names.append(s.value.decode())
+        return names
+
+    def register_hook(self, hook, name):
+        if not isinstance(hook, ModelHook):
+            raise TypeError(f"hook must be a diffattn.hooks.ModelHook, got {type(hook).__name__}")
+        if hasattr(hook, "new_forward"):
+            raise NotImplementedError("new_forward is not supported for Python hooks (pre_forward/post_forward are)")
+        key, cb = hook._callbacks(self._module_ref)
+        handle = ctypes.c_void_p()
+        status = lib.da_hook_create(ctypes.byref(cb), ctypes.byref(handle))
+        if status != 0:
+            _live.pop(key, None)
+            check(status)
+        try:
+            check(lib.da_hook_registry_register(self._handle, name.encode(), handle))
+            self.hooks[name] = hook
+            hook.fn_ref = None
+        finally:
+            lib.da_hook_destroy(handle)  # the registration keeps it (destroy callback when it goes)
+        return hook
+
+    def get_hook(self, name):
+        if name in self.hooks and name in self._hook_order:
+            return self.hooks[name]
+        present = ctypes.c_int32()
+        check(lib.da_hook_registry_has_hook(self._handle, name.encode(), ctypes.byref(present)))
+        return _BuiltinHook(name) if present.value else None
+
+    def remove_hook(self, name, recurse=True):
+        check(lib.da_hook_registry_remove(self._handle, name.encode(), int(bool(recurse))))
+        self.hooks.pop(name, None)
+
+    def reset_stateful_hooks(self, recurse=True):
+        check(lib.da_hook_registry_reset_stateful_hooks(self._handle, int(bool(recurse))))
+
+    def enter(self):
+        """Pre-forward of a host-run module (its hooks see no tensors)."""
+        check(lib.da_hook_registry_enter(self._handle))
+
+    def exit(self):
+        check(lib.da_hook_registry_exit(self._handle))
+
+    def __repr__(self):
+        lines = [f"  ({i}) {n} - {type(self.hooks[n]).__name__ if n in self.hooks else n}"
+                 for i, n in enumerate(self._hook_order)]
+        return "HookRegistry(\n" + "\n".join(lines) + "\n)"
+
+
+# --- group offloading --------------------------------------------------------------------------
+_OFFLOAD_TYPES = {"block_level": 0, "leaf_level": 1}
+
+
+def _strings(values):
+    if values is None:
+        return None, 0
+    values = list(values)
+    return (ctypes.c_char_p * max(len(values), 1))(*[v.encode() for v in values]), len(values)
+
+
+def apply_group_offloading(module, onload_device, offload_device="cpu", offload_type="block_level",
+                           num_blocks_per_group=None, non_blocking=False, use_stream=False, record_stream=False,
+                           low_cpu_mem_usage=False, offload_to_disk_path=None, block_modules=None,
+                           exclude_kwargs=None):
+    """diffusers' `apply_group_offloading` on a diffattn model (see the header for CPU meanings)."""
+    offload_type = getattr(offload_type, "value", offload_type)
+    if offload_type not in _OFFLOAD_TYPES:
+        raise ValueError(f"'{offload_type}' is not a valid GroupOffloadingType")
+    if str(offload_device) != "cpu":
+        raise NotImplementedError(f"offload_device '{offload_device}' is not available: libdiffattn computes on the CPU only")
+    c = GroupOffloadConfig()
+    check(lib.da_group_offload_config_init(ctypes.byref(c), ctypes.sizeof(c)))
+    c.offload_type = _OFFLOAD_TYPES[offload_type]
+    c.num_blocks_per_group = 0 if num_blocks_per_group is None else int(num_blocks_per_group)
+    c.non_blocking, c.use_stream = int(bool(non_blocking)), int(bool(use_stream))
+    c.record_stream, c.low_cpu_mem_usage = int(bool(record_stream)), int(bool(low_cpu_mem_usage))
+    path = None if offload_to_disk_path is None else str(offload_to_disk_path).encode()
+    c.offload_to_disk_path = path
+    blocks, nb = _strings(block_modules)
+    excl, ne = _strings(exclude_kwargs)
+    c.block_modules, c.num_block_modules = blocks, nb
+    c.exclude_kwargs, c.num_exclude_kwargs = excl, ne
+    check(lib.da_model_enable_group_offload(module._handle, str(onload_device).encode(), ctypes.byref(c)))
+
+
+def group_offload_stats(module):
+    s = GroupOffloadStats()
+    s.struct_size = ctypes.sizeof(s)
+    check(lib.da_model_group_offload_stats(module._handle, ctypes.byref(s)))
+    return {name: getattr(s, name) for name, _ in GroupOffloadStats._fields_[1:]}
+
+
+# --- pyramid attention broadcast ---------------------------------------------------------------
+@dataclass
+class PyramidAttentionBroadcastConfig:
+    spatial_attention_block_skip_range: Optional[int] = None
+    temporal_attention_block_skip_range: Optional[int] = None
+    cross_attention_block_skip_range: Optional[int] = None
+    spatial_attention_timestep_skip_range: Tuple[float, float] = (100, 800)
+    temporal_attention_timestep_skip_range: Tuple[float, float] = (100, 800)
+    cross_attention_timestep_skip_range: Tuple[float, float] = (100, 800)
+    spatial_attention_block_identifiers: Tuple[str, ...] = ("blocks", "transformer_blocks", "single_transformer_blocks",
+                                                           "layers", "visual_transformer_blocks")
+    temporal_attention_block_identifiers: Tuple[str, ...] = ("temporal_transformer_blocks",)
+    cross_attention_block_identifiers: Tuple[str, ...] = ("blocks", "transformer_blocks", "layers")
+    current_timestep_callback: Optional[Callable[[], float]] = None
+
+
+def apply_pyramid_attention_broadcast(module, config):
+    """diffusers' `apply_pyramid_attention_broadcast(module, config)` on a diffattn model."""
+    if config.current_timestep_callback is None:
+        raise ValueError("The `current_timestep_callback` function must be provided in the configuration to apply "
+                         "Pyramid Attention Broadcast.")
+    if (config.spatial_attention_block_skip_range is None and config.temporal_attention_block_skip_range is None
+            and config.cross_attention_block_skip_range is None):
+        config.spatial_attention_block_skip_range = 2  # diffusers warns and mutates the config
+    c = PABConfig()
+    check(lib.da_pab_config_init(ctypes.byref(c), ctypes.sizeof(c)))
+    for kind in ("spatial", "temporal", "cross"):
+        r = getattr(config, f"{kind}_attention_block_skip_range")
+        setattr(c, f"{kind}_attention_block_skip_range", 0 if r is None else int(r))
+        lo, hi = getattr(config, f"{kind}_attention_timestep_skip_range")
+        getattr(c, f"{kind}_attention_timestep_skip_range")[:] = [float(lo), float(hi)]
+        arr, n = _strings(getattr(config, f"{kind}_attention_block_identifiers"))
+        setattr(c, f"{kind}_attention_block_identifiers", arr)
+        setattr(c, f"num_{kind}_attention_block_identifiers", n)
+    fn = config.current_timestep_callback
+
+    def timestep(_user, out):
+        try:
+            t = fn()
+            if t is None:
+                raise TypeError("'<' not supported between instances of 'float' and 'NoneType'")
+            out[0] = float(np.asarray(t).reshape(-1)[0]) if not isinstance(t, (int, float)) else float(t)
+            return 0
+        except BaseException as exc:  # noqa: BLE001
+            return _fail(exc)
+
+    c.current_timestep_callback = TimestepFn(timestep)
+    hooked = ctypes.c_int64()
+    check(lib.da_model_apply_pyramid_attention_broadcast(module._handle, ctypes.byref(c), ctypes.byref(hooked)))
+    module._pab_callbacks = getattr(module, "_pab_callbacks", []) + [c.current_timestep_callback]
+    return hooked.value
+
+
+__all__ = ["HookRegistry", "ModelHook", "PyramidAttentionBroadcastConfig", "apply_group_offloading",
+           "apply_pyramid_attention_broadcast", "group_offload_stats"]
