@@ -223,6 +223,7 @@ def build(g):
     g.add("flux_single_fused", "flux", "FluxAttention", single, "FluxAttnProcessor", [xs], {"image_rotary_emb": rot}, fuse=True)
     g.add("flux_single_no_rotary", "flux", "FluxAttention", single, "FluxSingleAttnProcessor2_0", [xs])
     g.add("flux_single_with_encoder", "flux_error", "FluxAttention", single, "FluxAttnProcessor", [x, e32])
+    g.add("flux_double_no_encoder", "flux_error", "FluxAttention", flux, "FluxAttnProcessor", [x])
     g.add("flux_bad_rotary", "flux_error", "FluxAttention", flux, "FluxAttnProcessor", [x, e32], {"image_rotary_emb": interleaved_tables(S, 16, 2)})
     g.add("flux_npu", "flux", "FluxAttention", flux, "FluxAttnProcessor2_0_NPU", [x, e32, keep], {"image_rotary_emb": rot}, reference="FluxAttnProcessor")
     g.add("flux_xla", "flux", "FluxAttention", flux, "XLAFluxFlashAttnProcessor2_0", [x, e32], {"image_rotary_emb": rot}, reference="FluxAttnProcessor")
@@ -239,6 +240,8 @@ def build(g):
     g.add("flux_ip_fused", "flux_ip", "FluxAttention", flux, "FluxIPAdapterAttnProcessor", [x, e32],
           {"image_rotary_emb": rot, "ip_hidden_states": ips}, fuse=True, proc_init=fip)
     g.add("flux_ip_single", "flux_ip", "FluxAttention", single, "FluxIPAdapterAttnProcessor", [xs], {"image_rotary_emb": rot},
+          proc_init=fip)
+    g.add("flux_ip_double_no_encoder", "flux_ip", "FluxAttention", flux, "FluxIPAdapterAttnProcessor", [x], {"image_rotary_emb": interleaved_tables(S, 16, 6)},
           proc_init=fip)
     g.add("flux_ip_no_ip_states", "flux_ip_error", "FluxAttention", flux, "FluxIPAdapterAttnProcessor", [x, e32],
           {"image_rotary_emb": rot}, proc_init=fip)

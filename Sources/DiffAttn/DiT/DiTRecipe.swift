@@ -86,11 +86,14 @@ struct DiTRecipe: Sendable {
     /// FusedCogVideoX prepares the mask with the text length as target (§7.2).
     var maskTargetIsEncoderLength = false
     var ipAdapter = IPAdapter.none
+    /// Flux (§6.2 step 3) reads the text projections whenever the module has added projections,
+    /// so it fails without encoder states there; its IP-Adapter guards the join by `E` instead.
+    var addedProjectionsNeedEncoder = false
 
     static func recipe(for kind: ProcessorKind) -> DiTRecipe? {
         let joint = DiTRecipe(pipeline: .joint)
         let flux = DiTRecipe(pipeline: .joint, fusion: .moduleFlag, order: .textFirst, mask: .flux, textOut: .addOut,
-                             projectsWithoutEncoder: false, rotary: .interleavedJoint)
+                             projectsWithoutEncoder: false, rotary: .interleavedJoint, addedProjectionsNeedEncoder: true)
         let aura = DiTRecipe(pipeline: .joint, order: .textFirst, scale: .module, textOut: .addOut)
         let pagJoint = DiTRecipe(pipeline: .joint, appliesQKNorm: false, encoderRequired: true, pagChunks: 2,
                                  pagChunksEncoder: true)
@@ -112,7 +115,8 @@ struct DiTRecipe: Sendable {
         case .fluxAttnProcessor2_0, .fusedFluxAttnProcessor2_0, .fluxAttnProcessor2_0_NPU, .fluxSingleAttnProcessor2_0,
              .fluxAttnProcessor:
             return flux
-        case .fluxIPAdapterJointAttnProcessor2_0, .fluxIPAdapterAttnProcessor: return with(flux) { $0.ipAdapter = .flux }
+        case .fluxIPAdapterJointAttnProcessor2_0, .fluxIPAdapterAttnProcessor:
+            return with(flux) { $0.ipAdapter = .flux; $0.addedProjectionsNeedEncoder = false }
         case .sd3IPAdapterJointAttnProcessor2_0: return with(joint) { $0.ipAdapter = .sd3 }
         case .xlaFluxFlashAttnProcessor2_0:
             return with(flux) { $0.mask = .rejected("`attn_mask` is not supported for XLA attention") }

@@ -22,6 +22,9 @@ extension Attention {
         if r.encoderRequired && e == nil {
             throw DiffAttnError.state("\(name) needs encoder_hidden_states ('NoneType' object has no attribute 'shape')")
         }
+        if r.addedProjectionsNeedEncoder && e == nil && config.addedKVProjDim != nil {
+            throw DiffAttnError.state("'NoneType' object has no attribute 'unflatten': \(name) on a module with added_kv_proj_dim needs encoder_hidden_states")
+        }
         let fused = r.fusion == .always || (r.fusion == .moduleFlag && fusedProjections)
         if fused && !hasLayer("to_qkv") { throw DiffAttnError.state("'\(config.moduleClass.name)' object has no attribute 'to_qkv'") }
         var t = 0
