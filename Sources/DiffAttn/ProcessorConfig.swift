@@ -103,6 +103,16 @@ public struct ProcessorConfig: Sendable, Equatable {
         where size < 1 || size > 1 << 24 {
             throw DiffAttnError.argument("processor sizes must be in 1...\(1 << 24), got \(size)")
         }
+        // The weights registerWeights would allocate: at most 2^30, never an allocation that traps.
+        let hidden = hiddenSize ?? 0, input = crossAttentionDim ?? hidden
+        let layers: [(Int, Int)] = [(2 * numTokens.count, hidden * input), (2, hidden * hidden),
+                                    (2 * (ipHiddenStatesDim ?? 0), timestepsEmbDim + hidden)]
+        for (count, each) in layers where count > 0 {
+            let (n, overflow) = count.multipliedReportingOverflow(by: each)
+            guard !overflow, n <= 1 << 30 else {
+                throw DiffAttnError(.outOfMemory, "\(kind.name) would hold more than 2^30 weights; its sizes are absurd")
+            }
+        }
     }
 
     /// The processor's own state-dict entries, in diffusers' registration order.

@@ -19,7 +19,14 @@ static void sd3_ip(void) {
     EXPECT_ERR(da_attention_set_processor(a, &p), DA_ERR_TYPE, "hidden_size");
     p.hidden_size = 32; p.ip_hidden_states_dim = 20;
     EXPECT_ERR(da_attention_set_processor(a, &p), DA_ERR_TYPE, "head_dim");
-    p.head_dim = 16; p.timesteps_emb_dim = -3;
+    p.head_dim = 16; p.hidden_size = 1 << 24; p.ip_hidden_states_dim = 1 << 24;
+    EXPECT_ERR(da_attention_set_processor(a, &p), DA_ERR_OUT_OF_MEMORY, "2^30");
+    p.hidden_size = 32; p.ip_hidden_states_dim = 20;
+    da_processor_config classic;
+    da_processor_config_init(&classic, sizeof classic, DA_PROCESSOR_IP_ADAPTER_ATTN_PROCESSOR_2_0);
+    classic.hidden_size = 1 << 24; classic.cross_attention_dim = 1 << 24;
+    EXPECT_ERR(da_attention_set_processor(a, &classic), DA_ERR_OUT_OF_MEMORY, "2^30");
+    p.timesteps_emb_dim = -3;
     EXPECT_ST(da_attention_set_processor(a, &p), DA_ERR_INVALID_ARGUMENT);
     p.timesteps_emb_dim = 12;
     EXPECT_ST(da_attention_set_processor(a, &p), DA_OK);
