@@ -8,9 +8,10 @@ import numpy as np
 
 from . import dit_args as _dit
 from . import processors as _processors
-from ._core import TensorArg, call_returning_tensor, check, managed_to_numpy, optional_arg, pointer
+from ._core import (TensorArg, call_returning_tensor, check, managed_to_numpy, optional_arg, pointer, read_state_dict,
+                    weight_infos)
 from ._lib import (MAX_OUTPUTS, AttentionConfig, AttentionInfo, DLManagedTensor, DLTensor, ForwardArgs, ProcessorConfig,
-                   WeightInfo, c_int64, c_void_p, lib)
+                   c_int64, c_void_p, lib)
 
 logger = logging.getLogger("diffattn")
 
@@ -212,24 +213,11 @@ class Attention:
 
     # --- weights --------------------------------------------------------------------------
     def _weight_infos(self):
-        count = c_int64()
-        check(lib.da_attention_weight_count(self._handle, ctypes.byref(count)))
-        infos = []
-        for i in range(count.value):
-            w = WeightInfo()
-            w.struct_size = ctypes.sizeof(w)
-            check(lib.da_attention_weight_info(self._handle, i, ctypes.byref(w)))
-            infos.append((w.name.decode(), tuple(w.shape[j] for j in range(w.ndim))))
-        return infos
+        return weight_infos(self._handle, lib.da_attention_weight_count, lib.da_attention_weight_info)
 
     def state_dict(self):
         """The weights as {name: float32 array}, in diffusers' order."""
-        result = {}
-        for name, shape in self._weight_infos():
-            out = np.empty(shape, dtype=np.float32)
-            check(lib.da_attention_get_weight(self._handle, name.encode(), TensorArg(out, "out").ref))
-            result[name] = out
-        return result
+        return read_state_dict(self._handle, self._weight_infos(), lib.da_attention_get_weight)
 
     def load_state_dict(self, state_dict, strict=True):
         """Copies weights in; with `strict`, missing or unexpected keys are an error listing them."""

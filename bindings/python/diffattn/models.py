@@ -19,8 +19,8 @@ import os
 import numpy as np
 
 from . import processors as _processors
-from ._core import TensorArg, check
-from ._lib import AttentionConfig, ProcessorConfig, WeightInfo, lib
+from ._core import TensorArg, check, read_state_dict, weight_infos
+from ._lib import AttentionConfig, ProcessorConfig, lib
 from . import _hook_lib  # noqa: F401  (declares the hook functions)
 from ._model_lib import (LOAD_SKIP_OTHERS, LOAD_STRICT, MODULE_ATTENTION, MODULE_CONTAINER, MODULE_WEIGHTS,
                          LoadReport, slice_args)
@@ -232,23 +232,10 @@ class ModelMixin:
 
     # --- weights --------------------------------------------------------------------------
     def _weight_infos(self):
-        count = ctypes.c_int64()
-        check(lib.da_model_weight_count(self._handle, ctypes.byref(count)))
-        out = []
-        for i in range(count.value):
-            w = WeightInfo()
-            w.struct_size = ctypes.sizeof(w)
-            check(lib.da_model_weight_info(self._handle, i, ctypes.byref(w)))
-            out.append((w.name.decode(), tuple(w.shape[j] for j in range(w.ndim))))
-        return out
+        return weight_infos(self._handle, lib.da_model_weight_count, lib.da_model_weight_info)
 
     def state_dict(self):
-        result = {}
-        for name, shape in self._weight_infos():
-            out = np.empty(shape, dtype=np.float32)
-            check(lib.da_model_get_weight(self._handle, name.encode(), TensorArg(out, "out").ref))
-            result[name] = out
-        return result
+        return read_state_dict(self._handle, self._weight_infos(), lib.da_model_get_weight)
 
     @staticmethod
     def _flags(strict, keep_other_weights):
