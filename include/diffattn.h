@@ -220,7 +220,15 @@ typedef struct da_processor_config {
     const int64_t *num_tokens;   /* num_ip_adapters token counts; NULL = all 4 */
     const int32_t *scale_counts; /* per adapter: 0 = one scale value, n > 0 = a per-image list of
                                     n values (valid with region masks only); NULL = all 0 */
-    const double *scales;        /* the scale values, adapter by adapter; NULL = all 1.0 */
+    const double *scales;        /* the scale values, adapter by adapter; NULL = the kind's
+                                    default (1.0; 0.5 for SD3IPAdapterJointAttnProcessor2_0) */
+    /* Appended in 0.1: SD3IPAdapterJointAttnProcessor2_0(hidden_size, ip_hidden_states_dim, head_dim,
+     * timesteps_emb_dim, scale) — its scale is scales[0] with num_ip_adapters = 1.
+     * FluxIPAdapterAttnProcessor / FluxIPAdapterJointAttnProcessor2_0 take hidden_size,
+     * cross_attention_dim, num_tokens and scales (one value per adapter) above. */
+    int64_t ip_hidden_states_dim; /* DA_NONE; required by SD3IPAdapterJointAttnProcessor2_0 */
+    int64_t head_dim;             /* DA_NONE; required by SD3IPAdapterJointAttnProcessor2_0 */
+    int64_t timesteps_emb_dim;    /* 1280 */
 } da_processor_config;
 
 /* Fills `config` (whose size the caller passes as `struct_size`, i.e. sizeof *config) with the
@@ -450,14 +458,18 @@ typedef struct da_forward_args {
     const DLTensor *hidden_states;         /* required: (B, L, C) or (B, C, H, W) */
     const DLTensor *encoder_hidden_states; /* (B, S, Ce) */
     const DLTensor *attention_mask;        /* float32 additive or boolean, diffusers' layouts */
-    const DLTensor *temb;                  /* (B, Cz, h, w) for spatial_norm */
+    const DLTensor *temb;                  /* (B, Cz, h, w) for spatial_norm; (B, timesteps_emb_dim)
+                                              for SD3IPAdapterJointAttnProcessor2_0 */
     /* IP-Adapter processors. With ip_hidden_states_given = 0 an IP-Adapter processor reads the
      * deprecated concatenated form (image tokens appended to encoder_hidden_states); with 1,
      * encoder_hidden_states is the text part of diffusers' tuple (text, [ip_0, …]). */
     int32_t ip_hidden_states_given;
     int32_t num_ip_hidden_states;
     const DLTensor *ip_hidden_states;      /* array of num_ip_hidden_states tensors, each
-                                              (B, T, Cip) or (B, N, T, Cip) */
+                                              (B, T, Cip) or (B, N, T, Cip). The DiT IP-Adapter
+                                              processors take their ip_hidden_states keyword here
+                                              (given = 1): SD3 one (B, T, ip_hidden_states_dim)
+                                              tensor, Flux one per adapter */
     int32_t num_ip_adapter_masks;          /* ignored when ip_adapter_masks is NULL (None) */
     const DLTensor *const *ip_adapter_masks; /* array of pointers, one (1, N, h, w) region mask per
                                                 adapter; a NULL entry is None */

@@ -26,7 +26,7 @@ output in `post_forward`; replacing either with an array of the same shape is ho
 import ctypes
 import itertools
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
 import numpy as np
