@@ -6,16 +6,6 @@ import DiffAttnKernels
 
 private func model(_ h: OpaquePointer?) throws -> Model { try modelHandles.lookup(h, argument: "model").model }
 
-private func strings(_ p: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int64, _ name: String) throws -> [String]? {
-    guard let p else {
-        guard count == 0 else { throw DiffAttnError.argument("\(name) is NULL with count \(count)") }
-        return nil
-    }
-    guard count >= 0, count <= 1 << 16 else { throw DiffAttnError.argument("num_\(name) must be in 0...\(1 << 16), got \(count)") }
-    return try (0..<Int(count)).map { try cString(p[$0], "\(name)[\($0)]") }
-}
-
-
 @_cdecl("da_faster_cache_config_init")
 public func da_faster_cache_config_init(_ c: UnsafeMutablePointer<da_faster_cache_config>?, _ size: Int) -> da_status {
     initStruct(c, size, "config") {
@@ -45,8 +35,8 @@ func applyFasterCacheC(_ m: Model, _ config: UnsafePointer<da_faster_cache_confi
     s.alphaLowFrequency = c.alpha_low_frequency; s.alphaHighFrequency = c.alpha_high_frequency
     s.unconditionalBatchSkipRange = Int(clamping: c.unconditional_batch_skip_range)
     s.unconditionalBatchTimestepSkipRange = c.unconditional_batch_timestep_skip_range
-    if let l = try strings(c.spatial_attention_block_identifiers, c.num_spatial_attention_block_identifiers, "spatial_attention_block_identifiers") { s.spatialAttentionBlockIdentifiers = l }
-    if let l = try strings(c.temporal_attention_block_identifiers, c.num_temporal_attention_block_identifiers, "temporal_attention_block_identifiers") { s.temporalAttentionBlockIdentifiers = l }
+    if let l = try stringList(c.spatial_attention_block_identifiers, c.num_spatial_attention_block_identifiers, "spatial_attention_block_identifiers") { s.spatialAttentionBlockIdentifiers = l }
+    if let l = try stringList(c.temporal_attention_block_identifiers, c.num_temporal_attention_block_identifiers, "temporal_attention_block_identifiers") { s.temporalAttentionBlockIdentifiers = l }
     if let f = c.tensor_format { s.tensorFormat = String(cString: f) }
     s.isGuidanceDistilled = c.is_guidance_distilled != 0
     let user = UncheckedPointer(c.callback_user_data)
@@ -111,8 +101,8 @@ func applyTaylorSeerC(_ m: Model, _ config: UnsafePointer<da_taylorseer_cache_co
     s.cacheInterval = Int(c.cache_interval); s.disableCacheBeforeStep = Int(c.disable_cache_before_step)
     s.disableCacheAfterStep = c.disable_cache_after_step < 0 ? nil : Int(clamping: c.disable_cache_after_step)
     s.maxOrder = Int(c.max_order); s.taylorFactorsBFloat16 = c.taylor_factors_float32 == 0
-    s.skipPredictIdentifiers = try strings(c.skip_predict_identifiers, c.num_skip_predict_identifiers, "skip_predict_identifiers")
-    s.cacheIdentifiers = try strings(c.cache_identifiers, c.num_cache_identifiers, "cache_identifiers")
+    s.skipPredictIdentifiers = try stringList(c.skip_predict_identifiers, c.num_skip_predict_identifiers, "skip_predict_identifiers")
+    s.cacheIdentifiers = try stringList(c.cache_identifiers, c.num_cache_identifiers, "cache_identifiers")
     s.useLiteMode = c.use_lite_mode != 0
     return try m.applyTaylorSeerCache(s).count
 }

@@ -97,6 +97,21 @@ extension Model {
     /// `cache_context(name)`: selects the per-context state of the caches (nil clears).
     public func setCacheContext(_ name: String?) { hookContext.cacheContext = name }
 
+    /// Installs a "head decides, tail records" cache over the transformer blocks (MagCache,
+    /// TeaCache): `make(isHead, isTail)` on every block, the head under `headName`. A single block
+    /// gets the tail hook first and the head hook outermost, as diffusers' MagCache.
+    func installHeadTailHooks(_ blocks: [String], headName: String, blockName: String,
+                              _ make: (_ head: Bool, _ tail: Bool) -> ModelHook) throws {
+        if blocks.count == 1 {
+            try replaceHook(make(false, true), name: blockName, at: blocks[0])
+            try replaceHook(make(true, false), name: headName, at: blocks[0])
+            return
+        }
+        for (i, path) in blocks.enumerated() {
+            try replaceHook(make(i == 0, i == blocks.count - 1), name: i == 0 ? headName : blockName, at: path)
+        }
+    }
+
     /// Registers `hook` on `path`, replacing a hook of the same name (re-application).
     func replaceHook(_ hook: ModelHook, name: String, at path: String) throws {
         let r = try hookRegistry(at: path)

@@ -124,27 +124,22 @@ struct Spectrum {
             let angles: [Double] = (0..<n).map { 2 * Double.pi * Double($0) / Double(n) }
             return (angles.map { Glibc.cos($0) }, angles.map { sign * Glibc.sin($0) })
         }
-        let (cw, sw) = twiddles(w), (ch, sh) = twiddles(h)
-        var (ar, ai) = (re, im)
-        var (br, bi) = (re, im)
-        for base in stride(from: 0, to: re.count, by: h * w) {
-            for y in 0..<h { for k in 0..<w {
+        /// One 1-D DFT of length `n` along `step` for each of `lines` lines starting `lineStep` apart.
+        func pass(_ ar: [Double], _ ai: [Double], n: Int, step: Int, lines: Int, lineStep: Int) -> ([Double], [Double]) {
+            let (c, sn) = twiddles(n)
+            var (br, bi) = (ar, ai)
+            for base in stride(from: 0, to: ar.count, by: h * w) { for line in 0..<lines { for k in 0..<n {
                 var (sr, si) = (0.0, 0.0)
-                for x in 0..<w {
-                    let j = (k * x) % w, v = base + y * w + x
-                    sr += ar[v] * cw[j] - ai[v] * sw[j]; si += ar[v] * sw[j] + ai[v] * cw[j]
+                for x in 0..<n {
+                    let j = (k * x) % n, v = base + line * lineStep + x * step
+                    sr += ar[v] * c[j] - ai[v] * sn[j]; si += ar[v] * sn[j] + ai[v] * c[j]
                 }
-                br[base + y * w + k] = sr; bi[base + y * w + k] = si
-            } }
-            for x in 0..<w { for k in 0..<h {
-                var (sr, si) = (0.0, 0.0)
-                for y in 0..<h {
-                    let j = (k * y) % h, v = base + y * w + x
-                    sr += br[v] * ch[j] - bi[v] * sh[j]; si += br[v] * sh[j] + bi[v] * ch[j]
-                }
-                ar[base + k * w + x] = sr; ai[base + k * w + x] = si
-            } }
+                br[base + line * lineStep + k * step] = sr; bi[base + line * lineStep + k * step] = si
+            } } }
+            return (br, bi)
         }
+        let rows = pass(re, im, n: w, step: 1, lines: h, lineStep: w)
+        var (ar, ai) = pass(rows.0, rows.1, n: h, step: w, lines: w, lineStep: 1)
         if inverse { let s = 1 / Double(h * w); ar = ar.map { $0 * s }; ai = ai.map { $0 * s } }
         return (ar, ai)
     }

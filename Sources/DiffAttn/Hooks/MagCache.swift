@@ -167,16 +167,8 @@ extension Model {
         guard !blocks.isEmpty else { return [] }  // diffusers warns and returns
         let states = CacheStates<MagCacheState>(context: hookContext, defaultContext: "inference") { MagCacheState() }
         let box = CalibrationBox()
-        for path in blocks { for n in [Model.magCacheLeaderHookName, Model.magCacheBlockHookName] { try hookRegistry(at: path).remove(n, recurse: false) } }
-        if blocks.count == 1 {  // tail first, then the head (outermost)
-            try replaceHook(MagCacheHook(states, config, head: false, tail: true, calibration: box), name: Model.magCacheBlockHookName, at: blocks[0])
-            try replaceHook(MagCacheHook(states, config, head: true, tail: false, calibration: box), name: Model.magCacheLeaderHookName, at: blocks[0])
-            return blocks
-        }
-        for (i, path) in blocks.enumerated() {
-            let head = i == 0, tail = i == blocks.count - 1
-            try replaceHook(MagCacheHook(states, config, head: head, tail: tail, calibration: box),
-                            name: head ? Model.magCacheLeaderHookName : Model.magCacheBlockHookName, at: path)
+        try installHeadTailHooks(blocks, headName: Model.magCacheLeaderHookName, blockName: Model.magCacheBlockHookName) {
+            MagCacheHook(states, config, head: $0, tail: $1, calibration: box)
         }
         return blocks
     }

@@ -88,20 +88,14 @@ extension Model {
     public static let teaCacheBlockHookName = "teacache_block_hook"
 
     /// `apply_teacache(module, config)`: head hook on the first transformer block, block hooks on
-    /// the others (a single block is head and tail at once). Returns the hooked blocks.
+    /// the others. Returns the hooked blocks.
     @discardableResult
     public func applyTeaCache(_ config: TeaCacheConfig) throws -> [String] {
         let blocks = transformerBlockPaths
         guard !blocks.isEmpty else { throw DiffAttnError.value("TeaCache found no transformer blocks in this model") }
         let states = CacheStates<TeaCacheState>(context: hookContext, defaultContext: "inference") { TeaCacheState() }
-        if blocks.count == 1 {
-            try replaceHook(TeaCacheHook(states, config, head: false, tail: true), name: Model.teaCacheBlockHookName, at: blocks[0])
-            try replaceHook(TeaCacheHook(states, config, head: true, tail: false), name: Model.teaCacheLeaderHookName, at: blocks[0])
-            return blocks
-        }
-        for (i, path) in blocks.enumerated() {
-            try replaceHook(TeaCacheHook(states, config, head: i == 0, tail: i == blocks.count - 1),
-                            name: i == 0 ? Model.teaCacheLeaderHookName : Model.teaCacheBlockHookName, at: path)
+        try installHeadTailHooks(blocks, headName: Model.teaCacheLeaderHookName, blockName: Model.teaCacheBlockHookName) {
+            TeaCacheHook(states, config, head: $0, tail: $1)
         }
         return blocks
     }
