@@ -25,7 +25,7 @@ deps:
 build: deps
 	$(SWIFT) build -c release
 
-test: build test-swift test-c test-python test-packaging
+test: build test-swift test-c test-python test-packaging fuzz-smoke sanitize-address
 
 test-swift: deps
 	$(SWIFT) test --disable-swift-testing
@@ -69,3 +69,21 @@ docs: build
 # Installs the packages with dpkg -i, builds and runs the examples against them, removes them.
 test-packaging: build deps-packaging
 	bash Tests/packaging/run.sh
+
+# Robustness (Tests/fuzz, Tests/sanitize, docs/robustness.md): libFuzzer targets on an ASan +
+# coverage build in .build/fuzz, and the test suite under ASan (.build/asan) or TSan (.build/tsan).
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 5
+.PHONY: fuzz fuzz-smoke sanitize-address sanitize-thread
+
+fuzz: build
+	bash Tests/fuzz/run.sh fuzz $(FUZZ_SECONDS)
+
+fuzz-smoke: build
+	bash Tests/fuzz/run.sh smoke $(FUZZ_SMOKE_SECONDS)
+
+sanitize-address: deps
+	bash Tests/sanitize/run.sh address
+
+sanitize-thread: deps
+	bash Tests/sanitize/run.sh thread

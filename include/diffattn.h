@@ -236,7 +236,15 @@ typedef struct da_processor_config {
     const int64_t *num_tokens;   /* num_ip_adapters token counts; NULL = all 4 */
     const int32_t *scale_counts; /* per adapter: 0 = one scale value, n > 0 = a per-image list of
                                     n values (valid with region masks only); NULL = all 0 */
-    const double *scales;        /* the scale values, adapter by adapter; NULL = all 1.0 */
+    const double *scales;        /* the scale values, adapter by adapter; NULL = the kind's
+                                    default (1.0; 0.5 for SD3IPAdapterJointAttnProcessor2_0) */
+    /* Appended in 0.1: SD3IPAdapterJointAttnProcessor2_0(hidden_size, ip_hidden_states_dim, head_dim,
+     * timesteps_emb_dim, scale) — its scale is scales[0] with num_ip_adapters = 1.
+     * FluxIPAdapterAttnProcessor / FluxIPAdapterJointAttnProcessor2_0 take hidden_size,
+     * cross_attention_dim, num_tokens and scales (one value per adapter) above. */
+    int64_t ip_hidden_states_dim; /* DA_NONE; required by SD3IPAdapterJointAttnProcessor2_0 */
+    int64_t head_dim;             /* DA_NONE; required by SD3IPAdapterJointAttnProcessor2_0 */
+    int64_t timesteps_emb_dim;    /* 1280 */
 } da_processor_config;
 
 /* Fills `config` (whose size the caller passes as `struct_size`, i.e. sizeof *config) with the
@@ -466,14 +474,18 @@ typedef struct da_forward_args {
     const DLTensor *hidden_states;         /* required: (B, L, C) or (B, C, H, W) */
     const DLTensor *encoder_hidden_states; /* (B, S, Ce) */
     const DLTensor *attention_mask;        /* float32 additive or boolean, diffusers' layouts */
-    const DLTensor *temb;                  /* (B, Cz, h, w) for spatial_norm */
+    const DLTensor *temb;                  /* (B, Cz, h, w) for spatial_norm; (B, timesteps_emb_dim)
+                                              for SD3IPAdapterJointAttnProcessor2_0 */
     /* IP-Adapter processors. With ip_hidden_states_given = 0 an IP-Adapter processor reads the
      * deprecated concatenated form (image tokens appended to encoder_hidden_states); with 1,
      * encoder_hidden_states is the text part of diffusers' tuple (text, [ip_0, …]). */
     int32_t ip_hidden_states_given;
     int32_t num_ip_hidden_states;
     const DLTensor *ip_hidden_states;      /* array of num_ip_hidden_states tensors, each
-                                              (B, T, Cip) or (B, N, T, Cip) */
+                                              (B, T, Cip) or (B, N, T, Cip). The DiT IP-Adapter
+                                              processors take their ip_hidden_states keyword here
+                                              (given = 1): SD3 one (B, T, ip_hidden_states_dim)
+                                              tensor, Flux one per adapter */
     int32_t num_ip_adapter_masks;          /* ignored when ip_adapter_masks is NULL (None) */
     const DLTensor *const *ip_adapter_masks; /* array of pointers, one (1, N, h, w) region mask per
                                                 adapter; a NULL entry is None */
@@ -987,6 +999,206 @@ da_status da_pab_config_init(da_pab_config *config, size_t struct_size);
  * number of modules hooked. Reset between runs with da_hook_registry_reset_stateful_hooks on the
  * root. A cached output is a copy: callers own what da_attention_forward wrote. */
 da_status da_model_apply_pyramid_attention_broadcast(da_model model, const da_pab_config *config, int64_t *hooked);
+
+/* ---- caches and layer skip (spec hooks §4, §8–§12; TeaCache from its paper) ------------------- */
+/*                                                                                            */
+/* THE BLOCK PROTOCOL. The host runs transformer blocks (and feed-forwards) itself, so caches   */
+/* that skip them are asked around each host-run module, by its path:                         */
+/*                                                                                            */
+/*     da_model_begin_step(m, t);                                                             */
+/*     for each block path p (da_model_transformer_block_path):                               */
+/*         io.hidden_states = &h; io.encoder_hidden_states = &e (or NULL);                    */
+/*         io.modulated_input = (first block, TeaCache) ? &norm1_out : NULL;                  */
+/*         da_model_module_begin(m, p, &io, &run);                                            */
+/*         if (run) { run_block(p, &h, &e); da_model_module_end(m, p, &io); }                 */
+/*         // not run: h and e already hold the block's output (cached residual added,       */
+/*         // or the inputs passed through unchanged)                                          */
+/*     da_model_end_step(m);                                                                  */
+/*                                                                                            */
+/* h and e are in/out float32 tensors: a hook may overwrite them in place (same shape) in       */
+/* begin (the output of a skipped module) and in end (FirstBlockCache adds the cached tail      */
+/* residual to the first block's output and skips the rest). Call module_end only after running */
+/* the module, with the same io. begin also runs the module's ordinary pre-forward hooks (and    */
+/* their post-forward halves when it skips), end the post-forward ones. Modules without cache   */
+/* hooks always answer run = 1, so a host can use the protocol unconditionally.                  */
+/* Caches keep per-context state (diffusers' cache_context): da_model_set_cache_context(m,      */
+/* "cond") before the conditional pass, "uncond" before the unconditional one. FirstBlockCache  */
+/* and TaylorSeer require a context (DA_ERR_VALUE "No cache context is set ..."); MagCache and   */
+/* TeaCache use "inference" when none is set. Reset between runs with                          */
+/* da_hook_registry_reset_stateful_hooks on the root (MagCache/TeaCache also wrap around after   */
+/* num_inference_steps).                                                                       */
+
+typedef struct da_block_io {
+    uint32_t struct_size;
+    DLTensor *hidden_states;          /* in/out, float32 CPU, required */
+    DLTensor *encoder_hidden_states;  /* in/out, NULL when the module has no encoder stream */
+    const DLTensor *modulated_input;  /* TeaCache: the first block's timestep-modulated input */
+} da_block_io;
+
+da_status da_block_io_init(da_block_io *io, size_t struct_size);
+
+/* Before a host-run module: *run = 1 → run it, then call da_model_module_end; *run = 0 → skipped,
+ * io holds its output. Errors: DA_ERR_NOT_FOUND (path), DA_ERR_SHAPE (a cached tensor does not fit
+ * the stream), DA_ERR_VALUE (no cache context; TeaCache without modulated_input at the head). */
+da_status da_model_module_begin(da_model model, const char *path, da_block_io *io, int32_t *run);
+/* After running it: hooks read (and may overwrite in place) the outputs. */
+da_status da_model_module_end(da_model model, const char *path, da_block_io *io);
+
+/* The transformer blocks the block caches chain: elements of the root's block lists
+ * (transformer_blocks, single_transformer_blocks, blocks, layers, ...) in child order. Path
+ * strings live as long as the process. */
+da_status da_model_transformer_block_count(da_model model, int64_t *count);
+da_status da_model_transformer_block_path(da_model model, int64_t index, const char **path);
+
+/* cache_context(name): which per-context cache state the next calls use; NULL clears. */
+da_status da_model_set_cache_context(da_model model, const char *name);
+
+/* FirstBlockCacheConfig: run the first block; when its residual changed by at most `threshold`
+ * (mean|r − r_last_computed| / mean|r_last_computed|) the rest of the blocks are skipped and the
+ * cached tail residual is added. Hooks: fbc_leader_block_hook, fbc_block_hook. */
+typedef struct da_first_block_cache_config {
+    uint32_t struct_size;
+    double threshold; /* default 0.05 */
+} da_first_block_cache_config;
+
+da_status da_first_block_cache_config_init(da_first_block_cache_config *config, size_t struct_size);
+/* apply_first_block_cache; needs at least two blocks (DA_ERR_VALUE). *hooked: blocks (may be NULL). */
+da_status da_model_apply_first_block_cache(da_model model, const da_first_block_cache_config *config, int64_t *hooked);
+
+/* FasterCacheConfig (diffusers' names and defaults). Attention outputs of matching modules are
+ * extrapolated from their last two (newer + (newer − older) × weight) on skipped calls; a call in
+ * the timestep range is skipped only when the batch is smaller than the first call's (the
+ * unconditional half was dropped) or the model is guidance distilled. The denoiser rule: after
+ * da_model_begin_step, da_model_faster_cache_skips_unconditional says whether to run only the
+ * conditional half; pass the denoiser output through da_model_faster_cache_denoiser_output.
+ * Hooks: faster_cache_denoiser (root), faster_cache_block. Ranges are strict (low < t < high). */
+typedef int32_t (*da_attention_weight_callback)(void *user_data, const char *path, double *weight);
+
+typedef struct da_faster_cache_config {
+    uint32_t struct_size;
+    int64_t spatial_attention_block_skip_range;  /* default 2; 0 = None */
+    int64_t temporal_attention_block_skip_range; /* default 0 = None */
+    double spatial_attention_timestep_skip_range[2];        /* (-1, 681) */
+    double temporal_attention_timestep_skip_range[2];       /* (-1, 681) */
+    double low_frequency_weight_update_timestep_range[2];   /* (99, 901) */
+    double high_frequency_weight_update_timestep_range[2];  /* (-1, 301) */
+    double alpha_low_frequency;                             /* 1.1 */
+    double alpha_high_frequency;                            /* 1.1 */
+    int64_t unconditional_batch_skip_range;                 /* 5 */
+    double unconditional_batch_timestep_skip_range[2];      /* (-1, 641) */
+    const char *const *spatial_attention_block_identifiers; /* NULL = diffusers' defaults */
+    int64_t num_spatial_attention_block_identifiers;
+    const char *const *temporal_attention_block_identifiers;
+    int64_t num_temporal_attention_block_identifiers;
+    const char *tensor_format;          /* "BCFHW" (NULL), "BFCHW" or "BCHW" */
+    int32_t is_guidance_distilled;
+    da_timestep_callback current_timestep_callback; /* NULL = da_model_begin_step's timestep */
+    da_attention_weight_callback attention_weight_callback; /* NULL = 0.5 */
+    void *callback_user_data;
+} da_faster_cache_config;
+
+da_status da_faster_cache_config_init(da_faster_cache_config *config, size_t struct_size);
+/* apply_faster_cache. *hooked: attention modules hooked (may be NULL). */
+da_status da_model_apply_faster_cache(da_model model, const da_faster_cache_config *config, int64_t *hooked);
+/* This step's unconditional-branch decision (0 when FasterCache is not applied). */
+da_status da_model_faster_cache_skips_unconditional(da_model model, int32_t *skip);
+/* The denoiser hook's output half. `output` is (B, ..., H, W): with the unconditional half skipped
+ * it is the conditional output and `full_output` (2B, ...) receives [uncond; cond] (uncond from the
+ * recorded low/high frequency deltas); otherwise it is [uncond; cond], the deltas are recorded and
+ * `full_output` (same shape) receives a copy. DA_ERR_STATE when FasterCache is not applied. */
+da_status da_model_faster_cache_denoiser_output(da_model model, const DLTensor *output, DLTensor *full_output);
+
+/* TaylorSeerCacheConfig. Modules are selected by full-match of their path (default: paths
+ * matching ^(blocks|transformer_blocks|single_transformer_blocks|temporal_transformer_blocks).*attn);
+ * attention modules are predicted inside da_attention_forward, host-run ones (lite mode: blocks
+ * inactive, proj_out active) through the block protocol. Hook: taylorseer_cache. */
+typedef struct da_taylorseer_cache_config {
+    uint32_t struct_size;
+    int64_t cache_interval;            /* 5 */
+    int64_t disable_cache_before_step; /* 3 */
+    int64_t disable_cache_after_step;  /* -1 = None */
+    int64_t max_order;                 /* 1 */
+    int32_t taylor_factors_float32;    /* 0 = bfloat16 factors (diffusers' default) */
+    const char *const *skip_predict_identifiers; /* NULL = None */
+    int64_t num_skip_predict_identifiers;
+    const char *const *cache_identifiers;        /* NULL = defaults */
+    int64_t num_cache_identifiers;
+    int32_t use_lite_mode;
+} da_taylorseer_cache_config;
+
+da_status da_taylorseer_cache_config_init(da_taylorseer_cache_config *config, size_t struct_size);
+da_status da_model_apply_taylorseer_cache(da_model model, const da_taylorseer_cache_config *config, int64_t *hooked);
+
+/* MagCacheConfig. mag_ratios (NULL/0 only when calibrating) are resampled to num_inference_steps
+ * when their length differs. Calibration computes every step and records the ratios, read with
+ * da_model_mag_cache_calibration after a full run. Hooks: mag_cache_leader_block_hook,
+ * mag_cache_block_hook. */
+typedef struct da_mag_cache_config {
+    uint32_t struct_size;
+    double threshold;            /* 0.06 */
+    int64_t max_skip_steps;      /* 3 */
+    double retention_ratio;      /* 0.2 */
+    int64_t num_inference_steps; /* 28 */
+    const double *mag_ratios;
+    int64_t num_mag_ratios;
+    int32_t calibrate;
+} da_mag_cache_config;
+
+da_status da_mag_cache_config_init(da_mag_cache_config *config, size_t struct_size);
+da_status da_model_apply_mag_cache(da_model model, const da_mag_cache_config *config, int64_t *hooked);
+/* The last completed calibration run's ratios: *count receives their number; up to `capacity` are
+ * copied to `ratios` (may be NULL with capacity 0). DA_ERR_STATE before a calibration completed. */
+da_status da_model_mag_cache_calibration(da_model model, double *ratios, int64_t capacity, int64_t *count);
+
+/* TeaCacheConfig (not in diffusers; from the paper): at the first block, the relative L1 change of
+ * modulated_input since the previous step, rescaled by the polynomial `coefficients` (highest
+ * degree first), is accumulated; below rel_l1_thresh the stack is skipped and its last residual
+ * added; otherwise (and at the first and last step) it runs and the sum resets.
+ * Hooks: teacache_leader_block_hook, teacache_block_hook. */
+typedef struct da_teacache_config {
+    uint32_t struct_size;
+    double rel_l1_thresh;        /* 0.4 */
+    const double *coefficients;  /* NULL = the FLUX fit */
+    int64_t num_coefficients;
+    int64_t num_inference_steps; /* 28 */
+} da_teacache_config;
+
+da_status da_teacache_config_init(da_teacache_config *config, size_t struct_size);
+da_status da_model_apply_teacache(da_model model, const da_teacache_config *config, int64_t *hooked);
+
+/* LayerSkipConfig: skip whole blocks (skip_attention and skip_ff), or their self-attention modules
+ * (inside da_attention_forward: the output is the input hidden states) and/or feed-forwards (the
+ * host asks the block protocol for "<block>.ff", "<block>.ff_context"). dropout < 1 runs the module
+ * and drops outputs instead. skip_attention_scores is not implemented (DA_ERR_UNSUPPORTED). */
+typedef struct da_layer_skip_config {
+    uint32_t struct_size;
+    const int64_t *indices;
+    int64_t num_indices;
+    const char *fqn;                /* NULL = "auto" */
+    int32_t skip_attention;         /* 1 */
+    int32_t skip_attention_scores;  /* 0 */
+    int32_t skip_ff;                /* 1 */
+    double dropout;                 /* 1.0 */
+    const char *name;               /* hook name; NULL = "layer_skip_hook" */
+} da_layer_skip_config;
+
+da_status da_layer_skip_config_init(da_layer_skip_config *config, size_t struct_size);
+da_status da_model_apply_layer_skip(da_model model, const da_layer_skip_config *config, int64_t *hooked);
+
+/* CacheMixin: enable_cache(config) with `kind` naming the struct `config` points to; fails with
+ * DA_ERR_VALUE when a cache is already enabled. disable_cache removes that cache's hooks (DA_OK
+ * when none is enabled). *kind receives DA_CACHE_NONE or the enabled kind. */
+#define DA_CACHE_NONE 0
+#define DA_CACHE_FASTER 1            /* da_faster_cache_config */
+#define DA_CACHE_FIRST_BLOCK 2       /* da_first_block_cache_config */
+#define DA_CACHE_MAG 3               /* da_mag_cache_config */
+#define DA_CACHE_PYRAMID_ATTENTION 4 /* da_pab_config */
+#define DA_CACHE_TAYLORSEER 5        /* da_taylorseer_cache_config */
+#define DA_CACHE_TEA 6               /* da_teacache_config */
+
+da_status da_model_enable_cache(da_model model, int32_t kind, const void *config);
+da_status da_model_disable_cache(da_model model);
+da_status da_model_enabled_cache(da_model model, int32_t *kind);
 
 #ifdef __cplusplus
 } /* extern "C" */

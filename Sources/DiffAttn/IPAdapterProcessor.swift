@@ -60,10 +60,7 @@ extension Attention {
         }
         for k in 0..<adapters {
             let ip = images[k]
-            let input = parameters.spec(named: "processor.to_k_ip.\(k).weight")!.shape[1]
-            guard (ip.rank == 3 || ip.rank == 4), ip.shape[0] == batch, ip.shape.last == input, ip.shape[1] > 0 else {
-                throw DiffAttnError.shape("ip_hidden_states[\(k)] must be (\(batch), tokens, \(input)) or (\(batch), images, tokens, \(input)), got shape \(describe(ip.shape))")
-            }
+            try checkImageTokens(ip, adapter: k, batch: batch)
             if masks[k] == nil, case .perImage = p.scale[k], !p.scale[k].isZero {
                 throw DiffAttnError.type("unsupported operand type(s) for *: 'list' and 'Tensor': a per-image scale list for adapter \(k) needs ip_adapter_masks")
             }
@@ -86,8 +83,7 @@ extension Attention {
         let width = pieces.attended.shape[2]
         for (k, ip) in plan.images.enumerated() where !p.scale[k].isZero {
             func imageAttention(_ tokens: Tensor) throws -> Tensor {
-                let key = try project(tokens, "processor.to_k_ip.\(k)"), value = try project(tokens, "processor.to_v_ip.\(k)")
-                return attend(query: pieces.query, key: key, value: value, heads: plan.main.heads, mask: nil, kernel: kernel)
+                try self.imageAttention(query: pieces.query, tokens: tokens, adapter: k, heads: plan.main.heads, kernel: kernel)
             }
             if let mask = plan.masks[k] {
                 let images = ip.shape[1], t = ip.shape[2], c = ip.shape[3]
@@ -108,13 +104,45 @@ extension Attention {
                     }
                 }
             } else {
-                // 4-D inputs: every image's tokens join one key sequence (one joint softmax).
-                let tokens = ip.rank == 4 ? ip.reshaped([batch, ip.shape[1] * ip.shape[2], ip.shape[3]]) : ip
-                let out = try imageAttention(tokens)
+                let out = try imageAttention(ip)
                 guard case .uniform(let s) = p.scale[k] else { continue }
-                for i in 0..<out.count { pieces.attended.storage[i] += s * out.storage[i] }
+                addScaled(&pieces.attended, s, out)
             }
         }
         return try standardOutput(pieces.attended, residual: plan.text.hiddenStates)
+    }
+}
+
+// The steps the classic IP-Adapter shares with the Flux IP-Adapter (spec processors-dit §6.3).
+extension Attention {
+    /// Adapter `k`'s image tokens: (B, tokens, C) or (B, images, tokens, C), C the width its
+    /// `to_k_ip` takes.
+    func checkImageTokens(_ ip: Tensor, adapter k: Int, batch: Int) throws {
+        let input = parameters.spec(named: "processor.to_k_ip.\(k).weight")!.shape[1]
+        guard (ip.rank == 3 || ip.rank == 4), ip.shape[0] == batch, ip.shape.last == input, ip.shape[1] > 0 else {
+            throw DiffAttnError.shape("ip_hidden_states[\(k)] must be (\(batch), tokens, \(input)) or (\(batch), images, tokens, \(input)), got shape \(describe(ip.shape))")
+        }
+    }
+
+    /// `attention(query, to_k_ip[k](P), to_v_ip[k](P))`; a 4-D `P` joins every image's tokens into
+    /// one key sequence (one joint softmax).
+    func imageAttention(query: Tensor, tokens ip: Tensor, adapter k: Int, heads: Int, kernel: KernelChoice) throws -> Tensor {
+        let tokens = ip.rank == 4 ? ip.reshaped([ip.shape[0], ip.shape[1] * ip.shape[2], ip.shape[3]]) : ip
+        let key = try project(tokens, "processor.to_k_ip.\(k)"), value = try project(tokens, "processor.to_v_ip.\(k)")
+        return attend(query: query, key: key, value: value, heads: heads, mask: nil, kernel: kernel)
+    }
+}
+
+/// `acc += s · x` (same shapes).
+func addScaled(_ acc: inout Tensor, _ s: Float, _ x: Tensor) {
+    for i in 0..<x.count { acc.storage[i] += s * x.storage[i] }
+}
+
+extension ProcessorConfig {
+    /// `to_k_ip` then `to_v_ip`, one Linear per adapter each (`nn.ModuleList` order).
+    func registerImageProjections(in table: inout ParameterTable, input: Int, hidden: Int, bias: Bool) {
+        for prefix in ["processor.to_k_ip", "processor.to_v_ip"] {
+            for k in numTokens.indices { table.addLinear("\(prefix).\(k)", in: input, out: hidden, bias: bias) }
+        }
     }
 }

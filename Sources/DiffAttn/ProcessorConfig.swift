@@ -29,11 +29,28 @@ public struct ProcessorConfig: Sendable, Equatable {
     // IP-Adapter (spec §8.1): one entry per adapter.
     public var numTokens: [Int] = [4]
     public var scale: [IPAdapterScale] = [.uniform(1)]
+    // SD3IPAdapterJointAttnProcessor2_0 (spec processors-dit §3.5): `hiddenSize` and `scale[0]` too.
+    public var ipHiddenStatesDim: Int?
+    public var headDim: Int?
+    public var timestepsEmbDim = 1280
 
     public init(kind: ProcessorKind, sliceSize: Int? = nil) {
         self.kind = kind
         self.sliceSize = sliceSize
         self.trainQOut = kind != .customDiffusionXFormersAttnProcessor  // its default differs (§11 item 12)
+        scale = [.uniform(defaultScale)]
+    }
+
+    /// The constructor's default scale (1.0; 0.5 for SD3's IP-Adapter).
+    public var defaultScale: Float { kind == .sd3IPAdapterJointAttnProcessor2_0 ? 0.5 : 1 }
+
+    /// Whether the processor has IP-Adapter scales (classic and DiT IP-Adapter kinds).
+    public var hasIPAdapterScale: Bool { family.map { if case .ipAdapter = $0 { return true }; return false } ?? false || ditIPAdapter != .none }
+
+    /// The DiT IP-Adapter branch this kind runs (none for every other kind).
+    var ditIPAdapter: DiTRecipe.IPAdapter {
+        if case .dit(let r) = family { return r.ipAdapter }
+        return .none
     }
 
     /// Whether this build computes `kind` (the enum reserves every diffusers class up front).
@@ -48,7 +65,7 @@ public struct ProcessorConfig: Sendable, Equatable {
         switch family {
         case .customDiffusion: return trainKV || trainQOut
         case .ipAdapter: return true
-        default: return false
+        default: return ditIPAdapter != .none
         }
     }
 
@@ -80,10 +97,21 @@ public struct ProcessorConfig: Sendable, Equatable {
             guard scale.count == numTokens.count else {
                 throw DiffAttnError.value("`scale` should be a list of integers with the same length as `num_tokens`.")
             }
-        default: break
+        default: try validateDiTIPAdapter()
         }
-        for size in [hiddenSize, crossAttentionDim].compactMap({ $0 }) where size < 1 || size > 1 << 24 {
+        for size in [hiddenSize, crossAttentionDim, ipHiddenStatesDim, headDim, timestepsEmbDim].compactMap({ $0 })
+        where size < 1 || size > 1 << 24 {
             throw DiffAttnError.argument("processor sizes must be in 1...\(1 << 24), got \(size)")
+        }
+        // The weights registerWeights would allocate: at most 2^30, never an allocation that traps.
+        let hidden = hiddenSize ?? 0, input = crossAttentionDim ?? hidden
+        let layers: [(Int, Int)] = [(2 * numTokens.count, hidden * input), (2, hidden * hidden),
+                                    (2 * (ipHiddenStatesDim ?? 0), timestepsEmbDim + hidden)]
+        for (count, each) in layers where count > 0 {
+            let (n, overflow) = count.multipliedReportingOverflow(by: each)
+            guard !overflow, n <= 1 << 30 else {
+                throw DiffAttnError(.outOfMemory, "\(kind.name) would hold more than 2^30 weights; its sizes are absurd")
+            }
         }
     }
 
@@ -104,10 +132,8 @@ public struct ProcessorConfig: Sendable, Equatable {
         case .ipAdapter:
             guard let hidden = hiddenSize else { return }
             let input = crossAttentionDim ?? hidden
-            for prefix in ["processor.to_k_ip", "processor.to_v_ip"] {
-                for k in numTokens.indices { table.addLinear("\(prefix).\(k)", in: input, out: hidden, bias: false) }
-            }
-        default: break
+            registerImageProjections(in: &table, input: input, hidden: hidden, bias: false)
+        default: registerDiTIPAdapterWeights(in: &table)
         }
     }
 }

@@ -95,7 +95,7 @@ public func da_attention_get_ip_adapter_scale(_ attention: OpaquePointer?, _ sca
                                               _ numAdapters: Int32, _ numValues: UnsafeMutablePointer<Int64>?) -> da_status {
     guarded {
         let a = try attentionHandles.lookup(attention, argument: "attention")
-        guard a.processor.holdsWeights, a.processor.kind.name.hasPrefix("IPAdapter") else {
+        guard a.processor.hasIPAdapterScale else {
             throw DiffAttnError.state("\(a.processor.kind.name) has no IP-Adapter scale")
         }
         let scale = a.processor.scale

@@ -172,11 +172,17 @@ func swiftProcessor(_ p: da_processor_config) throws -> ProcessorConfig {
         guard count >= 0 && count <= 1024 else {
             throw DiffAttnError.argument("processor->scale_counts[\(k)] must be in 0...1024, got \(count)")
         }
-        let values = (0..<max(count, 1)).map { i in p.scales.map { Float($0[next + i]) } ?? 1 }
+        let values = (0..<max(count, 1)).map { i in p.scales.map { Float($0[next + i]) } ?? s.defaultScale }
         next += max(count, 1)
         guard values.allSatisfy(\.isFinite) else { throw DiffAttnError.argument("processor->scales must be finite") }
         return count == 0 ? .uniform(values[0]) : .perImage(values)
     }
+    s.ipHiddenStatesDim = try optionalSize(p.ip_hidden_states_dim, "processor->ip_hidden_states_dim")
+    s.headDim = try optionalSize(p.head_dim, "processor->head_dim")
+    guard p.timesteps_emb_dim > 0 && p.timesteps_emb_dim <= Int64(1 << 24) else {
+        throw DiffAttnError.argument("processor->timesteps_emb_dim must be in 1...\(1 << 24), got \(p.timesteps_emb_dim)")
+    }
+    s.timestepsEmbDim = Int(p.timesteps_emb_dim)
     return s
 }
 
@@ -195,4 +201,7 @@ func cProcessor(_ s: ProcessorConfig, into p: inout da_processor_config) {
     p.num_tokens = nil
     p.scale_counts = nil
     p.scales = nil
+    p.ip_hidden_states_dim = Int64(s.ipHiddenStatesDim ?? 0)
+    p.head_dim = Int64(s.headDim ?? 0)
+    p.timesteps_emb_dim = Int64(s.timestepsEmbDim)
 }

@@ -6,7 +6,7 @@ import DiffAttn
 private func model(_ h: OpaquePointer?) throws -> Model { try modelHandles.lookup(h, argument: "model").model }
 
 /// `count` C strings, or nil for a NULL list.
-private func stringList(_ p: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int64, _ name: String) throws -> [String]? {
+func stringList(_ p: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int64, _ name: String) throws -> [String]? {
     guard let p else {
         guard count == 0 else { throw DiffAttnError.argument("\(name) is NULL with count \(count)") }
         return nil

@@ -7,6 +7,9 @@ additions per forward case:
                ``SanaMultiscaleLinearAttention`` (``init`` holds its keyword arguments).
 ``fuse``       call ``fuse_projections()`` after loading the weights, before ``set_processor``.
 ``processor``  the class name installed (``null``: keep the module's own processor).
+``processor_init`` (optional) constructor keywords of a weight-holding processor (the DiT
+               IP-Adapters); it is installed before the weights are drawn, so ``state_dict`` holds
+               its ``processor.*`` entries and the test installs it before loading.
 ``reference``  (optional) the class whose numbers are recorded when the named one cannot run on
                a CPU without extra packages (xFormers, torch_xla, Ascend NPU); spec §6.4, §16.
 Outputs of joint processors are lists of array references (image, text). Keyword values may be
@@ -48,18 +51,19 @@ class DiTGen:
             return self.tm.MochiAttention(processor=self.ap.MochiAttnProcessor2_0(), **init)
         return self.ap.SanaMultiscaleLinearAttention(**{k: tuple(v) if isinstance(v, list) else v for k, v in init.items()})
 
-    def processor(self, name):
+    def processor(self, name, init=None):
         if name is None:
             return None
+        init = init or {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if name in ("FluxAttnProcessor",):
-                return self.tf.FluxAttnProcessor()
+            if name in ("FluxAttnProcessor", "FluxIPAdapterAttnProcessor"):
+                return getattr(self.tf, name)(**init)
             if name == "XLAFluxFlashAttnProcessor2_0":   # its constructor needs torch_xla; the call checks masks first
                 p = self.tf.FluxAttnProcessor()
                 p._attention_backend = "_native_xla"
                 return p
-            return getattr(self.ap, name)()
+            return getattr(self.ap, name)(**init)
 
     def randomize(self, m, rng):
         sd = m.state_dict()
@@ -74,7 +78,7 @@ class DiTGen:
                 a = 0.5 + rng.random(shape)
             elif leaf == "running_mean" or leaf == "bias":
                 a = 0.1 * rng.standard_normal(shape)
-            elif leaf == "weight" and "norm" in k:
+            elif leaf == "weight" and "norm" in k and len(shape) == 1:
                 a = 1.0 + 0.3 * rng.standard_normal(shape)
             else:
                 fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
@@ -83,19 +87,21 @@ class DiTGen:
         m.load_state_dict({k: self.torch.from_numpy(np.asarray(v)) for k, v in new.items()}, strict=True)
         return new
 
-    def add(self, name, category, cls, init, processor, args, kwargs=None, fuse=False, reference=None):
+    def add(self, name, category, cls, init, processor, args, kwargs=None, fuse=False, reference=None, proc_init=None):
         kwargs = kwargs or {}
         rng = G.rng_for(name)
         arrays = {}
         m = self.module(cls, init, processor)
         m.eval()
+        if proc_init is not None:
+            m.set_processor(self.processor(processor, proc_init))
         sd = self.randomize(m, rng)
         if fuse:
             m.fuse_projections()
         for k, v in m.state_dict().items():
             arrays["param/" + k] = v.numpy() if k not in sd else sd[k]
         state_dict = [[k, list(v.shape)] for k, v in m.state_dict().items()]
-        proc = self.processor(reference or processor)
+        proc = None if proc_init is not None else self.processor(reference or processor)
         if proc is not None:
             m.set_processor(proc)
 
@@ -120,6 +126,8 @@ class DiTGen:
                "state_dict": state_dict, "fuse": fuse, "processor": processor, "file": name + ".npz", "call": call}
         if reference:
             rec["reference"] = reference
+        if proc_init is not None:
+            rec["processor_init"] = proc_init
         try:
             with self.torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -173,6 +181,23 @@ def build(g):
     g.add("pag_joint_batch3", "sd3_pag", "Attention", sd3, "PAGJointAttnProcessor2_0", [rnd("x3", 3, S, C), rnd("e3", 3, T, 24)])
     g.add("pag_cfg_joint_batch4", "sd3_error", "Attention", sd3, "PAGCFGJointAttnProcessor2_0", [x4, e4])
     g.add("pag_joint_no_encoder", "sd3_error", "Attention", sd3, "PAGJointAttnProcessor2_0", [x4])
+    # --- SD3 IP-Adapter (§3.5): hidden_size = inner width, its own per-head RMS norms ---
+    ip16, temb12 = rnd("ip16", B, 3, 20), rnd("temb12", B, 12)
+    sd3ip = dict(hidden_size=C, ip_hidden_states_dim=20, head_dim=16, timesteps_emb_dim=12)
+    ipk = {"ip_hidden_states": ip16, "temb": temb12}
+    g.add("sd3_ip_adapter", "sd3_ip", "Attention", sd3_rms, "SD3IPAdapterJointAttnProcessor2_0", [x, e24], ipk, proc_init=sd3ip)
+    g.add("sd3_ip_adapter_scale", "sd3_ip", "Attention", sd3, "SD3IPAdapterJointAttnProcessor2_0", [x, e24], ipk,
+          proc_init=dict(sd3ip, scale=1.3))
+    g.add("sd3_ip_adapter_context_pre_only", "sd3_ip", "Attention", dict(sd3_rms, context_pre_only=True),
+          "SD3IPAdapterJointAttnProcessor2_0", [x, e24], ipk, proc_init=sd3ip)
+    g.add("sd3_ip_adapter_self", "sd3_ip", "Attention", dict(query_dim=C, dim_head=16, heads=2, bias=True),
+          "SD3IPAdapterJointAttnProcessor2_0", [x], ipk, proc_init=sd3ip)
+    g.add("sd3_ip_adapter_no_ip", "sd3_ip", "Attention", sd3_rms, "SD3IPAdapterJointAttnProcessor2_0", [x, e24], {"temb": temb12},
+          proc_init=sd3ip)
+    g.add("sd3_ip_adapter_scale_zero", "sd3_ip", "Attention", sd3_rms, "SD3IPAdapterJointAttnProcessor2_0", [x, e24],
+          {"ip_hidden_states": ip16}, proc_init=dict(sd3ip, scale=0.0))
+    g.add("sd3_ip_adapter_no_temb", "sd3_ip_error", "Attention", sd3_rms, "SD3IPAdapterJointAttnProcessor2_0", [x, e24],
+          {"ip_hidden_states": ip16}, proc_init=sd3ip)
     # --- AuraFlow ---
     aura = dict(query_dim=C, added_kv_proj_dim=C, added_proj_bias=False, dim_head=16, heads=2, qk_norm="fp32_layer_norm",
                 out_dim=C, bias=False, out_bias=False, context_pre_only=False)
@@ -198,11 +223,28 @@ def build(g):
     g.add("flux_single_fused", "flux", "FluxAttention", single, "FluxAttnProcessor", [xs], {"image_rotary_emb": rot}, fuse=True)
     g.add("flux_single_no_rotary", "flux", "FluxAttention", single, "FluxSingleAttnProcessor2_0", [xs])
     g.add("flux_single_with_encoder", "flux_error", "FluxAttention", single, "FluxAttnProcessor", [x, e32])
+    g.add("flux_double_no_encoder", "flux_error", "FluxAttention", flux, "FluxAttnProcessor", [x])
     g.add("flux_bad_rotary", "flux_error", "FluxAttention", flux, "FluxAttnProcessor", [x, e32], {"image_rotary_emb": interleaved_tables(S, 16, 2)})
     g.add("flux_npu", "flux", "FluxAttention", flux, "FluxAttnProcessor2_0_NPU", [x, e32, keep], {"image_rotary_emb": rot}, reference="FluxAttnProcessor")
     g.add("flux_xla", "flux", "FluxAttention", flux, "XLAFluxFlashAttnProcessor2_0", [x, e32], {"image_rotary_emb": rot}, reference="FluxAttnProcessor")
     g.add("flux_xla_mask", "flux_error", "FluxAttention", flux, "XLAFluxFlashAttnProcessor2_0", [x, e32, keep], {"image_rotary_emb": rot})
     g.add("flux_fused_npu", "flux_error", "FluxAttention", flux, "FusedFluxAttnProcessor2_0_NPU", [x, e32], {"image_rotary_emb": rot})
+    # --- Flux IP-Adapter (§6.3): (img, txt, ip_out); biased per-adapter projections ---
+    fip = dict(hidden_size=C, cross_attention_dim=24, num_tokens=[3, 2], scale=[0.7, 1.4])
+    ips = [rnd("fip0", B, 3, 24), rnd("fip1", B, 2, 24)]
+    for p in ("FluxIPAdapterAttnProcessor", "FluxIPAdapterJointAttnProcessor2_0"):
+        g.add("flux_ip_" + p.lower(), "flux_ip", "FluxAttention", flux, p, [x, e32], {"image_rotary_emb": rot, "ip_hidden_states": ips},
+              proc_init=fip)
+    g.add("flux_ip_one_adapter_mask", "flux_ip", "FluxAttention", flux, "FluxIPAdapterAttnProcessor", [x, e32, keep],
+          {"image_rotary_emb": rot, "ip_hidden_states": ips[:1]}, proc_init=dict(fip, num_tokens=[3], scale=0.5))
+    g.add("flux_ip_fused", "flux_ip", "FluxAttention", flux, "FluxIPAdapterAttnProcessor", [x, e32],
+          {"image_rotary_emb": rot, "ip_hidden_states": ips}, fuse=True, proc_init=fip)
+    g.add("flux_ip_single", "flux_ip", "FluxAttention", single, "FluxIPAdapterAttnProcessor", [xs], {"image_rotary_emb": rot},
+          proc_init=fip)
+    g.add("flux_ip_double_no_encoder", "flux_ip", "FluxAttention", flux, "FluxIPAdapterAttnProcessor", [x], {"image_rotary_emb": interleaved_tables(S, 16, 6)},
+          proc_init=fip)
+    g.add("flux_ip_no_ip_states", "flux_ip_error", "FluxAttention", flux, "FluxIPAdapterAttnProcessor", [x, e32],
+          {"image_rotary_emb": rot}, proc_init=fip)
     # --- CogVideoX ---
     cog = dict(query_dim=C, dim_head=16, heads=2, qk_norm="layer_norm", eps=1e-6, bias=True)
     crot = interleaved_tables(S, 16, 3)

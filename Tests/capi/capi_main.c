@@ -201,6 +201,8 @@ int main(int argc, char **argv) {
     test_misuse();
     test_threads();
     test_dit();
+    test_dit_ip();
+    test_caches();
     test_casting();
 
     printf("capi-c: %d passed, %d failed\n", capi_passed, capi_failed);

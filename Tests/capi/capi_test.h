@@ -72,6 +72,9 @@ void test_sdpa(void);
 void test_misuse(void);
 void test_threads(void);
 void test_dit(void);
+void test_dit_ip(void);
+da_attention flux_module(int64_t added, uint32_t seed); /* test_dit.c */
+void test_caches(void);
 void test_casting(void);
 
 #endif

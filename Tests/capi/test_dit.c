@@ -2,13 +2,14 @@
  * outputs, and the errors every new entry point reports before any arithmetic. */
 #include "capi_test.h"
 
-static da_attention flux_module(void) {
+/* A double-stream FluxAttention (query_dim 32, 2 heads of 16) with text width `added`. */
+da_attention flux_module(int64_t added, uint32_t seed) {
     da_attention_config cfg;
     da_attention_config_init(&cfg, sizeof cfg);
     cfg.module_class = DA_MODULE_CLASS_FLUX_ATTENTION;
-    cfg.query_dim = 32; cfg.heads = 2; cfg.dim_head = 16; cfg.added_kv_proj_dim = 24;
+    cfg.query_dim = 32; cfg.heads = 2; cfg.dim_head = 16; cfg.added_kv_proj_dim = added;
     cfg.out_dim = 32; cfg.context_pre_only = DA_TRISTATE_FALSE; cfg.bias = 1;
-    return make_attention(&cfg, 7);
+    return make_attention(&cfg, seed);
 }
 
 void test_dit(void) {
@@ -27,7 +28,7 @@ void test_dit(void) {
     EXPECT_ST(da_rotary_tables(NULL, 12, 1, axes, 10000.0, 1.0, 1.0, 0, 0, &c2, &s2), DA_ERR_INVALID_ARGUMENT);
     EXPECT_ST(da_rotary_tables(positions, 12, 1, axes, 10000.0, 1.0, 1.0, 9, 0, &c2, &s2), DA_ERR_INVALID_ARGUMENT);
 
-    da_attention a = flux_module();
+    da_attention a = flux_module(24, 7);
     if (!a) return;
     float *x = alloc_floats(2 * 7 * 32), *e = alloc_floats(2 * 5 * 24);
     fill_det(x, 2 * 7 * 32, 1, 1.0f);

@@ -244,3 +244,25 @@ def test_fused_model_matches_diffusers_and_unfuse_drops_fused_layers():
         np.testing.assert_allclose(a(arrays[f"{path}/hidden_states"], enc), ref, rtol=RTOL, atol=RTOL * float(np.abs(ref).max()))
     m.unfuse_qkv_projections()
     assert not any(k.split(".")[-2] in ("to_qkv", "to_kv") for k in m.state_dict())
+
+
+@pytest.mark.parametrize("name", ["hunyuan_dit", "sd3", "flux", "cogvideox", "auraflow"])
+def test_fused_dit_models_match_diffusers(name):
+    """Model-level fusion installs each class's fused processor (Flux: the module flag) and the
+    fused modules still compute diffusers' numbers (the tiny configs have no qk-norm FusedJoint skips)."""
+    case = CASES[name]
+    m = getattr(models, case["class"]).from_pretrained(os.path.join(FIXTURES, case["checkpoint"]["directory"]), strict=True)
+    arrays = np.load(os.path.join(FIXTURES, name + ".npz"))
+    m.fuse_qkv_projections()
+    assert [type(p).__name__ for p in m.attn_processors.values()] == case["switches"]["fuse"]["processors"]
+    for path, rec in case["parity"].items():
+        a = m.get_submodule(path)
+        assert a.fused_projections and type(a).__name__ == next(r["module_class"] for r in case["modules"] if r["path"] == path)
+        enc = arrays[f"{path}/encoder_hidden_states"] if rec["encoder"] else None
+        out = a(arrays[f"{path}/hidden_states"], enc)
+        for i, o in enumerate(out if isinstance(out, tuple) else (out,)):
+            ref = arrays[f"{path}/output{i}"]
+            np.testing.assert_allclose(o, ref, rtol=RTOL, atol=RTOL * float(np.abs(ref).max()))
+    m.unfuse_qkv_projections()
+    assert [type(p).__name__ for p in m.attn_processors.values()] == case["switches"]["fuse_unfuse"]["processors"]
+    assert not any(k.split(".")[-2] in ("to_qkv", "to_kv", "to_added_qkv") for k in m.state_dict())

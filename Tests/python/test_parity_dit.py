@@ -43,11 +43,13 @@ def build(case):
     if case["module"] == "MochiAttention":
         init["processor"] = diffattn.MochiAttnProcessor2_0()
     module = MODULES[case["module"]](**init)
+    if case.get("processor_init") is not None:  # weight-holding processors: their weights are in the state dict
+        module.set_processor(getattr(diffattn, case["processor"])(**case["processor_init"]))
     weights = {k: v for k, v in case.state_dict().items() if not k.startswith(("to_qkv.", "to_kv.", "to_added_qkv."))}
     module.load_state_dict(weights, strict=not case["fuse"])
     if case["fuse"]:
         module.fuse_projections()
-    if case["processor"]:
+    if case["processor"] and case.get("processor_init") is None:
         module.set_processor(getattr(diffattn, case["processor"])())
     return module
 

@@ -43,6 +43,17 @@ struct DiTRecipe: Sendable {
         case partialRotateHalf
     }
 
+    /// The IP-Adapter branch of a joint processor with weights of its own (`processor.*`).
+    enum IPAdapter: Sendable {
+        case none
+        /// §3.5: own-normed image queries attend [image keys ; AdaLN-normed IP keys]; the scaled
+        /// result joins the image stream before `to_out`.
+        case sd3
+        /// §6.3: per adapter, the normed un-rotated image queries attend its tokens (the classic
+        /// IP-Adapter step); the scaled sum is returned as a third output, outside `to_out`.
+        case flux
+    }
+
     var pipeline: Pipeline
     var fusion = Fusion.never
     var appliesQKNorm = true
@@ -74,11 +85,15 @@ struct DiTRecipe: Sendable {
     var prependsEncoder = false
     /// FusedCogVideoX prepares the mask with the text length as target (§7.2).
     var maskTargetIsEncoderLength = false
+    var ipAdapter = IPAdapter.none
+    /// Flux (§6.2 step 3) reads the text projections whenever the module has added projections,
+    /// so it fails without encoder states there; its IP-Adapter guards the join by `E` instead.
+    var addedProjectionsNeedEncoder = false
 
     static func recipe(for kind: ProcessorKind) -> DiTRecipe? {
         let joint = DiTRecipe(pipeline: .joint)
         let flux = DiTRecipe(pipeline: .joint, fusion: .moduleFlag, order: .textFirst, mask: .flux, textOut: .addOut,
-                             projectsWithoutEncoder: false, rotary: .interleavedJoint)
+                             projectsWithoutEncoder: false, rotary: .interleavedJoint, addedProjectionsNeedEncoder: true)
         let aura = DiTRecipe(pipeline: .joint, order: .textFirst, scale: .module, textOut: .addOut)
         let pagJoint = DiTRecipe(pipeline: .joint, appliesQKNorm: false, encoderRequired: true, pagChunks: 2,
                                  pagChunksEncoder: true)
@@ -100,6 +115,9 @@ struct DiTRecipe: Sendable {
         case .fluxAttnProcessor2_0, .fusedFluxAttnProcessor2_0, .fluxAttnProcessor2_0_NPU, .fluxSingleAttnProcessor2_0,
              .fluxAttnProcessor:
             return flux
+        case .fluxIPAdapterJointAttnProcessor2_0, .fluxIPAdapterAttnProcessor:
+            return with(flux) { $0.ipAdapter = .flux; $0.addedProjectionsNeedEncoder = false }
+        case .sd3IPAdapterJointAttnProcessor2_0: return with(joint) { $0.ipAdapter = .sd3 }
         case .xlaFluxFlashAttnProcessor2_0:
             return with(flux) { $0.mask = .rejected("`attn_mask` is not supported for XLA attention") }
         case .fusedFluxAttnProcessor2_0_NPU:

@@ -5,6 +5,7 @@ struct JointPlan {
     var heads: Int, headDim: Int
     var fused: Bool
     var mask: KernelMask?
+    var ip: JointIPPlan?
     var outputShapes: [[Int]]
 }
 
@@ -20,6 +21,9 @@ extension Attention {
         let e = inputs.encoderHiddenStates
         if r.encoderRequired && e == nil {
             throw DiffAttnError.state("\(name) needs encoder_hidden_states ('NoneType' object has no attribute 'shape')")
+        }
+        if r.addedProjectionsNeedEncoder && e == nil && config.addedKVProjDim != nil {
+            throw DiffAttnError.state("'NoneType' object has no attribute 'unflatten': \(name) on a module with added_kv_proj_dim needs encoder_hidden_states")
         }
         let fused = r.fusion == .always || (r.fusion == .moduleFlag && fusedProjections)
         if fused && !hasLayer("to_qkv") { throw DiffAttnError.state("'\(config.moduleClass.name)' object has no attribute 'to_qkv'") }
@@ -86,9 +90,11 @@ extension Attention {
             _ = try pagChunkRanges(batch: e?.shape[0] ?? batch, chunks: r.pagChunks)
             _ = xs
         }
+        let ip = try planJointIP(inputs, r, batch: batch, headDim: headDim, hasEncoder: e != nil)
         var shapes = [[batch, s, projects ? derived.outDim : derived.innerDim]]
         if e != nil { shapes.append([batch, t, textOutputLayer(r).map { parameters.spec(named: $0 + ".weight")!.shape[0] } ?? derived.innerDim]) }
-        return JointPlan(heads: heads, headDim: headDim, fused: fused, mask: mask, outputShapes: shapes)
+        if e != nil && r.ipAdapter == .flux { shapes.append([batch, s, derived.innerDim]) }
+        return JointPlan(heads: heads, headDim: headDim, fused: fused, mask: mask, ip: ip, outputShapes: shapes)
     }
 
     private func needsTextLayer(_ r: DiTRecipe) -> Bool {
@@ -145,6 +151,7 @@ extension Attention {
                            mask: KernelMask?) throws -> [Tensor] {
         let (h, d) = (plan.heads, plan.headDim)
         var image = try projectParts(x, fused: plan.fused, separate: ["to_q", "to_k", "to_v"], fusedName: "to_qkv")
+        let raw = r.ipAdapter == .sd3 ? image : []  // SD3's IP branch normalises the raw projections with its own norms
         if r.appliesQKNorm {
             try normHeads(&image[0], "norm_q", headDim: d)
             try normHeads(&image[1], "norm_k", headDim: d)
@@ -178,13 +185,15 @@ extension Attention {
         }
         let scale: Float? = r.scale == .module ? derived.scale : nil
         let y = attend(query: q, key: k, value: v, heads: h, mask: mask, kernel: .sdpa, scale: scale)
-        guard let e else { return [r.projectsWithoutEncoder ? try project(y, "to_out.0") : y] }
-        let imageOut = try project(sliceTokens(y, imageRange), "to_out.0")
+        var imageY = e == nil ? y : sliceTokens(y, imageRange)
+        if r.ipAdapter == .sd3, let ip = plan.ip { try addSD3ImageAttention(&imageY, raw: raw, ip, heads: h, headDim: d) }
+        guard e != nil else { return [r.projectsWithoutEncoder ? try project(imageY, "to_out.0") : imageY] }
+        let imageOut = try project(imageY, "to_out.0")
         var text = sliceTokens(y, r.order == .imageFirst ? s..<(s + t) : 0..<t)
         if case .selectText = r.mask, let m = inputs.attentionMask { text = compactSelected(text, m, batchOffset: 0) }
         if let layer = textOutputLayer(r) { text = try project(text, layer) }
-        _ = e
-        return [imageOut, text]
+        guard r.ipAdapter == .flux, let ip = plan.ip else { return [imageOut, text] }
+        return [imageOut, text, try fluxImageAttention(query: image[0], ip, heads: h)]
     }
 
     /// Mochi (§10.2 step 5): row r of sample b is the r-th selected text token's output; the rest are zero.

@@ -54,8 +54,16 @@ public final class HookContext: @unchecked Sendable {
     private var _timestep: Double?
     private var _stepIndex = -1
     private var _inStep = false
+    private var _cacheContext: String?
 
     public init() {}
+
+    /// diffusers' `cache_context(name)` (spec hooks §4.3): which per-context state the caches use
+    /// ("cond", "uncond"); nil = none set.
+    public var cacheContext: String? {
+        get { lock.run { _cacheContext } }
+        set { lock.run { _cacheContext = newValue } }
+    }
 
     public var timestep: Double? { lock.run { _timestep } }
     /// Steps begun so far minus one (-1 before the first `beginStep`).

@@ -44,7 +44,7 @@ extension Model {
         }
         guard let fused = modelClass.fusedProcessor else {
             // Generic form (Flux): modules fuse themselves; processors are unchanged.
-            for (_, node) in attentionNodes where node.moduleClass == "FluxAttention" && !node.attention!.fusedProjections {
+            for (_, node) in attentionNodes where node.attention!.config.moduleClass == .fluxAttention && !node.attention!.fusedProjections {
                 try node.attention!.fuseProjections()
             }
             return
@@ -60,7 +60,7 @@ extension Model {
     /// idempotent; the fused layers are dropped and `fused_projections` cleared.
     public func unfuseQKVProjections() throws {
         if modelClass.fusedProcessor == nil {
-            for (_, node) in attentionNodes where node.moduleClass == "FluxAttention" { node.attention!.unfuseProjections() }
+            for (_, node) in attentionNodes where node.attention!.config.moduleClass == .fluxAttention { node.attention!.unfuseProjections() }
             return
         }
         guard let saved = originalProcessors else { return }
@@ -88,7 +88,7 @@ extension Model {
             }
             return
         }
-        for (_, node) in attentionNodes where node.moduleClass == "Attention" {
+        for (_, node) in attentionNodes where node.attention!.config.moduleClass == .attention {
             let a = node.attention!
             let kind = a.processor.kind
             if Attention.customDiffusionKinds.contains(kind) {

@@ -16,8 +16,8 @@ public final class ModuleNode: @unchecked Sendable {
     public private(set) var children: [ModuleNode] = []
     private var childIndex: [String: Int] = [:]
     public internal(set) var attention: Attention?
-    /// diffusers' class of an attention node: "Attention", or "FluxAttention" for the
-    /// `AttentionModuleMixin` class the DiT branch adds (configured with `Attention` until then).
+    /// diffusers' class of the node: the model class at the root, "Module" for containers and
+    /// weight nodes, the attention's module class ("Attention", "FluxAttention") otherwise.
     public internal(set) var moduleClass: String
     /// Weights of a `.weights` node, by local name (`weight`, `bias`), in load order.
     public internal(set) var weights: [(String, Tensor)] = []
@@ -55,10 +55,10 @@ public final class ModuleNode: @unchecked Sendable {
     func existingChild(_ name: String) -> ModuleNode? { childIndex[name].map { children[$0] } }
 
     /// Places an attention module at `dotted` (relative to this node).
-    func addAttention(_ dotted: String, _ attention: Attention, moduleClass: String = "Attention") {
+    func addAttention(_ dotted: String, _ attention: Attention) {
         let node = path(dotted)
         node.attention = attention
-        node.moduleClass = moduleClass
+        node.moduleClass = attention.config.moduleClass.name
     }
 
     func setWeight(_ local: String, _ value: Tensor) {

@@ -1,10 +1,10 @@
 /// The DiT-style models (spec models §15–§20): a list (or two) of blocks, each with its attention
-/// configured as the model file does. Model-specific processors are installed by name; those the
-/// DiT branch has not implemented yet can be set and reported, not run.
+/// configured as the model file does, with the processor the block passes.
 enum TransformerBuilders {
-    private static func attention(_ dim: Int, heads: Int, dimHead: Int, _ edit: (inout AttentionConfig) -> Void,
-                                  processor: ProcessorKind) throws -> Attention {
+    private static func attention(_ dim: Int, heads: Int, dimHead: Int, moduleClass: ModuleClass = .attention,
+                                  _ edit: (inout AttentionConfig) -> Void, processor: ProcessorKind) throws -> Attention {
         var c = AttentionConfig(queryDim: dim)
+        c.moduleClass = moduleClass
         c.heads = heads; c.dimHead = dimHead
         edit(&c)
         let a = try Attention(c)
@@ -54,20 +54,21 @@ enum TransformerBuilders {
         }
     }
 
-    /// FluxAttention modules (the DiT branch's class; configured with `Attention` here): dual
-    /// stream with added projections and RMS Q/K norms, single stream `pre_only`.
+    /// `FluxAttention` modules (spec processors-dit §6.1): dual stream with added projections
+    /// (`FluxTransformerBlock`), single stream `pre_only` (`FluxSingleTransformerBlock`); RMS Q/K
+    /// norms come with the class.
     static func flux(_ c: ModelConfig, _ root: ModuleNode) throws {
         let (h, d, dim) = try inner(c, heads: 24, dim: 128)
         let layers = try c.int("num_layers", 19, min: 0), single = try c.int("num_single_layers", 38, min: 0)
         for i in 0..<layers {
-            root.path("transformer_blocks.\(i)").addAttention("attn", try attention(dim, heads: h, dimHead: d, {
-                $0.addedKVProjDim = dim; $0.contextPreOnly = false; $0.bias = true; $0.qkNorm = .rmsNorm; $0.eps = 1e-6
-            }, processor: .fluxAttnProcessor), moduleClass: "FluxAttention")
+            root.path("transformer_blocks.\(i)").addAttention("attn", try attention(dim, heads: h, dimHead: d, moduleClass: .fluxAttention, {
+                $0.addedKVProjDim = dim; $0.outDim = dim; $0.contextPreOnly = false; $0.bias = true; $0.eps = 1e-6
+            }, processor: .fluxAttnProcessor))
         }
         for i in 0..<single {
-            root.path("single_transformer_blocks.\(i)").addAttention("attn", try attention(dim, heads: h, dimHead: d, {
-                $0.outDim = dim; $0.bias = true; $0.qkNorm = .rmsNorm; $0.eps = 1e-6; $0.preOnly = true
-            }, processor: .fluxAttnProcessor), moduleClass: "FluxAttention")
+            root.path("single_transformer_blocks.\(i)").addAttention("attn", try attention(dim, heads: h, dimHead: d, moduleClass: .fluxAttention, {
+                $0.outDim = dim; $0.bias = true; $0.eps = 1e-6; $0.preOnly = true
+            }, processor: .fluxAttnProcessor))
         }
     }
 

@@ -107,3 +107,27 @@ def call_returning_tensor(fn, *args):
     out = POINTER(DLManagedTensor)()
     check(fn(*args, ctypes.byref(out)))
     return managed_to_numpy(out)
+
+
+def weight_infos(handle, count_fn, info_fn):
+    """[(name, shape)] of a handle's state dict, through its *_weight_count / *_weight_info calls."""
+    from ._lib import WeightInfo, c_int64
+    count = c_int64()
+    check(count_fn(handle, ctypes.byref(count)))
+    infos = []
+    for i in range(count.value):
+        w = WeightInfo()
+        w.struct_size = ctypes.sizeof(w)
+        check(info_fn(handle, i, ctypes.byref(w)))
+        infos.append((w.name.decode(), tuple(w.shape[j] for j in range(w.ndim))))
+    return infos
+
+
+def read_state_dict(handle, infos, get_fn):
+    """{name: float32 array} copied out through a *_get_weight call, in the order of `infos`."""
+    result = {}
+    for name, shape in infos:
+        out = np.empty(shape, dtype=np.float32)
+        check(get_fn(handle, name.encode(), TensorArg(out, "out").ref))
+        result[name] = out
+    return result

@@ -67,7 +67,8 @@ class ProcessorConfig(Structure):
     _fields_ = [("struct_size", c_uint32), ("kind", c_int32), ("slice_size", c_int64), ("hidden_size", c_int64),
                 ("cross_attention_dim", c_int64), ("train_kv", c_int32), ("train_q_out", c_int32),
                 ("out_bias", c_int32), ("num_ip_adapters", c_int32), ("dropout", c_double),
-                ("num_tokens", POINTER(c_int64)), ("scale_counts", POINTER(c_int32)), ("scales", POINTER(c_double))]
+                ("num_tokens", POINTER(c_int64)), ("scale_counts", POINTER(c_int32)), ("scales", POINTER(c_double)),
+                ("ip_hidden_states_dim", c_int64), ("head_dim", c_int64), ("timesteps_emb_dim", c_int64)]
 
 
 class WeightInfo(Structure):

@@ -1,6 +1,5 @@
 """ctypes declarations of the model and pipeline section of include/diffattn.h."""
 
-import ctypes
 from ctypes import POINTER, Structure, c_char_p, c_int32, c_int64, c_uint32, c_void_p
 
 from ._lib import DLTensor, ProcessorConfig, WeightInfo, lib

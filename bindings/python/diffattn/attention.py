@@ -8,9 +8,10 @@ import numpy as np
 
 from . import dit_args as _dit
 from . import processors as _processors
-from ._core import TensorArg, call_returning_tensor, check, managed_to_numpy, optional_arg, pointer
+from ._core import (TensorArg, call_returning_tensor, check, managed_to_numpy, optional_arg, pointer, read_state_dict,
+                    weight_infos)
 from ._lib import (MAX_OUTPUTS, AttentionConfig, AttentionInfo, DLManagedTensor, DLTensor, ForwardArgs, ProcessorConfig,
-                   WeightInfo, c_int64, c_void_p, lib)
+                   c_int64, c_void_p, lib)
 
 logger = logging.getLogger("diffattn")
 
@@ -20,7 +21,8 @@ _CROSS_NORMS = {None: 0, "layer_norm": 1, "group_norm": 2}
 _UNKNOWN = 1000  # an enum value the library rejects with diffusers' "unknown …" message
 _QUIET_KWARGS = {"ip_adapter_masks", "ip_hidden_states"}
 _IP_KINDS = {_processors.IPAdapterAttnProcessor._kind, _processors.IPAdapterAttnProcessor2_0._kind,
-             _processors.IPAdapterXFormersAttnProcessor._kind}
+             _processors.IPAdapterXFormersAttnProcessor._kind, _processors.SD3IPAdapterJointAttnProcessor2_0._kind,
+             _processors.FluxIPAdapterAttnProcessor._kind, _processors.FluxIPAdapterJointAttnProcessor2_0._kind}
 
 
 def _size(value, name):
@@ -139,7 +141,7 @@ class Attention:
         config = processor._config()
         check(lib.da_attention_set_processor(self._handle, ctypes.byref(config)))
         self._processor = processor
-        if isinstance(processor, _processors._IPAdapter):
+        if isinstance(processor, (_processors._IPAdapter, _processors._SD3IPAdapter)):
             processor._attention = weakref.ref(self)
 
     def get_processor(self, return_deprecated_lora=False):
@@ -157,7 +159,7 @@ class Attention:
             scale = self._ip_adapter_scale() if c.kind in _IP_KINDS else None
             current = _processors.from_config(c, previous=current, scale=scale)
             self._processor = current
-            if isinstance(current, _processors._IPAdapter):
+            if isinstance(current, (_processors._IPAdapter, _processors._SD3IPAdapter)):
                 current._attention = weakref.ref(self)
         return current
 
@@ -211,24 +213,11 @@ class Attention:
 
     # --- weights --------------------------------------------------------------------------
     def _weight_infos(self):
-        count = c_int64()
-        check(lib.da_attention_weight_count(self._handle, ctypes.byref(count)))
-        infos = []
-        for i in range(count.value):
-            w = WeightInfo()
-            w.struct_size = ctypes.sizeof(w)
-            check(lib.da_attention_weight_info(self._handle, i, ctypes.byref(w)))
-            infos.append((w.name.decode(), tuple(w.shape[j] for j in range(w.ndim))))
-        return infos
+        return weight_infos(self._handle, lib.da_attention_weight_count, lib.da_attention_weight_info)
 
     def state_dict(self):
         """The weights as {name: float32 array}, in diffusers' order."""
-        result = {}
-        for name, shape in self._weight_infos():
-            out = np.empty(shape, dtype=np.float32)
-            check(lib.da_attention_get_weight(self._handle, name.encode(), TensorArg(out, "out").ref))
-            result[name] = out
-        return result
+        return read_state_dict(self._handle, self._weight_infos(), lib.da_attention_get_weight)
 
     def enable_layerwise_casting(self, storage_dtype="bfloat16", compute_dtype="float32", skip_modules_pattern="auto",
                                  skip_modules_classes=None, non_blocking=False):
@@ -264,8 +253,11 @@ class Attention:
                            f"and will be ignored.")
         temb = cross_attention_kwargs.get("temb") if "temb" in accepted else None
         ip_states = None
-        if isinstance(encoder_hidden_states, tuple):
-            if "ip_adapter_masks" not in accepted:
+        if "ip_hidden_states" in accepted and cross_attention_kwargs.get("ip_hidden_states") is not None:
+            ip_states = cross_attention_kwargs["ip_hidden_states"]   # the DiT IP-Adapters' keyword
+            ip_states = list(ip_states) if isinstance(ip_states, (list, tuple)) else [ip_states]
+        elif isinstance(encoder_hidden_states, tuple):
+            if not type(processor).__name__.startswith("IPAdapter"):
                 raise TypeError(f"{type(processor).__name__} takes encoder_hidden_states as an array; the tuple "
                                 f"(text, [ip_hidden_states]) is for IP-Adapter processors ('tuple' object has no attribute 'shape')")
             if len(encoder_hidden_states) != 2:
@@ -279,7 +271,7 @@ class Attention:
         args = ForwardArgs()
         check(lib.da_forward_args_init(ctypes.byref(args), ctypes.sizeof(args)))
         args.hidden_states, args.encoder_hidden_states, args.attention_mask, args.temb = map(pointer, keep)
-        if ip_states is not None and "ip_adapter_masks" in accepted:
+        if ip_states is not None:
             ip_args = [TensorArg(t, f"ip_hidden_states[{i}]") for i, t in enumerate(ip_states)]
             array = (DLTensor * max(len(ip_args), 1))(*[a.tensor for a in ip_args])
             keep += [ip_args, array]

@@ -5,8 +5,7 @@ import ctypes
 
 import numpy as np
 
-from . import processors as _processors
-from ._core import call_returning_tensor, check, managed_to_numpy
+from ._core import check, managed_to_numpy
 from ._lib import POINTER, AttentionConfig, DLManagedTensor, c_int64, c_void_p, lib
 from .attention import Attention
 

@@ -26,7 +26,7 @@ output in `post_forward`; replacing either with an array of the same shape is ho
 import ctypes
 import itertools
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
 import numpy as np
@@ -296,6 +296,15 @@ def apply_pyramid_attention_broadcast(module, config):
     if (config.spatial_attention_block_skip_range is None and config.temporal_attention_block_skip_range is None
             and config.cross_attention_block_skip_range is None):
         config.spatial_attention_block_skip_range = 2  # diffusers warns and mutates the config
+    c, keep = _pab_c_config(config)
+    hooked = ctypes.c_int64()
+    check(lib.da_model_apply_pyramid_attention_broadcast(module._handle, ctypes.byref(c), ctypes.byref(hooked)))
+    module._pab_callbacks = getattr(module, "_pab_callbacks", []) + [keep]
+    return hooked.value
+
+
+def _pab_c_config(config):
+    """The C struct of a PyramidAttentionBroadcastConfig and what must stay alive with it."""
     c = PABConfig()
     check(lib.da_pab_config_init(ctypes.byref(c), ctypes.sizeof(c)))
     for kind in ("spatial", "temporal", "cross"):
@@ -319,11 +328,14 @@ def apply_pyramid_attention_broadcast(module, config):
             return _fail(exc)
 
     c.current_timestep_callback = TimestepFn(timestep)
-    hooked = ctypes.c_int64()
-    check(lib.da_model_apply_pyramid_attention_broadcast(module._handle, ctypes.byref(c), ctypes.byref(hooked)))
-    module._pab_callbacks = getattr(module, "_pab_callbacks", []) + [c.current_timestep_callback]
-    return hooked.value
+    return c, (c.current_timestep_callback, [getattr(c, f'{k}_attention_block_identifiers') for k in ('spatial', 'temporal', 'cross')])
 
+
+from .caches import (FasterCacheConfig, FirstBlockCacheConfig, LayerSkipConfig, MagCacheConfig, TaylorSeerCacheConfig,  # noqa: E402
+                     TeaCacheConfig, apply_faster_cache, apply_first_block_cache, apply_layer_skip, apply_mag_cache,
+                     apply_taylorseer_cache, apply_teacache)
 
 __all__ = ["HookRegistry", "ModelHook", "PyramidAttentionBroadcastConfig", "apply_group_offloading",
-           "apply_pyramid_attention_broadcast", "group_offload_stats"]
+           "apply_pyramid_attention_broadcast", "group_offload_stats", "FasterCacheConfig", "FirstBlockCacheConfig",
+           "LayerSkipConfig", "MagCacheConfig", "TaylorSeerCacheConfig", "TeaCacheConfig", "apply_faster_cache",
+           "apply_first_block_cache", "apply_layer_skip", "apply_mag_cache", "apply_taylorseer_cache", "apply_teacache"]

@@ -19,12 +19,14 @@ import os
 import numpy as np
 
 from . import processors as _processors
-from ._core import TensorArg, check
-from ._lib import AttentionConfig, ProcessorConfig, WeightInfo, lib
+from ._core import TensorArg, check, read_state_dict, weight_infos
+from ._lib import AttentionConfig, ProcessorConfig, lib
 from . import _hook_lib  # noqa: F401  (declares the hook functions)
+from ._cache_mixin import CacheMixin
 from ._model_lib import (LOAD_SKIP_OTHERS, LOAD_STRICT, MODULE_ATTENTION, MODULE_CONTAINER, MODULE_WEIGHTS,
                          LoadReport, slice_args)
 from .attention import Attention
+from .dit import FluxAttention
 
 CLASS_NAMES = ["UNet2DConditionModel", "UNet3DConditionModel", "UNetMotionModel", "I2VGenXLUNet", "AutoencoderKL",
                "SD3Transformer2DModel", "FluxTransformer2DModel", "PixArtTransformer2DModel", "HunyuanDiT2DModel",
@@ -38,9 +40,10 @@ def _string_out(fn, *args):
     return s.value.decode()
 
 
-def _borrowed_attention(handle, owner):
-    """A diffattn.Attention over a model's module: the model owns it (destroying it is a no-op)."""
-    a = Attention.__new__(Attention)
+def _borrowed_attention(handle, owner, cls=Attention):
+    """A diffattn.Attention (or FluxAttention) over a model's module: the model owns it (destroying
+    it is a no-op)."""
+    a = cls.__new__(cls)
     a._handle = handle
     a._owner = owner  # keeps the model, and so the handle, alive
     c = AttentionConfig()
@@ -57,6 +60,8 @@ def _borrowed_attention(handle, owner):
     a.context_pre_only = None if c.context_pre_only < 0 else bool(c.context_pre_only)
     a.pre_only, a.is_causal, a.scale_qk = bool(c.pre_only), bool(c.is_causal), bool(c.scale_qk)
     a._from_deprecated_attn_block = bool(c.from_deprecated_attn_block)
+    if cls is FluxAttention:
+        a.head_dim = c.dim_head
     return a
 
 
@@ -72,7 +77,7 @@ class WeightModule:
                 if k.startswith(prefix) and "." not in k[len(prefix):]}
 
 
-class ModelMixin:
+class ModelMixin(CacheMixin):
     """Base of the eleven classes. Construct with `from_config(dict)` or `from_pretrained(dir)`."""
 
     _class_name = None
@@ -178,7 +183,7 @@ class ModelMixin:
         if cls in ("Attention", "FluxAttention"):
             handle = ctypes.c_void_p()
             check(lib.da_model_get_attention(self._handle, target.encode(), ctypes.byref(handle)))
-            module = _borrowed_attention(handle, self)
+            module = _borrowed_attention(handle, self, FluxAttention if cls == "FluxAttention" else Attention)
         else:
             module = WeightModule(self, target)
         self._modules[target] = module
@@ -235,23 +240,10 @@ class ModelMixin:
 
     # --- weights --------------------------------------------------------------------------
     def _weight_infos(self):
-        count = ctypes.c_int64()
-        check(lib.da_model_weight_count(self._handle, ctypes.byref(count)))
-        out = []
-        for i in range(count.value):
-            w = WeightInfo()
-            w.struct_size = ctypes.sizeof(w)
-            check(lib.da_model_weight_info(self._handle, i, ctypes.byref(w)))
-            out.append((w.name.decode(), tuple(w.shape[j] for j in range(w.ndim))))
-        return out
+        return weight_infos(self._handle, lib.da_model_weight_count, lib.da_model_weight_info)
 
     def state_dict(self):
-        result = {}
-        for name, shape in self._weight_infos():
-            out = np.empty(shape, dtype=np.float32)
-            check(lib.da_model_get_weight(self._handle, name.encode(), TensorArg(out, "out").ref))
-            result[name] = out
-        return result
+        return read_state_dict(self._handle, self._weight_infos(), lib.da_model_get_weight)
 
     @staticmethod
     def _flags(strict, keep_other_weights):

@@ -183,6 +183,41 @@ class _IPAdapter(AttentionProcessor):
                 f"num_tokens={self.num_tokens}, scale={self._scale})")
 
 
+class _FluxIPAdapter(_IPAdapter):
+    """FluxIPAdapterAttnProcessor: biased `processor.to_k_ip.{i}` / `to_v_ip.{i}`, returns (img, txt, ip_out)."""
+
+    def __init__(self, hidden_size, cross_attention_dim, num_tokens=(4,), scale=1.0, device=None, dtype=None):
+        super().__init__(hidden_size, cross_attention_dim, num_tokens, scale)
+
+
+class _SD3IPAdapter(AttentionProcessor):
+    """SD3IPAdapterJointAttnProcessor2_0: AdaLN-normed image tokens (`processor.norm_ip`, `to_k_ip`, ...)."""
+
+    def __init__(self, hidden_size, ip_hidden_states_dim, head_dim, timesteps_emb_dim=1280, scale=0.5):
+        self.hidden_size, self.ip_hidden_states_dim, self.head_dim = hidden_size, ip_hidden_states_dim, head_dim
+        self.timesteps_emb_dim = timesteps_emb_dim
+        self._attention = None
+        self._scale = scale
+
+    scale = _IPAdapter.scale
+
+    def _config(self):
+        c = super()._config()
+        c.hidden_size = _optional_size(self.hidden_size, "hidden_size")
+        c.ip_hidden_states_dim = _optional_size(self.ip_hidden_states_dim, "ip_hidden_states_dim")
+        c.head_dim = _optional_size(self.head_dim, "head_dim")
+        c.timesteps_emb_dim = _optional_size(self.timesteps_emb_dim, "timesteps_emb_dim")
+        if isinstance(self._scale, bool) or not isinstance(self._scale, (int, float)):
+            raise TypeError(f"scale must be a number, got {self._scale!r}")
+        self._arrays = (ctypes.c_double * 1)(float(self._scale))
+        c.num_ip_adapters, c.scales = 1, ctypes.cast(self._arrays, ctypes.POINTER(ctypes.c_double))
+        return c
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(hidden_size={self.hidden_size}, ip_hidden_states_dim={self.ip_hidden_states_dim}, "
+                f"head_dim={self.head_dim}, timesteps_emb_dim={self.timesteps_emb_dim}, scale={self._scale})")
+
+
 def _optional_size(value, name):
     if value is None:
         return 0
@@ -216,6 +251,10 @@ def _with_partition_spec(cls):
 
 
 def _base_for(name):
+    if name.startswith("FluxIPAdapter"):
+        return _FluxIPAdapter
+    if name == "SD3IPAdapterJointAttnProcessor2_0":
+        return _SD3IPAdapter
     if name.startswith("CustomDiffusion"):
         return _CustomDiffusion
     if name.startswith("IPAdapter"):
@@ -253,6 +292,10 @@ def from_config(c, previous=None, scale=None):
         obj.hidden_size = c.hidden_size or None
         obj.cross_attention_dim = c.cross_attention_dim or None
         obj.dropout, obj.attention_op = c.dropout, None
+    elif issubclass(cls, _SD3IPAdapter):
+        obj.hidden_size, obj.ip_hidden_states_dim = c.hidden_size or None, c.ip_hidden_states_dim or None
+        obj.head_dim, obj.timesteps_emb_dim = c.head_dim or None, c.timesteps_emb_dim
+        obj._scale, obj._attention = scale[0] if scale else 0.5, None
     elif issubclass(cls, _IPAdapter):
         obj.hidden_size = c.hidden_size or None
         obj.cross_attention_dim = c.cross_attention_dim or None

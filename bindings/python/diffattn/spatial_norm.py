@@ -4,7 +4,7 @@ import ctypes
 
 import numpy as np
 
-from ._core import TensorArg, call_returning_tensor, check
+from ._core import TensorArg, call_returning_tensor
 from ._lib import SpatialNormWeights, lib
 
 _NAMES = ("norm_layer.weight", "norm_layer.bias", "conv_y.weight", "conv_y.bias", "conv_b.weight", "conv_b.bias")

@@ -1,0 +1,197 @@
+import CDiffAttnHeader
+import DiffAttn
+import DiffAttnKernels
+
+// Thunks for the block protocol, cache contexts, FirstBlockCache, MagCache, TeaCache and the
+// CacheMixin calls. No logic beyond parse, validate, call.
+
+private func model(_ h: OpaquePointer?) throws -> Model { try modelHandles.lookup(h, argument: "model").model }
+
+private func setCount(_ p: UnsafeMutablePointer<Int64>?, _ n: Int) { p?.pointee = Int64(n) }
+
+/// `count` doubles, or nil for NULL with count 0.
+func doubleList(_ p: UnsafePointer<Double>?, _ count: Int64, _ name: String) throws -> [Double]? {
+    guard let p else {
+        guard count == 0 else { throw DiffAttnError.argument("\(name) is NULL with count \(count)") }
+        return nil
+    }
+    guard count >= 0, count <= 1 << 20 else { throw DiffAttnError.argument("num_\(name) must be in 0...\(1 << 20), got \(count)") }
+    return Array(UnsafeBufferPointer(start: p, count: Int(count)))
+}
+
+@_cdecl("da_block_io_init")
+public func da_block_io_init(_ io: UnsafeMutablePointer<da_block_io>?, _ size: Int) -> da_status {
+    initStruct(io, size, "io") { da_block_io() }
+}
+
+private func readIO(_ io: UnsafeMutablePointer<da_block_io>?) throws -> (UnsafeMutablePointer<da_block_io>, BlockIO) {
+    let p = try writableStruct(io, "io")
+    _ = try readStruct(UnsafePointer(p), "io")  // struct_size check
+    guard p.pointee.hidden_states != nil else { throw DiffAttnError.argument("io.hidden_states is NULL") }
+    let v = BlockIO(hiddenStates: try readTensor(p.pointee.hidden_states, "io.hidden_states"),
+                    encoderHiddenStates: try readOptionalTensor(p.pointee.encoder_hidden_states, "io.encoder_hidden_states"),
+                    modulatedInput: try readOptionalTensor(p.pointee.modulated_input, "io.modulated_input"))
+    return (p, v)
+}
+
+private func writeIO(_ v: BlockIO, _ before: BlockIO, into p: UnsafeMutablePointer<da_block_io>) throws {
+    try writeTensor(v.hiddenStates, into: p.pointee.hidden_states, "io.hidden_states")
+    if let e = v.encoderHiddenStates {
+        guard p.pointee.encoder_hidden_states != nil else {
+            throw DiffAttnError.state("a cache produced an encoder stream but io.encoder_hidden_states is NULL")
+        }
+        try writeTensor(e, into: p.pointee.encoder_hidden_states, "io.encoder_hidden_states")
+    }
+}
+
+@_cdecl("da_model_module_begin")
+public func da_model_module_begin(_ h: OpaquePointer?, _ path: UnsafePointer<CChar>?, _ io: UnsafeMutablePointer<da_block_io>?,
+                                  _ run: UnsafeMutablePointer<Int32>?) -> da_status {
+    guarded {
+        let m = try model(h)
+        let p = try cString(path, "path")
+        let out = try output(run, "run")
+        let (ptr, before) = try readIO(io)
+        var v = before
+        let r = try m.moduleBegin(p, &v)
+        try writeIO(v, before, into: ptr)
+        out.pointee = r ? 1 : 0
+    }
+}
+
+@_cdecl("da_model_module_end")
+public func da_model_module_end(_ h: OpaquePointer?, _ path: UnsafePointer<CChar>?, _ io: UnsafeMutablePointer<da_block_io>?) -> da_status {
+    guarded {
+        let m = try model(h)
+        let p = try cString(path, "path")
+        let (ptr, before) = try readIO(io)
+        var v = before
+        try m.moduleEnd(p, &v)
+        try writeIO(v, before, into: ptr)
+    }
+}
+
+@_cdecl("da_model_transformer_block_count")
+public func da_model_transformer_block_count(_ h: OpaquePointer?, _ count: UnsafeMutablePointer<Int64>?) -> da_status {
+    guarded { let m = try model(h); try output(count, "count").pointee = Int64(m.transformerBlockPaths.count) }
+}
+
+@_cdecl("da_model_transformer_block_path")
+public func da_model_transformer_block_path(_ h: OpaquePointer?, _ index: Int64, _ path: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> da_status {
+    guarded {
+        let blocks = try model(h).transformerBlockPaths
+        let out = try output(path, "path")
+        guard index >= 0, index < Int64(blocks.count) else {
+            throw DiffAttnError.argument("index \(index) is out of range; the model has \(blocks.count) transformer blocks")
+        }
+        out.pointee = internedCString(blocks[Int(index)])
+    }
+}
+
+@_cdecl("da_model_set_cache_context")
+public func da_model_set_cache_context(_ h: OpaquePointer?, _ name: UnsafePointer<CChar>?) -> da_status {
+    guarded { try model(h).setCacheContext(name.map { String(cString: $0) }) }
+}
+
+@_cdecl("da_first_block_cache_config_init")
+public func da_first_block_cache_config_init(_ c: UnsafeMutablePointer<da_first_block_cache_config>?, _ size: Int) -> da_status {
+    initStruct(c, size, "config") { var v = da_first_block_cache_config(); v.threshold = 0.05; return v }
+}
+
+func firstBlockCacheConfig(_ c: da_first_block_cache_config) -> FirstBlockCacheConfig { FirstBlockCacheConfig(threshold: c.threshold) }
+
+@_cdecl("da_model_apply_first_block_cache")
+public func da_model_apply_first_block_cache(_ h: OpaquePointer?, _ config: UnsafePointer<da_first_block_cache_config>?,
+                                             _ hooked: UnsafeMutablePointer<Int64>?) -> da_status {
+    guarded {
+        let m = try model(h)
+        setCount(hooked, try m.applyFirstBlockCache(firstBlockCacheConfig(try readStruct(config, "config"))).count)
+    }
+}
+
+@_cdecl("da_mag_cache_config_init")
+public func da_mag_cache_config_init(_ c: UnsafeMutablePointer<da_mag_cache_config>?, _ size: Int) -> da_status {
+    initStruct(c, size, "config") {
+        var v = da_mag_cache_config()
+        v.threshold = 0.06; v.max_skip_steps = 3; v.retention_ratio = 0.2; v.num_inference_steps = 28
+        return v
+    }
+}
+
+func magCacheConfig(_ c: da_mag_cache_config) throws -> MagCacheConfig {
+    guard c.max_skip_steps >= 0 else { throw DiffAttnError.argument("max_skip_steps must be non-negative, got \(c.max_skip_steps)") }
+    guard c.num_inference_steps >= 1, c.num_inference_steps <= 1 << 20 else {
+        throw DiffAttnError.argument("num_inference_steps must be in 1...\(1 << 20), got \(c.num_inference_steps)")
+    }
+    return try MagCacheConfig(threshold: c.threshold, maxSkipSteps: Int(c.max_skip_steps), retentionRatio: c.retention_ratio,
+                              numInferenceSteps: Int(c.num_inference_steps),
+                              magRatios: try doubleList(c.mag_ratios, c.num_mag_ratios, "mag_ratios"), calibrate: c.calibrate != 0)
+}
+
+@_cdecl("da_model_apply_mag_cache")
+public func da_model_apply_mag_cache(_ h: OpaquePointer?, _ config: UnsafePointer<da_mag_cache_config>?,
+                                     _ hooked: UnsafeMutablePointer<Int64>?) -> da_status {
+    guarded { let m = try model(h); setCount(hooked, try m.applyMagCache(try magCacheConfig(try readStruct(config, "config"))).count) }
+}
+
+@_cdecl("da_model_mag_cache_calibration")
+public func da_model_mag_cache_calibration(_ h: OpaquePointer?, _ ratios: UnsafeMutablePointer<Double>?, _ capacity: Int64,
+                                           _ count: UnsafeMutablePointer<Int64>?) -> da_status {
+    guarded {
+        let m = try model(h)
+        let out = try output(count, "count")
+        guard capacity >= 0, ratios != nil || capacity == 0 else { throw DiffAttnError.argument("ratios is NULL with capacity \(capacity)") }
+        guard let r = m.magCacheCalibrationRatios else { throw DiffAttnError.state("no MagCache calibration run has completed on this model") }
+        out.pointee = Int64(r.count)
+        for (i, v) in r.prefix(Int(clamping: capacity)).enumerated() { ratios![i] = v }
+    }
+}
+
+@_cdecl("da_teacache_config_init")
+public func da_teacache_config_init(_ c: UnsafeMutablePointer<da_teacache_config>?, _ size: Int) -> da_status {
+    initStruct(c, size, "config") { var v = da_teacache_config(); v.rel_l1_thresh = 0.4; v.num_inference_steps = 28; return v }
+}
+
+func teaCacheConfig(_ c: da_teacache_config) throws -> TeaCacheConfig {
+    guard c.num_inference_steps >= 1, c.num_inference_steps <= 1 << 20 else {
+        throw DiffAttnError.argument("num_inference_steps must be in 1...\(1 << 20), got \(c.num_inference_steps)")
+    }
+    return try TeaCacheConfig(relL1Thresh: c.rel_l1_thresh,
+                              coefficients: try doubleList(c.coefficients, c.num_coefficients, "coefficients") ?? TeaCacheConfig.fluxCoefficients,
+                              numInferenceSteps: Int(c.num_inference_steps))
+}
+
+@_cdecl("da_model_apply_teacache")
+public func da_model_apply_teacache(_ h: OpaquePointer?, _ config: UnsafePointer<da_teacache_config>?,
+                                    _ hooked: UnsafeMutablePointer<Int64>?) -> da_status {
+    guarded { let m = try model(h); setCount(hooked, try m.applyTeaCache(try teaCacheConfig(try readStruct(config, "config"))).count) }
+}
+
+@_cdecl("da_model_enable_cache")
+public func da_model_enable_cache(_ h: OpaquePointer?, _ kind: Int32, _ config: UnsafeRawPointer?) -> da_status {
+    guarded {
+        let m = try model(h)
+        guard let k = CacheKind(rawValue: kind) else { throw DiffAttnError.value("Cache config kind \(kind) is not supported.") }
+        guard let config else { throw DiffAttnError.argument("config is NULL") }
+        try m.enableCache(k) {
+            switch k {
+            case .fasterCache: _ = try applyFasterCacheC(m, config.assumingMemoryBound(to: da_faster_cache_config.self))
+            case .firstBlockCache: _ = try m.applyFirstBlockCache(firstBlockCacheConfig(try readStruct(config.assumingMemoryBound(to: da_first_block_cache_config.self), "config")))
+            case .magCache: _ = try m.applyMagCache(try magCacheConfig(try readStruct(config.assumingMemoryBound(to: da_mag_cache_config.self), "config")))
+            case .pyramidAttentionBroadcast:
+                let s = da_model_apply_pyramid_attention_broadcast(h, config.assumingMemoryBound(to: da_pab_config.self), nil)
+                guard s == DA_OK else { throw DiffAttnError(DiffAttnError.Kind(rawValue: s) ?? .internal, String(cString: da_last_error())) }
+            case .taylorSeerCache: _ = try applyTaylorSeerC(m, config.assumingMemoryBound(to: da_taylorseer_cache_config.self))
+            case .teaCache: _ = try m.applyTeaCache(try teaCacheConfig(try readStruct(config.assumingMemoryBound(to: da_teacache_config.self), "config")))
+            }
+        }
+    }
+}
+
+@_cdecl("da_model_disable_cache")
+public func da_model_disable_cache(_ h: OpaquePointer?) -> da_status { guarded { _ = try model(h).disableCache() } }
+
+@_cdecl("da_model_enabled_cache")
+public func da_model_enabled_cache(_ h: OpaquePointer?, _ kind: UnsafeMutablePointer<Int32>?) -> da_status {
+    guarded { let m = try model(h); try output(kind, "kind").pointee = m.enabledCache?.rawValue ?? DA_CACHE_NONE }
+}

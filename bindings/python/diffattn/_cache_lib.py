@@ -1,0 +1,100 @@
+"""ctypes declarations of the caches section of include/diffattn.h."""
+
+import ctypes
+from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_int32, c_int64, c_uint32, c_void_p
+
+from ._hook_lib import PABConfig, TimestepFn
+from ._lib import DLTensor, lib
+
+_S = c_int32
+_H = c_void_p
+WeightFn = CFUNCTYPE(_S, c_void_p, c_char_p, POINTER(c_double))
+
+
+class BlockIO(Structure):
+    _fields_ = [("struct_size", c_uint32), ("hidden_states", POINTER(DLTensor)),
+                ("encoder_hidden_states", POINTER(DLTensor)), ("modulated_input", POINTER(DLTensor))]
+
+
+class FBCConfig(Structure):
+    _fields_ = [("struct_size", c_uint32), ("threshold", c_double)]
+
+
+class FasterCacheCConfig(Structure):
+    _fields_ = [("struct_size", c_uint32), ("spatial_attention_block_skip_range", c_int64),
+                ("temporal_attention_block_skip_range", c_int64),
+                ("spatial_attention_timestep_skip_range", c_double * 2),
+                ("temporal_attention_timestep_skip_range", c_double * 2),
+                ("low_frequency_weight_update_timestep_range", c_double * 2),
+                ("high_frequency_weight_update_timestep_range", c_double * 2),
+                ("alpha_low_frequency", c_double), ("alpha_high_frequency", c_double),
+                ("unconditional_batch_skip_range", c_int64),
+                ("unconditional_batch_timestep_skip_range", c_double * 2),
+                ("spatial_attention_block_identifiers", POINTER(c_char_p)),
+                ("num_spatial_attention_block_identifiers", c_int64),
+                ("temporal_attention_block_identifiers", POINTER(c_char_p)),
+                ("num_temporal_attention_block_identifiers", c_int64),
+                ("tensor_format", c_char_p), ("is_guidance_distilled", c_int32),
+                ("current_timestep_callback", TimestepFn), ("attention_weight_callback", WeightFn),
+                ("callback_user_data", c_void_p)]
+
+
+class TaylorSeerCConfig(Structure):
+    _fields_ = [("struct_size", c_uint32), ("cache_interval", c_int64), ("disable_cache_before_step", c_int64),
+                ("disable_cache_after_step", c_int64), ("max_order", c_int64), ("taylor_factors_float32", c_int32),
+                ("skip_predict_identifiers", POINTER(c_char_p)), ("num_skip_predict_identifiers", c_int64),
+                ("cache_identifiers", POINTER(c_char_p)), ("num_cache_identifiers", c_int64),
+                ("use_lite_mode", c_int32)]
+
+
+class MagCacheCConfig(Structure):
+    _fields_ = [("struct_size", c_uint32), ("threshold", c_double), ("max_skip_steps", c_int64),
+                ("retention_ratio", c_double), ("num_inference_steps", c_int64), ("mag_ratios", POINTER(c_double)),
+                ("num_mag_ratios", c_int64), ("calibrate", c_int32)]
+
+
+class TeaCacheCConfig(Structure):
+    _fields_ = [("struct_size", c_uint32), ("rel_l1_thresh", c_double), ("coefficients", POINTER(c_double)),
+                ("num_coefficients", c_int64), ("num_inference_steps", c_int64)]
+
+
+class LayerSkipCConfig(Structure):
+    _fields_ = [("struct_size", c_uint32), ("indices", POINTER(c_int64)), ("num_indices", c_int64),
+                ("fqn", c_char_p), ("skip_attention", c_int32), ("skip_attention_scores", c_int32),
+                ("skip_ff", c_int32), ("dropout", c_double), ("name", c_char_p)]
+
+
+_SIGNATURES = {
+    "da_block_io_init": (_S, [POINTER(BlockIO), ctypes.c_size_t]),
+    "da_model_module_begin": (_S, [_H, c_char_p, POINTER(BlockIO), POINTER(c_int32)]),
+    "da_model_module_end": (_S, [_H, c_char_p, POINTER(BlockIO)]),
+    "da_model_transformer_block_count": (_S, [_H, POINTER(c_int64)]),
+    "da_model_transformer_block_path": (_S, [_H, c_int64, POINTER(c_char_p)]),
+    "da_model_set_cache_context": (_S, [_H, c_char_p]),
+    "da_first_block_cache_config_init": (_S, [POINTER(FBCConfig), ctypes.c_size_t]),
+    "da_model_apply_first_block_cache": (_S, [_H, POINTER(FBCConfig), POINTER(c_int64)]),
+    "da_faster_cache_config_init": (_S, [POINTER(FasterCacheCConfig), ctypes.c_size_t]),
+    "da_model_apply_faster_cache": (_S, [_H, POINTER(FasterCacheCConfig), POINTER(c_int64)]),
+    "da_model_faster_cache_skips_unconditional": (_S, [_H, POINTER(c_int32)]),
+    "da_model_faster_cache_denoiser_output": (_S, [_H, POINTER(DLTensor), POINTER(DLTensor)]),
+    "da_taylorseer_cache_config_init": (_S, [POINTER(TaylorSeerCConfig), ctypes.c_size_t]),
+    "da_model_apply_taylorseer_cache": (_S, [_H, POINTER(TaylorSeerCConfig), POINTER(c_int64)]),
+    "da_mag_cache_config_init": (_S, [POINTER(MagCacheCConfig), ctypes.c_size_t]),
+    "da_model_apply_mag_cache": (_S, [_H, POINTER(MagCacheCConfig), POINTER(c_int64)]),
+    "da_model_mag_cache_calibration": (_S, [_H, POINTER(c_double), c_int64, POINTER(c_int64)]),
+    "da_teacache_config_init": (_S, [POINTER(TeaCacheCConfig), ctypes.c_size_t]),
+    "da_model_apply_teacache": (_S, [_H, POINTER(TeaCacheCConfig), POINTER(c_int64)]),
+    "da_layer_skip_config_init": (_S, [POINTER(LayerSkipCConfig), ctypes.c_size_t]),
+    "da_model_apply_layer_skip": (_S, [_H, POINTER(LayerSkipCConfig), POINTER(c_int64)]),
+    "da_model_enable_cache": (_S, [_H, c_int32, c_void_p]),
+    "da_model_disable_cache": (_S, [_H]),
+    "da_model_enabled_cache": (_S, [_H, POINTER(c_int32)]),
+}
+
+for _name, (_restype, _argtypes) in _SIGNATURES.items():
+    _fn = getattr(lib, _name)
+    _fn.restype = _restype
+    _fn.argtypes = _argtypes
+
+KINDS = {"FasterCacheConfig": 1, "FirstBlockCacheConfig": 2, "MagCacheConfig": 3, "PyramidAttentionBroadcastConfig": 4,
+         "TaylorSeerCacheConfig": 5, "TeaCacheConfig": 6}

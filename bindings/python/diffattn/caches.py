@@ -1,0 +1,293 @@
+"""Caches and layer skip (issue 10): diffusers' `FasterCacheConfig`, `FirstBlockCacheConfig`,
+`TaylorSeerCacheConfig`, `MagCacheConfig`, `LayerSkipConfig` and their `apply_*` functions, plus
+`TeaCacheConfig` / `apply_teacache` (from the TeaCache paper; diffusers has none).
+
+The host runs the transformer blocks, so the block caches ask it, around every block, through the
+block protocol (docs/caches.md):
+
+    model.enable_cache(FirstBlockCacheConfig(threshold=0.1))
+    for t in timesteps:
+        with model.step(t), model.cache_context("cond"):
+            for path in model.transformer_block_paths():
+                run, h, e = model.module_begin(path, h, e)     # e may be None
+                if run:
+                    h, e = my_block(path, h, e)
+                    h, e = model.module_end(path, h, e)
+"""
+
+import ctypes
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+
+from ._cache_lib import (KINDS, FasterCacheCConfig, FBCConfig, LayerSkipCConfig, MagCacheCConfig, TaylorSeerCConfig,
+                         TeaCacheCConfig, WeightFn)
+from ._core import check
+from ._hook_lib import TimestepFn
+from ._lib import lib
+
+_SPATIAL = ("^blocks.*attn", "^transformer_blocks.*attn", "^single_transformer_blocks.*attn")
+
+
+def _strings(values):
+    if values is None:
+        return None, 0
+    values = [v.encode() for v in values]
+    return (ctypes.c_char_p * max(len(values), 1))(*values), len(values)
+
+
+def _doubles(values):
+    if values is None:
+        return None, 0
+    values = [float(v) for v in np.asarray(values, dtype=np.float64).reshape(-1)]
+    return (ctypes.c_double * max(len(values), 1))(*values), len(values)
+
+
+def _callback_guard(fn):
+    from .hooks import _fail
+
+    def run(*a):
+        try:
+            return fn(*a)
+        except BaseException as exc:  # noqa: BLE001 -- re-raised by check()
+            return _fail(exc)
+    return run
+
+
+@dataclass
+class FirstBlockCacheConfig:
+    threshold: float = 0.05
+
+    def _c(self, module):
+        c = FBCConfig()
+        check(lib.da_first_block_cache_config_init(ctypes.byref(c), ctypes.sizeof(c)))
+        c.threshold = float(self.threshold)
+        return c, ()
+
+
+@dataclass
+class FasterCacheConfig:
+    spatial_attention_block_skip_range: int = 2
+    temporal_attention_block_skip_range: Optional[int] = None
+    spatial_attention_timestep_skip_range: Tuple[float, float] = (-1, 681)
+    temporal_attention_timestep_skip_range: Tuple[float, float] = (-1, 681)
+    low_frequency_weight_update_timestep_range: Tuple[float, float] = (99, 901)
+    high_frequency_weight_update_timestep_range: Tuple[float, float] = (-1, 301)
+    alpha_low_frequency: float = 1.1
+    alpha_high_frequency: float = 1.1
+    unconditional_batch_skip_range: int = 5
+    unconditional_batch_timestep_skip_range: Tuple[float, float] = (-1, 641)
+    spatial_attention_block_identifiers: Tuple[str, ...] = _SPATIAL
+    temporal_attention_block_identifiers: Tuple[str, ...] = ("^temporal_transformer_blocks.*attn",)
+    attention_weight_callback: Optional[Callable] = None
+    low_frequency_weight_callback: Optional[Callable] = None   # not supported: alpha_* with the ranges
+    high_frequency_weight_callback: Optional[Callable] = None
+    tensor_format: str = "BCFHW"
+    is_guidance_distilled: bool = False
+    current_timestep_callback: Optional[Callable] = None      # None = the timestep of model.step(t)
+
+    def _c(self, module):
+        if self.low_frequency_weight_callback is not None or self.high_frequency_weight_callback is not None:
+            raise NotImplementedError("custom low/high frequency weight callbacks are not supported; set alpha_* and the ranges")
+        c = FasterCacheCConfig()
+        check(lib.da_faster_cache_config_init(ctypes.byref(c), ctypes.sizeof(c)))
+        c.spatial_attention_block_skip_range = int(self.spatial_attention_block_skip_range or 0)
+        c.temporal_attention_block_skip_range = int(self.temporal_attention_block_skip_range or 0)
+        for name in ("spatial_attention_timestep_skip_range", "temporal_attention_timestep_skip_range",
+                     "low_frequency_weight_update_timestep_range", "high_frequency_weight_update_timestep_range",
+                     "unconditional_batch_timestep_skip_range"):
+            getattr(c, name)[:] = [float(x) for x in getattr(self, name)]
+        c.alpha_low_frequency, c.alpha_high_frequency = float(self.alpha_low_frequency), float(self.alpha_high_frequency)
+        c.unconditional_batch_skip_range = int(self.unconditional_batch_skip_range)
+        spatial, ns = _strings(self.spatial_attention_block_identifiers)
+        temporal, nt = _strings(self.temporal_attention_block_identifiers)
+        c.spatial_attention_block_identifiers, c.num_spatial_attention_block_identifiers = spatial, ns
+        c.temporal_attention_block_identifiers, c.num_temporal_attention_block_identifiers = temporal, nt
+        fmt = str(self.tensor_format).encode()
+        c.tensor_format = fmt
+        c.is_guidance_distilled = int(bool(self.is_guidance_distilled))
+        keep = [spatial, temporal, fmt]
+        if self.current_timestep_callback is not None:
+            fn = self.current_timestep_callback
+
+            def timestep(_user, out):
+                t = fn()
+                if t is None:
+                    raise TypeError("'<' not supported between instances of 'int' and 'NoneType'")
+                out[0] = float(np.asarray(t).reshape(-1)[0])
+                return 0
+            c.current_timestep_callback = TimestepFn(_callback_guard(timestep))
+            keep.append(c.current_timestep_callback)
+        if self.attention_weight_callback is None:
+            self.attention_weight_callback = lambda _: 0.5  # diffusers writes its default back
+        weight_fn = self.attention_weight_callback
+
+        def weight(_user, path, out):
+            out[0] = float(weight_fn(module.get_submodule(path.decode())))
+            return 0
+        c.attention_weight_callback = WeightFn(_callback_guard(weight))
+        keep.append(c.attention_weight_callback)
+        return c, keep
+
+
+@dataclass
+class TaylorSeerCacheConfig:
+    cache_interval: int = 5
+    disable_cache_before_step: int = 3
+    disable_cache_after_step: Optional[int] = None
+    max_order: int = 1
+    taylor_factors_dtype: str = "bfloat16"   # or "float32" (torch dtypes accepted by name)
+    skip_predict_identifiers: Optional[List[str]] = None
+    cache_identifiers: Optional[List[str]] = None
+    use_lite_mode: bool = False
+
+    def _c(self, module):
+        c = TaylorSeerCConfig()
+        check(lib.da_taylorseer_cache_config_init(ctypes.byref(c), ctypes.sizeof(c)))
+        c.cache_interval, c.disable_cache_before_step = int(self.cache_interval), int(self.disable_cache_before_step)
+        c.disable_cache_after_step = -1 if self.disable_cache_after_step is None else int(self.disable_cache_after_step)
+        c.max_order = int(self.max_order)
+        dtype = str(self.taylor_factors_dtype).replace("torch.", "")
+        if dtype not in ("bfloat16", "float32"):
+            raise ValueError(f"taylor_factors_dtype must be bfloat16 or float32, got {self.taylor_factors_dtype}")
+        c.taylor_factors_float32 = int(dtype == "float32")
+        skip, nskip = _strings(self.skip_predict_identifiers)
+        cache, ncache = _strings(self.cache_identifiers)
+        c.skip_predict_identifiers, c.num_skip_predict_identifiers = skip, nskip
+        c.cache_identifiers, c.num_cache_identifiers = cache, ncache
+        c.use_lite_mode = int(bool(self.use_lite_mode))
+        return c, (skip, cache)
+
+
+@dataclass
+class MagCacheConfig:
+    threshold: float = 0.06
+    max_skip_steps: int = 3
+    retention_ratio: float = 0.2
+    num_inference_steps: int = 28
+    mag_ratios: Optional[List[float]] = None
+    calibrate: bool = False
+
+    def __post_init__(self):
+        if self.mag_ratios is None and not self.calibrate:
+            raise ValueError("`mag_ratios` must be provided for MagCache inference because these ratios are "
+                             "model-dependent. To get them for your model, set `calibrate=True` in the config and run "
+                             "one full inference pass.")
+
+    def _c(self, module):
+        c = MagCacheCConfig()
+        check(lib.da_mag_cache_config_init(ctypes.byref(c), ctypes.sizeof(c)))
+        c.threshold, c.max_skip_steps = float(self.threshold), int(self.max_skip_steps)
+        c.retention_ratio, c.num_inference_steps = float(self.retention_ratio), int(self.num_inference_steps)
+        ratios, n = _doubles(self.mag_ratios)
+        c.mag_ratios, c.num_mag_ratios = (ctypes.cast(ratios, ctypes.POINTER(ctypes.c_double)) if ratios else None), n
+        c.calibrate = int(bool(self.calibrate))
+        return c, (ratios,)
+
+
+FLUX_TEACACHE_COEFFICIENTS = [4.98651651e+02, -2.83781631e+02, 5.58554382e+01, -3.82021401e+00, 2.64230861e-01]
+
+
+@dataclass
+class TeaCacheConfig:
+    """TeaCache (not in diffusers): relative-L1 change of the first block's modulated input,
+    rescaled by `numpy.poly1d(coefficients)`, accumulated against `rel_l1_thresh`."""
+    rel_l1_thresh: float = 0.4
+    coefficients: List[float] = field(default_factory=lambda: list(FLUX_TEACACHE_COEFFICIENTS))
+    num_inference_steps: int = 28
+
+    def _c(self, module):
+        c = TeaCacheCConfig()
+        check(lib.da_teacache_config_init(ctypes.byref(c), ctypes.sizeof(c)))
+        c.rel_l1_thresh, c.num_inference_steps = float(self.rel_l1_thresh), int(self.num_inference_steps)
+        coef, n = _doubles(self.coefficients)
+        c.coefficients, c.num_coefficients = (ctypes.cast(coef, ctypes.POINTER(ctypes.c_double)) if coef else None), n
+        return c, (coef,)
+
+
+@dataclass
+class LayerSkipConfig:
+    indices: List[int]
+    fqn: str = "auto"
+    skip_attention: bool = True
+    skip_attention_scores: bool = False
+    skip_ff: bool = True
+    dropout: float = 1.0
+
+    def __post_init__(self):
+        if not (0 <= self.dropout <= 1):
+            raise ValueError(f"Expected `dropout` to be between 0.0 and 1.0, but got {self.dropout}.")
+        if not np.isclose(self.dropout, 1.0) and self.skip_attention_scores:
+            raise ValueError("Cannot set `skip_attention_scores` to True when `dropout` is not 1.0. Please set `dropout` to 1.0.")
+
+    def to_dict(self):
+        return dict(indices=list(self.indices), fqn=self.fqn, skip_attention=self.skip_attention,
+                    skip_attention_scores=self.skip_attention_scores, skip_ff=self.skip_ff, dropout=self.dropout)
+
+    @staticmethod
+    def from_dict(data):
+        return LayerSkipConfig(**data)
+
+
+def _apply(fn_name, module, config):
+    c, keep = config._c(module)
+    hooked = ctypes.c_int64()
+    check(getattr(lib, fn_name)(module._handle, ctypes.byref(c), ctypes.byref(hooked)))
+    module._cache_keepalive = getattr(module, "_cache_keepalive", []) + [(c, keep)]
+    return hooked.value
+
+
+def apply_first_block_cache(module, config):
+    return _apply("da_model_apply_first_block_cache", module, config)
+
+
+def apply_faster_cache(module, config):
+    return _apply("da_model_apply_faster_cache", module, config)
+
+
+def apply_taylorseer_cache(module, config):
+    return _apply("da_model_apply_taylorseer_cache", module, config)
+
+
+def apply_mag_cache(module, config):
+    return _apply("da_model_apply_mag_cache", module, config)
+
+
+def apply_teacache(module, config):
+    return _apply("da_model_apply_teacache", module, config)
+
+
+def apply_layer_skip(module, config, name=None):
+    """`apply_layer_skip(module, config)`; `config.fqn` is written back when it was "auto"."""
+    if config.skip_attention and config.skip_attention_scores:
+        raise ValueError("Cannot set both `skip_attention` and `skip_attention_scores` to True. Please choose one.")
+    c = LayerSkipCConfig()
+    check(lib.da_layer_skip_config_init(ctypes.byref(c), ctypes.sizeof(c)))
+    idx = (ctypes.c_int64 * max(len(config.indices), 1))(*[int(i) for i in config.indices])
+    c.indices, c.num_indices = ctypes.cast(idx, ctypes.POINTER(ctypes.c_int64)), len(config.indices)
+    c.fqn = config.fqn.encode()
+    c.skip_attention, c.skip_attention_scores = int(bool(config.skip_attention)), int(bool(config.skip_attention_scores))
+    c.skip_ff, c.dropout = int(bool(config.skip_ff)), float(config.dropout)
+    c.name = None if name is None else name.encode()
+    hooked = ctypes.c_int64()
+    check(lib.da_model_apply_layer_skip(module._handle, ctypes.byref(c), ctypes.byref(hooked)))
+    if config.fqn == "auto":
+        config.fqn = module._auto_block_list()
+    return hooked.value
+
+
+def _c_config_for_enable(module, config):
+    """(kind, struct, keepalive) for `enable_cache`."""
+    name = type(config).__name__
+    if name not in KINDS:
+        raise ValueError(f"Cache config {type(config)} is not supported.")
+    if name == "PyramidAttentionBroadcastConfig":
+        from .hooks import _pab_c_config
+        if config.current_timestep_callback is None:
+            raise ValueError("The `current_timestep_callback` function must be provided in the configuration to apply "
+                             "Pyramid Attention Broadcast.")
+        c, keep = _pab_c_config(config)
+    else:
+        c, keep = config._c(module)
+    return KINDS[name], c, keep
