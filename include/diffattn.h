@@ -937,7 +937,7 @@ da_status da_model_enable_group_offload(da_model model, const char *onload_devic
  * the patterns are stored as `storage_dtype` (half the memory; round to nearest even) and widened
  * to float32 inside the projection GEMM. Patterns are regular expressions searched in the layer
  * name ("to_q"; in a model the full path, "transformer_blocks.0.attn.to_q"). skip_patterns NULL
- * means diffusers' defaults: "pos_embed", "patch_embed", "norm", "^proj_in$", "^proj_out$";
+ * (with skip_count 0) means diffusers' defaults: "pos_embed", "patch_embed", "norm", "^proj_in$", "^proj_out$";
  * otherwise `skip_count` strings (0 = cast every Linear layer). Later weight loads are stored in
  * the same format. Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT (format, NULL string,
  * bad pattern), DA_ERR_STATE (group offloading enabled). Must not overlap other calls on the handle. */

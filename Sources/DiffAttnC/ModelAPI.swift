@@ -226,9 +226,7 @@ private func castingArguments(_ storage: Int32, _ patterns: UnsafePointer<Unsafe
     guard let format = LinearWeightFormat(rawValue: Int(storage)) else {
         throw DiffAttnError.argument("storage_dtype must be DA_STORAGE_FLOAT32, DA_STORAGE_BFLOAT16 or DA_STORAGE_FLOAT16, got \(storage)")
     }
-    guard let patterns else { return (format, LayerwiseCasting.defaultSkipModulesPattern) }
-    guard count >= 0, count <= 1 << 16 else { throw DiffAttnError.argument("skip_count \(count) is out of range") }
-    return (format, try (0..<count).map { try cString(patterns[$0], "skip_patterns[\($0)]") })
+    return (format, try stringList(patterns, Int64(count), "skip_patterns") ?? LayerwiseCasting.defaultSkipModulesPattern)
 }
 
 @_cdecl("da_attention_enable_layerwise_casting")

@@ -1,6 +1,6 @@
 """ctypes declarations of the model and pipeline section of include/diffattn.h."""
 
-from ctypes import POINTER, Structure, c_char_p, c_int32, c_int64, c_uint32, c_void_p
+from ctypes import POINTER, Structure, c_char_p, c_int32, c_int64, c_size_t, c_uint32, c_void_p
 
 from ._lib import DLTensor, ProcessorConfig, WeightInfo, lib
 
@@ -21,7 +21,7 @@ _PSTR = POINTER(c_char_p)
 _SIGNATURES = {
     "da_model_create": (_S, [c_char_p, c_char_p, POINTER(_H)]),
     "da_model_destroy": (None, [_H]),
-    "da_model_enable_layerwise_casting": (_S, [_H, c_int32, POINTER(c_char_p), ctypes.c_size_t]),
+    "da_model_enable_layerwise_casting": (_S, [_H, c_int32, POINTER(c_char_p), c_size_t]),
     "da_model_class_name": (_S, [_H, _PSTR]),
     "da_model_attn_processor_count": (_S, [_H, POINTER(c_int64)]),
     "da_model_attn_processor_name": (_S, [_H, c_int64, _PSTR]),
