@@ -9,17 +9,12 @@ func runBenchmark(quick: Bool) {
     print("diffattn bench — \(threads) thread(s), kernel path \(KernelPath.selected.name), cpu \(CPUFeatures.current.summary)")
     print("")
 
-    // FMA peak: every thread runs the probe of each ISA build.
+    // FMA peak: every thread runs the probe of each ISA build (again at the end: on a shared host
+    // the first measurement can be depressed, and the fractions are only as good as the peak).
     var fmaPeak = 0.0
-    let sink = UnsafeMutableBufferPointer<Float>.allocate(capacity: Parallel.maxThreads)
-    defer { sink.deallocate() }
     print("\(pad("peak", 26, right: true))\(pad("GFLOP/s", 10))")
     for path in KernelPath.allCases.reversed() where path.isSupported {
-        let iterations = quick ? 2_000_000 : 8_000_000
-        let seconds = bestTime(repeats: 5) {
-            Parallel.forEach(threads) { t in sink[t] = fmaThroughputProbe(path: path, iterations: iterations, seed: Float(t)) }
-        }
-        let gflops = Double(threads * iterations * fmaProbeFlopsPerIteration) / seconds / 1e9
+        let gflops = measureFMAPeak(path: path, quick: quick)
         if path == KernelPath.selected { fmaPeak = gflops }
         print("\(pad("FMA loop (\(path.name))", 26, right: true))\(pad(fixed(gflops, 1), 10))")
     }
@@ -60,7 +55,7 @@ func runBenchmark(quick: Bool) {
 
     // The same kernels with masks and causality, (2,10,4096,64) flash; causal counts its dense flops.
     print(pad("flash (2,10,4096,64)", 29, right: true) + pad("ms", 10) + pad("GFLOP/s", 10) + pad("/FMA", 8))
-    for variant in [AttentionVariant.paddingMask, .fullMask, .causal] {
+    for variant in [AttentionVariant.paddingMask, .fullMask, .causal] {   // causal: dense flops, half computed
         let seconds = timeAttention(batch: 2, heads: 10, length: 4096, depth: 64, algorithm: .flash,
                                     repeats: quick ? 1 : 3, warmUp: !quick, variant: variant)
         let gflops = 4 * 20 * 4096.0 * 4096.0 * 64 / seconds / 1e9
@@ -87,6 +82,21 @@ func runBenchmark(quick: Bool) {
         print(pad("N = \(length)", 30, right: true) + pad(megabytes(peaks[0]), 14) + pad(megabytes(peaks[1]), 14)
               + pad(megabytes(length * length * 4), 14))
     }
+    let again = measureFMAPeak(path: KernelPath.selected, quick: quick)
+    print("\nFMA peak re-measured at the end: \(fixed(again, 1)) GFLOP/s (fractions above use \(fixed(fmaPeak, 1)));"
+          + " a large difference means the host was busy — rerun when it is quiet")
+}
+
+/// Best FMA-loop throughput of `path` over every thread, GFLOP/s.
+func measureFMAPeak(path: KernelPath, quick: Bool) -> Double {
+    let threads = Parallel.threadCount
+    let sink = UnsafeMutableBufferPointer<Float>.allocate(capacity: Parallel.maxThreads)
+    defer { sink.deallocate() }
+    let iterations = quick ? 2_000_000 : 8_000_000
+    let seconds = bestTime(repeats: quick ? 5 : 10) {
+        Parallel.forEach(threads) { t in sink[t] = fmaThroughputProbe(path: path, iterations: iterations, seed: Float(t)) }
+    }
+    return Double(threads * iterations * fmaProbeFlopsPerIteration) / seconds / 1e9
 }
 
 func randomBuffer(_ count: Int, seed: UInt64) -> UnsafeMutableBufferPointer<Float> {
