@@ -9,47 +9,25 @@ public enum LinearGeometry {
     public static let panel = 192
     public static let depthChunk = 64
     /// Scratch floats one task needs: the packed chunk, the accumulator panel (plus 6 spare rows for
-    /// a partial group) and a widened weight panel.
-    public static let scratchFloats = depthChunk * lanes + (panel + 6) * lanes + panel * depthChunk
+    /// a partial group and 6 for a chunk's partial sums) and a widened weight panel.
+    public static let scratchFloats = depthChunk * lanes + (panel + 12) * lanes + panel * depthChunk
 }
 
 /// Weight storage of a linear layer: float32, or 16-bit (bf16 / fp16) widened chunk by chunk.
 public enum LinearWeightFormat: Int, Sendable { case float32 = 0, bfloat16 = 1, float16 = 2 }
 
-/// `st[r][lanes] += Σ_d xt[d][lanes] · w_r[d]` for 6 weight rows (offsets `o`, unit channel stride).
+/// `st[r][lanes] += Σ_d xt[d][lanes] · w_r[d]` for 6 weight rows (offsets `o`): the attention score
+/// kernel (MicroKernels.swift) into `partial`, then added to the running sums.
 @_transparent
 public func linearKernelWide(xt: UnsafePointer<Float>, depth: Int, w: UnsafePointer<Float>,
-                             _ o: (Int, Int, Int, Int, Int, Int), st: UnsafeMutablePointer<Float>, _ fused: Bool) {
-    let w0 = w + o.0, w1 = w + o.1, w2 = w + o.2, w3 = w + o.3, w4 = w + o.4, w5 = w + o.5
-    var a00 = loadLanes(st + 0), a01 = loadLanes(st + 16), a02 = loadLanes(st + 32), a03 = loadLanes(st + 48)
-    var a10 = loadLanes(st + 64), a11 = loadLanes(st + 80), a12 = loadLanes(st + 96), a13 = loadLanes(st + 112)
-    var a20 = loadLanes(st + 128), a21 = loadLanes(st + 144), a22 = loadLanes(st + 160), a23 = loadLanes(st + 176)
-    var a30 = loadLanes(st + 192), a31 = loadLanes(st + 208), a32 = loadLanes(st + 224), a33 = loadLanes(st + 240)
-    var a40 = loadLanes(st + 256), a41 = loadLanes(st + 272), a42 = loadLanes(st + 288), a43 = loadLanes(st + 304)
-    var a50 = loadLanes(st + 320), a51 = loadLanes(st + 336), a52 = loadLanes(st + 352), a53 = loadLanes(st + 368)
-    var q = xt
-    for c in 0..<depth {
-        let q0 = loadLanes(q + 0), q1 = loadLanes(q + 16), q2 = loadLanes(q + 32), q3 = loadLanes(q + 48)
-        let b0 = Float16Lanes(repeating: w0[c])
-        a00 = multiplyAdd(a00, q0, b0, fused); a01 = multiplyAdd(a01, q1, b0, fused); a02 = multiplyAdd(a02, q2, b0, fused); a03 = multiplyAdd(a03, q3, b0, fused)
-        let b1 = Float16Lanes(repeating: w1[c])
-        a10 = multiplyAdd(a10, q0, b1, fused); a11 = multiplyAdd(a11, q1, b1, fused); a12 = multiplyAdd(a12, q2, b1, fused); a13 = multiplyAdd(a13, q3, b1, fused)
-        let b2 = Float16Lanes(repeating: w2[c])
-        a20 = multiplyAdd(a20, q0, b2, fused); a21 = multiplyAdd(a21, q1, b2, fused); a22 = multiplyAdd(a22, q2, b2, fused); a23 = multiplyAdd(a23, q3, b2, fused)
-        let b3 = Float16Lanes(repeating: w3[c])
-        a30 = multiplyAdd(a30, q0, b3, fused); a31 = multiplyAdd(a31, q1, b3, fused); a32 = multiplyAdd(a32, q2, b3, fused); a33 = multiplyAdd(a33, q3, b3, fused)
-        let b4 = Float16Lanes(repeating: w4[c])
-        a40 = multiplyAdd(a40, q0, b4, fused); a41 = multiplyAdd(a41, q1, b4, fused); a42 = multiplyAdd(a42, q2, b4, fused); a43 = multiplyAdd(a43, q3, b4, fused)
-        let b5 = Float16Lanes(repeating: w5[c])
-        a50 = multiplyAdd(a50, q0, b5, fused); a51 = multiplyAdd(a51, q1, b5, fused); a52 = multiplyAdd(a52, q2, b5, fused); a53 = multiplyAdd(a53, q3, b5, fused)
-        q += 64
+                             _ o: (Int, Int, Int, Int, Int, Int), st: UnsafeMutablePointer<Float>,
+                             partial: UnsafeMutablePointer<Float>, _ fused: Bool) {
+    scoreKernelWide(qt: xt, depth: depth, key: w, rowOffsets: o, channelStride: 1, st: partial, fused)
+    var i = 0
+    while i < 6 * 64 {
+        storeLanes(st + i, loadLanes(st + i) + loadLanes(partial + i))
+        i += 16
     }
-    storeLanes(st + 0, a00); storeLanes(st + 16, a01); storeLanes(st + 32, a02); storeLanes(st + 48, a03)
-    storeLanes(st + 64, a10); storeLanes(st + 80, a11); storeLanes(st + 96, a12); storeLanes(st + 112, a13)
-    storeLanes(st + 128, a20); storeLanes(st + 144, a21); storeLanes(st + 160, a22); storeLanes(st + 176, a23)
-    storeLanes(st + 192, a30); storeLanes(st + 208, a31); storeLanes(st + 224, a32); storeLanes(st + 240, a33)
-    storeLanes(st + 256, a40); storeLanes(st + 272, a41); storeLanes(st + 288, a42); storeLanes(st + 304, a43)
-    storeLanes(st + 320, a50); storeLanes(st + 336, a51); storeLanes(st + 352, a52); storeLanes(st + 368, a53)
 }
 
 /// One task of the linear layer: rows `r0 ..< r0+rows` (≤ 64) × outputs `o0 ..< o0+cols` (≤ panel).
@@ -61,7 +39,7 @@ public func linearBlockBody(x: UnsafePointer<Float>, rows: Int, inFeatures k: In
                             scratch: UnsafeMutablePointer<Float>, _ fused: Bool) {
     let lanes = LinearGeometry.lanes, chunk = LinearGeometry.depthChunk
     let xt = scratch, acc = scratch + chunk * lanes, spare = acc + LinearGeometry.panel * lanes
-    let wide = spare + 6 * lanes
+    let partial = spare + 6 * lanes, wide = partial + 6 * lanes
     for o in 0..<cols {
         storeLanesRepeated(acc + o * lanes, bias.map { $0[o0 + o] } ?? 0)
     }
@@ -88,10 +66,10 @@ public func linearBlockBody(x: UnsafePointer<Float>, rows: Int, inFeatures k: In
             let offs = (g * ws, min(g + 1, last) * ws, min(g + 2, last) * ws,
                         min(g + 3, last) * ws, min(g + 4, last) * ws, min(g + 5, last) * ws)
             if g + 6 <= cols {
-                linearKernelWide(xt: xt, depth: depth, w: w, offs, st: acc + g * lanes, fused)
+                linearKernelWide(xt: xt, depth: depth, w: w, offs, st: acc + g * lanes, partial: partial, fused)
             } else {   // a partial group works on spare rows, so clamped rows never touch real ones
                 for j in 0..<6 { (spare + j * lanes).update(from: acc + min(g + j, last) * lanes, count: lanes) }
-                linearKernelWide(xt: xt, depth: depth, w: w, offs, st: spare, fused)
+                linearKernelWide(xt: xt, depth: depth, w: w, offs, st: spare, partial: partial, fused)
                 for j in 0..<(cols - g) { (acc + (g + j) * lanes).update(from: spare + j * lanes, count: lanes) }
             }
             g += 6

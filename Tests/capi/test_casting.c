@@ -9,10 +9,8 @@ void test_casting(void) {
     da_attention_config c;
     da_attention_config_init(&c, sizeof c);
     c.query_dim = 32;
-    c.heads = 2;
-    c.dim_head = 16;
-    da_attention a = NULL;
-    EXPECT_ST(da_attention_create(&c, &a), DA_OK);
+    da_attention a = make_attention(&c, 5);
+    if (a == NULL) return;
     EXPECT_ERR(da_attention_enable_layerwise_casting(a, 7, NULL, 0), DA_ERR_INVALID_ARGUMENT, "storage_dtype");
     EXPECT_ERR(da_attention_enable_layerwise_casting(NULL, DA_STORAGE_BFLOAT16, NULL, 0), DA_ERR_INVALID_HANDLE, NULL);
     const char *bad[] = {"("};
