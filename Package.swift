@@ -27,7 +27,7 @@ let package = Package(
         // Kernel ISA split (DESIGN.md "Kernels"): bodies written once as inlined SIMD16 code, compiled
         // per ISA by thin targets with their own -target-cpu; DiffAttnKernels picks one from cpuid.
         .target(name: "CDiffAttnCPUID", path: "Sources/CDiffAttnCPUID"),
-        .target(name: "DiffAttnKernelBodies", swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "DiffAttnKernelBodies", dependencies: ["CDiffAttnCPUID"], swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "DiffAttnKernelsAVX512", dependencies: ["DiffAttnKernelBodies"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked", "-target-cpu", "skylake-avx512"])]),
         .target(name: "DiffAttnKernelsAVX2", dependencies: ["DiffAttnKernelBodies"],

@@ -1,3 +1,5 @@
+import CDiffAttnCPUID
+
 // The steps of `attentionTileBody`, one function each; all inline into the ISA entry points.
 
 @_transparent
@@ -46,6 +48,10 @@
         } else if let additive = t.additiveMask {
             let row = additive + lane * t.maskTokenStride + blockStart * mc
             for j in 0..<count { tile[j * lanes + lane] = row[j * mc] * multiplier }
+            if lane == 0 && mc == 1 && blockStart + 2 * count <= t.keyLength {
+                // The next block's rows, while this one computes (64 rows outrun the hardware prefetcher).
+                diffattn_prefetch_rows(row + count, t.maskTokenStride, t.rows, count)
+            }
         } else if let boolean = t.booleanMask {
             let row = boolean + lane * t.maskTokenStride + blockStart * mc
             for j in 0..<count { tile[j * lanes + lane] = row[j * mc] != 0 ? 0 : -.infinity }
