@@ -6,8 +6,8 @@
 
 public enum LinearGeometry {
     public static let lanes = 64
-    public static let panel = 192
-    public static let depthChunk = 64
+    public static let panel = 384
+    public static let depthChunk = 128
     /// Scratch floats one task needs: the packed chunk, the accumulator panel (plus 6 spare rows for
     /// a partial group and 6 for a chunk's partial sums) and a widened weight panel.
     public static let scratchFloats = depthChunk * lanes + (panel + 12) * lanes + panel * depthChunk
