@@ -13,8 +13,12 @@ enum WeightBudget {
         return key
     }()
 
-    /// Physical memory, the ceiling for one model's weights.
-    static var physicalBytes: Int { Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE))) }
+    /// The ceiling for one model's weights: physical memory, or `DIFFATTN_MAX_WEIGHT_BYTES` when a
+    /// host (or a fuzzer) wants a smaller one.
+    static var physicalBytes: Int {
+        if let text = getenv("DIFFATTN_MAX_WEIGHT_BYTES").map({ String(cString: $0) }), let n = Int(text), n > 0 { return n }
+        return Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
 
     /// Builds twice: a dry run that only counts (and throws past `bytes`), then the real build.
     static func build<R>(within bytes: Int, _ make: () throws -> R) throws -> R {
@@ -30,7 +34,7 @@ enum WeightBudget {
         guard let slot = current, slot.pointee.dryRun else { return }
         let (bytes, overflow) = weights.multipliedReportingOverflow(by: MemoryLayout<Float>.size)
         guard !overflow, bytes <= slot.pointee.remainingBytes else {
-            throw DiffAttnError(.outOfMemory, "this model's weights would need more than the machine's \(physicalBytes >> 20) MiB of memory; its config is too large to build here")
+            throw DiffAttnError(.outOfMemory, "this model's weights would need more than \(physicalBytes >> 20) MiB (the machine's memory, or DIFFATTN_MAX_WEIGHT_BYTES); its config is too large to build here")
         }
         slot.pointee.remainingBytes -= bytes
     }
