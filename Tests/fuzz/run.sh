@@ -27,6 +27,9 @@ BIN="$SCRATCH/bin"
 CLANG="${FUZZ_CC:-$(dirname "$(command -v "$SWIFT")")/clang}"
 [ -x "$CLANG" ] || CLANG=clang
 export ASAN_OPTIONS="${ASAN_OPTIONS:-allocator_may_return_null=1:detect_leaks=1}"
+# A model config may legitimately ask for gigabytes of weights; cap one model at 256 MiB so that the
+# fuzzer explores configs instead of allocations (the library refuses larger ones with a message).
+export DIFFATTN_MAX_WEIGHT_BYTES="${DIFFATTN_MAX_WEIGHT_BYTES:-268435456}"
 
 targets() {
     for f in "$HERE"/fuzz_*.c; do
