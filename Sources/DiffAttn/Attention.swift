@@ -17,7 +17,9 @@ public final class Attention: @unchecked Sendable {
         try Attention.validateModule(config)
         self.config = config
         self.derived = DerivedAttributes(config)
-        self.parameters = config.moduleClass == .attention ? Attention.makeParameters(config, derived)
+        // A model's dry run (WeightBudget) counts the weights without creating them.
+        self.parameters = WeightBudget.isDryRun ? ParameterTable(seed: 0)
+            : config.moduleClass == .attention ? Attention.makeParameters(config, derived)
             : Attention.makeModuleParameters(config, derived)
         self.processor = Attention.defaultProcessor(config)
         if let explicit = config.processor { try setProcessor(explicit) }
@@ -118,6 +120,7 @@ public final class Attention: @unchecked Sendable {
                 throw DiffAttnError(.outOfMemory, "this Attention would hold more than 2^30 weights (e.g. \(describe(m)) for one layer); its sizes are absurd")
             }
         }
+        try WeightBudget.spend(weights: total)
     }
 
     /// The state dict in diffusers' registration order (spec §2.3, §2.8).

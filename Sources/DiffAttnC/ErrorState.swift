@@ -1,7 +1,6 @@
 import CDiffAttnHeader
 import DiffAttn
 import Glibc
-import Synchronization
 
 // The thread-local message behind `da_last_error()`: one heap buffer per thread, kept in a
 // pthread key so that it outlives the call that set it and is freed when the thread ends.
@@ -80,7 +79,7 @@ func staticCString(_ s: String) -> UnsafePointer<CChar> {
     return UnsafePointer(p)
 }
 
-private let interned = Mutex([String: UnsafePointer<CChar>]())
+private let interned = Locked([String: UnsafePointer<CChar>]())
 
 /// A C string for `s` that stays valid for the life of the process. Used for weight names, a
 /// small closed set, so the table stays small.

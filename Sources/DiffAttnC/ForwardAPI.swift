@@ -102,8 +102,8 @@ public func da_attention_prepare_attention_mask(_ attention: OpaquePointer?, _ m
                                                 _ targetLength: Int64, _ batchSize: Int64, _ outDim: Int32,
                                                 _ out: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
         try deliver({
+            let a = try attentionHandles.lookup(attention, argument: "attention")
             guard let m = try readMask(mask, "mask") else { throw DiffAttnError.argument("mask is NULL (None gives None; no call is needed)") }
             guard targetLength >= 0, targetLength <= 1 << 24, batchSize >= 0, batchSize <= 1 << 24 else {
                 throw DiffAttnError.argument("target_length and batch_size must be in 0...\(1 << 24), got \(targetLength) and \(batchSize)")
@@ -119,8 +119,9 @@ public func da_attention_prepare_attention_mask(_ attention: OpaquePointer?, _ m
 public func da_attention_head_to_batch_dim(_ attention: OpaquePointer?, _ tensor: UnsafePointer<DLTensor>?, _ outDim: Int32,
                                            _ out: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
-        try deliver({ try makeManaged(try a.headToBatchDim(try readTensor(tensor, "tensor"), outDim: Int(outDim))) }, to: out)
+        try deliver({
+            let a = try attentionHandles.lookup(attention, argument: "attention")
+            return try makeManaged(try a.headToBatchDim(try readTensor(tensor, "tensor"), outDim: Int(outDim))) }, to: out)
     }
 }
 
@@ -128,8 +129,9 @@ public func da_attention_head_to_batch_dim(_ attention: OpaquePointer?, _ tensor
 public func da_attention_batch_to_head_dim(_ attention: OpaquePointer?, _ tensor: UnsafePointer<DLTensor>?,
                                            _ out: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
-        try deliver({ try makeManaged(try a.batchToHeadDim(try readTensor(tensor, "tensor"))) }, to: out)
+        try deliver({
+            let a = try attentionHandles.lookup(attention, argument: "attention")
+            return try makeManaged(try a.batchToHeadDim(try readTensor(tensor, "tensor"))) }, to: out)
     }
 }
 
@@ -138,8 +140,8 @@ public func da_attention_get_attention_scores(_ attention: OpaquePointer?, _ que
                                               _ key: UnsafePointer<DLTensor>?, _ mask: UnsafePointer<DLTensor>?,
                                               _ out: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
         try deliver({
+            let a = try attentionHandles.lookup(attention, argument: "attention")
             let q = try readTensor(query, "query"), k = try readTensor(key, "key")
             return try makeManaged(try a.getAttentionScores(query: q, key: k, mask: try readMask(mask, "attention_mask")))
         }, to: out)
@@ -150,8 +152,9 @@ public func da_attention_get_attention_scores(_ attention: OpaquePointer?, _ que
 public func da_attention_norm_encoder_hidden_states(_ attention: OpaquePointer?, _ e: UnsafePointer<DLTensor>?,
                                                     _ out: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
-        try deliver({ try makeManaged(try a.normEncoderHiddenStates(try readTensor(e, "encoder_hidden_states"))) }, to: out)
+        try deliver({
+            let a = try attentionHandles.lookup(attention, argument: "attention")
+            return try makeManaged(try a.normEncoderHiddenStates(try readTensor(e, "encoder_hidden_states"))) }, to: out)
     }
 }
 

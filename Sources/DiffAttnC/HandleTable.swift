@@ -1,5 +1,4 @@
 import DiffAttn
-import Synchronization
 
 /// Maps opaque C handles to Swift objects. A handle encodes a slot index and that slot's
 /// generation, so a destroyed handle (whose slot's generation has moved on), a handle of another
@@ -15,7 +14,7 @@ final class HandleTable<Object: AnyObject & Sendable>: Sendable {
         var slots: [Slot] = []
         var free: [Int] = []
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Distinguishes handle kinds: a `da_attention` is never mistaken for another kind's handle.
     private let tag: UInt64
     let kindName: String

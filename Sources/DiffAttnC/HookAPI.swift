@@ -1,7 +1,6 @@
 import CDiffAttnHeader
 import DiffAttn
 import DiffAttnKernels
-import Synchronization
 
 // Thunks for hooks: user hooks from C, registries, step bracketing. No logic beyond the calls.
 
@@ -100,7 +99,7 @@ final class HookBox: Sendable { let hook: CHook; init(_ h: CHook) { hook = h } }
 
 let hookHandles = HandleTable<HookBox>(tag: 0xA4, kindName: "da_hook")
 let registryHandles = HandleTable<HookRegistry>(tag: 0xA5, kindName: "da_hook_registry")
-private let lentRegistries = Mutex([ObjectIdentifier: OpaquePointer]())
+private let lentRegistries = Locked([ObjectIdentifier: OpaquePointer]())
 
 /// The borrowed handle of a registry (one per registry, removed when its owner goes).
 func registryHandle(_ r: HookRegistry) -> OpaquePointer {

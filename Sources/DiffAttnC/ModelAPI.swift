@@ -1,14 +1,13 @@
 import CDiffAttnHeader
 import DiffAttn
 import DiffAttnKernels
-import Synchronization
 
 // Thunks for da_model: parse, validate, call, translate the error. No math here.
 
 /// A model plus the da_attention handles it has lent out (one per path, removed on destroy).
 final class ModelBox: Sendable {
     let model: Model
-    private let lent = Mutex([String: OpaquePointer]())
+    private let lent = Locked([String: OpaquePointer]())
 
     init(_ model: Model) { self.model = model }
 

@@ -102,7 +102,8 @@ private final class WorkerPool: @unchecked Sendable {
             pthread_mutex_lock(lock)
             while generation == seen { pthread_cond_wait(wake, lock) }
             seen = generation
-            let job = self.job, count = self.count, joins = index <= helpers
+            // Read under the lock: the next `run` rewrites these.
+            let job = self.job, count = self.count, helpers = self.helpers, joins = index <= helpers
             pthread_mutex_unlock(lock)
             guard joins, let job else { continue }
             work(job, count: count, worker: index)

@@ -30,7 +30,7 @@ void test_dit(void) {
 
     da_attention a = flux_module(24, 7);
     if (!a) return;
-    float *x = alloc_floats(2 * 7 * 32), *e = alloc_floats(2 * 5 * 24);
+    float *x = alloc_floats(2 * 8 * 32) /* also holds the (1, 32, 3, 5) Sana input below */, *e = alloc_floats(2 * 5 * 24);
     fill_det(x, 2 * 7 * 32, 1, 1.0f);
     fill_det(e, 2 * 5 * 24, 2, 1.0f);
     tensor_t tx, te;

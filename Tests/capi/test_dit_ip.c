@@ -45,7 +45,7 @@ static void sd3_ip(void) {
     }
     CHECK(found, "processor.norm_ip.linear.weight is (2·ip_hidden_states_dim, timesteps_emb_dim)");
 
-    float *x = alloc_floats(2 * 7 * 32), *e = alloc_floats(2 * 5 * 24), *ip = alloc_floats(2 * 3 * 20), *t = alloc_floats(2 * 12);
+    float *x = alloc_floats(2 * 7 * 32), *e = alloc_floats(2 * 5 * 24), *ip = alloc_floats(2 * 3 * 20), *t = alloc_floats(2 * 13);  /* also the (2, 13) temb */
     fill_det(x, 2 * 7 * 32, 1, 1.0f);
     fill_det(e, 2 * 5 * 24, 2, 1.0f);
     fill_det(ip, 2 * 3 * 20, 3, 1.0f);

@@ -30,7 +30,7 @@ public final class Model: @unchecked Sendable {
     public init(_ modelClass: ModelClass, _ config: ModelConfig) throws {
         self.modelClass = modelClass
         self.config = config
-        root = try modelClass.build(config)
+        root = try WeightBudget.build(within: WeightBudget.physicalBytes) { try modelClass.build(config) }
         var paths: [String] = []
         var byPath: [String: ModuleNode] = [:]
         root.walk { path, node in
