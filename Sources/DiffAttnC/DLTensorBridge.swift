@@ -99,12 +99,14 @@ func forEachOffset(_ g: TensorGeometry, _ body: (Int, Int) -> Void) {
 /// Copies a float32 DLTensor into a dense Tensor.
 func readTensor(_ p: UnsafePointer<DLTensor>?, _ name: String) throws -> Tensor {
     let g = try geometry(p, name)
-    var out = Tensor(shape: g.shape, repeating: 0)
-    guard let base = g.base?.assumingMemoryBound(to: Float.self) else { return out }
-    out.storage.withUnsafeMutableBufferPointer { dst in
-        forEachOffset(g) { i, off in dst[i] = base[off] }
+    guard let base = g.base?.assumingMemoryBound(to: Float.self) else { return Tensor(shape: g.shape, repeating: 0) }
+    return Tensor(shape: g.shape) { dst in
+        if g.strides == contiguousStrides(g.shape) {   // the usual case: one copy, no index walk
+            dst.update(from: base, count: g.count)
+        } else {
+            forEachOffset(g) { i, off in dst[i] = base[off] }
+        }
     }
-    return out
 }
 
 /// Reads an optional tensor (NULL = None).
@@ -131,7 +133,11 @@ func writeTensor(_ value: Tensor, into p: UnsafeMutablePointer<DLTensor>?, _ nam
     let g = try checkedOutput(p, name, shape: value.shape)
     guard let base = g.base?.assumingMemoryBound(to: Float.self) else { return }
     value.storage.withUnsafeBufferPointer { src in
-        forEachOffset(g) { i, off in base[off] = src[i] }
+        if g.strides == contiguousStrides(g.shape) {
+            if g.count > 0 { base.update(from: src.baseAddress!, count: g.count) }
+        } else {
+            forEachOffset(g) { i, off in base[off] = src[i] }
+        }
     }
 }
 
