@@ -855,26 +855,11 @@ def main(argv=None):
 
     g = Gen()
     build_grid(g)
-    import torch
-    import diffusers
-
-    counts = {}
-    for c in g.cases:
-        counts[c["category"]] = counts.get(c["category"], 0) + 1
-    index = {
-        "format": "diffattn-golden",
-        "format_version": 1,
-        "generator": "Tests/Fixtures/gen_classic.py",
-        "versions": {"diffusers": diffusers.__version__, "torch": torch.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},
-        "reference": "diffusers.models.attention_processor (Attention, every classic processor, SpatialNorm) on CPU, "
-                     "float32, eval mode; hardware back ends emulated as listed in 'emulation' and per case in "
-                     "'emulated'",
-        "tolerance": {"rtol": 2e-4},
-        "emulation": EMULATION,
-        "counts": dict(sorted(counts.items())),
-        "cases": g.cases,
-    }
+    index = G.golden_index(
+        g.cases, "Tests/Fixtures/gen_classic.py",
+        "diffusers.models.attention_processor (Attention, every classic processor, SpatialNorm) on CPU, "
+        "float32, eval mode; hardware back ends emulated as listed in 'emulation' and per case in 'emulated'",
+        emulation=EMULATION)
     blobs = {f: G.write_npz(st.arrays) for f, st in g.files.items()}
     blobs["index.json"] = G.dump_index(index).encode()
 

@@ -705,6 +705,30 @@ def dump_index(index):
     return text + ',\n "cases": [\n  ' + ",\n  ".join(lines) + "\n ]\n}\n"
 
 
+def golden_index(cases, generator, reference, **extra):
+    """The index.json of a golden set: format, the versions that made it, tolerance, any `extra`
+    fields, the case count per category, then the cases (key order kept for byte-identical files)."""
+    import diffusers
+    import torch
+
+    counts = {}
+    for c in cases:
+        counts[c["category"]] = counts.get(c["category"], 0) + 1
+    index = {
+        "format": "diffattn-golden",
+        "format_version": 1,
+        "generator": generator,
+        "versions": {"diffusers": diffusers.__version__, "torch": torch.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+        "reference": reference,
+        "tolerance": {"rtol": 2e-4},
+    }
+    index.update(extra)
+    index["counts"] = dict(sorted(counts.items()))
+    index["cases"] = cases
+    return index
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true", help="regenerate in memory and compare with the files on disk")
@@ -712,24 +736,9 @@ def main():
 
     g = Gen()
     build_grid(g)
-    import torch
-    import diffusers
-
-    counts = {}
-    for c in g.cases:
-        counts[c["category"]] = counts.get(c["category"], 0) + 1
-    index = {
-        "format": "diffattn-golden",
-        "format_version": 1,
-        "generator": "Tests/Fixtures/generate.py",
-        "versions": {"diffusers": diffusers.__version__, "torch": torch.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},
-        "reference": "diffusers.models.attention_processor.Attention and torch.nn.functional."
-                     "scaled_dot_product_attention on CPU, float32, module in eval mode",
-        "tolerance": {"rtol": 2e-4},
-        "counts": dict(sorted(counts.items())),
-        "cases": g.cases,
-    }
+    index = golden_index(g.cases, "Tests/Fixtures/generate.py",
+                         "diffusers.models.attention_processor.Attention and torch.nn.functional."
+                         "scaled_dot_product_attention on CPU, float32, module in eval mode")
     blobs = {f: write_npz(a) for f, a in g.files.items()}
     blobs["index.json"] = dump_index(index).encode()
 
