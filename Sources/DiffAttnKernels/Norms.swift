@@ -58,29 +58,34 @@ public func groupNorm(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float
                       eps: Float, weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?) {
     let perGroup = channels / groups
     let n = Double(perGroup * tokens)
-    for b in 0..<batch {
-        for g in 0..<groups {
-            let c0 = g * perGroup
-            var sum = 0.0
-            for c in c0..<(c0 + perGroup) {
-                for t in 0..<tokens { sum += Double(x[b * batchStride + t * tokenStride + c * channelStride]) }
+    // Visit a group's elements in memory order (channels innermost for token sequences, tokens
+    // innermost for channels-first images): the other order strides through memory.
+    let channelsInner = channelStride <= tokenStride
+    @inline(__always) func forEachElement(_ b: Int, _ c0: Int, _ body: (Int, Int) -> Void) {
+        if channelsInner {
+            for t in 0..<tokens {
+                let row = b * batchStride + t * tokenStride
+                for c in c0..<(c0 + perGroup) { body(row + c * channelStride, c) }
             }
-            let mean = sum / n
-            var sq = 0.0
+        } else {
             for c in c0..<(c0 + perGroup) {
-                for t in 0..<tokens {
-                    let d = Double(x[b * batchStride + t * tokenStride + c * channelStride]) - mean
-                    sq += d * d
-                }
+                let column = b * batchStride + c * channelStride
+                for t in 0..<tokens { body(column + t * tokenStride, c) }
             }
-            let inv = 1.0 / (sq / n + Double(eps)).squareRoot()
-            for c in c0..<(c0 + perGroup) {
-                let w = weight?[c] ?? 1, bb = bias?[c] ?? 0
-                for t in 0..<tokens {
-                    let i = b * batchStride + t * tokenStride + c * channelStride
-                    y[i] = Float((Double(x[i]) - mean) * inv) * w + bb
-                }
-            }
+        }
+    }
+    // One task per (sample, group): each is reduced by one thread in a fixed order, so results do
+    // not depend on the thread count.
+    Parallel.forEach(batch * groups) { task in
+        let b = task / groups, c0 = (task % groups) * perGroup
+        var sum = 0.0
+        forEachElement(b, c0) { i, _ in sum += Double(x[i]) }
+        let mean = sum / n
+        var sq = 0.0
+        forEachElement(b, c0) { i, _ in let d = Double(x[i]) - mean; sq += d * d }
+        let inv = 1.0 / (sq / n + Double(eps)).squareRoot()
+        forEachElement(b, c0) { i, c in
+            y[i] = Float((Double(x[i]) - mean) * inv) * (weight?[c] ?? 1) + (bias?[c] ?? 0)
         }
     }
 }
