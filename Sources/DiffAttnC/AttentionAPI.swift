@@ -171,17 +171,8 @@ public func da_attention_weight_info(_ attention: OpaquePointer?, _ index: Int64
     guarded {
         let a = try attentionHandles.lookup(attention, argument: "attention")
         let infoOut = try writableStruct(info, "info")
-        let specs = a.parameters.specs
-        guard index >= 0 && index < Int64(specs.count) else {
-            throw DiffAttnError.argument("index \(index) is out of range; the module has \(specs.count) weights")
-        }
-        let spec = specs[Int(index)]
-        infoOut.pointee.ndim = Int32(spec.shape.count)
-        infoOut.pointee.name = internedCString(spec.name)
-        withUnsafeMutableBytes(of: &infoOut.pointee.shape) { raw in
-            let dims = raw.bindMemory(to: Int64.self)
-            for i in 0..<Int(DA_MAX_NDIM) { dims[i] = i < spec.shape.count ? Int64(spec.shape[i]) : 0 }
-        }
+        let spec = try element(a.parameters.specs, at: index, "weights in this module")
+        try fillWeightInfo(infoOut, name: spec.name, shape: spec.shape)
     }
 }
 

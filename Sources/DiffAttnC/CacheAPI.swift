@@ -81,10 +81,7 @@ public func da_model_transformer_block_path(_ h: OpaquePointer?, _ index: Int64,
     guarded {
         let blocks = try model(h).transformerBlockPaths
         let out = try output(path, "path")
-        guard index >= 0, index < Int64(blocks.count) else {
-            throw DiffAttnError.argument("index \(index) is out of range; the model has \(blocks.count) transformer blocks")
-        }
-        out.pointee = internedCString(blocks[Int(index)])
+        out.pointee = internedCString(try element(blocks, at: index, "transformer blocks in this model"))
     }
 }
 

@@ -205,3 +205,23 @@ func cProcessor(_ s: ProcessorConfig, into p: inout da_processor_config) {
     p.head_dim = Int64(s.headDim ?? 0)
     p.timesteps_emb_dim = Int64(s.timestepsEmbDim)
 }
+
+/// `items[index]` for an index a caller passed, or an error saying how many there are
+/// (`what` names them: "weights", "transformer blocks", …).
+func element<T>(_ items: [T], at index: Int64, _ what: String) throws -> T {
+    guard index >= 0, index < Int64(items.count) else {
+        throw DiffAttnError.argument("index \(index) is out of range; there are \(items.count) \(what)")
+    }
+    return items[Int(index)]
+}
+
+/// Fills a caller's `da_weight_info` with one state-dict entry.
+func fillWeightInfo(_ info: UnsafeMutablePointer<da_weight_info>, name: String, shape: [Int]) throws {
+    guard shape.count <= Int(DA_MAX_NDIM) else { throw DiffAttnError.shape("weight '\(name)' has more than \(DA_MAX_NDIM) dimensions") }
+    info.pointee.ndim = Int32(shape.count)
+    info.pointee.name = internedCString(name)
+    withUnsafeMutableBytes(of: &info.pointee.shape) { raw in
+        let dims = raw.bindMemory(to: Int64.self)
+        for i in 0..<Int(DA_MAX_NDIM) { dims[i] = i < shape.count ? Int64(shape[i]) : 0 }
+    }
+}

@@ -192,10 +192,7 @@ public func da_hook_registry_hook_name(_ r: OpaquePointer?, _ index: Int64, _ na
     guarded {
         let names = try registry(r).hookNames
         let out = try output(name, "name")
-        guard index >= 0, index < Int64(names.count) else {
-            throw DiffAttnError.argument("index \(index) is out of range; the registry has \(names.count) hooks")
-        }
-        out.pointee = internedCString(names[Int(index)])
+        out.pointee = internedCString(try element(names, at: index, "hooks in this registry"))
     }
 }
 

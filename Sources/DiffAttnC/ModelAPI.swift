@@ -96,10 +96,7 @@ public func da_model_attn_processor_name(_ h: OpaquePointer?, _ index: Int64,
     guarded {
         let m = try model(h)
         let out = try output(name, "name")
-        guard index >= 0, index < Int64(m.attentionPaths.count) else {
-            throw DiffAttnError.argument("index \(index) is out of range; the model has \(m.attentionPaths.count) attention modules")
-        }
-        out.pointee = internedCString(m.attentionPaths[Int(index)] + ".processor")
+        out.pointee = internedCString(try element(m.attentionPaths, at: index, "attention modules in this model") + ".processor")
     }
 }
 
@@ -197,10 +194,7 @@ public func da_model_module_path(_ h: OpaquePointer?, _ kind: Int32, _ index: In
         let m = try model(h)
         let paths = m.modules(of: try moduleKind(kind))
         let out = try output(path, "path")
-        guard index >= 0, index < Int64(paths.count) else {
-            throw DiffAttnError.argument("index \(index) is out of range; the model has \(paths.count) modules of this kind")
-        }
-        out.pointee = internedCString(paths[Int(index)])
+        out.pointee = internedCString(try element(paths, at: index, "modules of this kind in this model"))
     }
 }
 

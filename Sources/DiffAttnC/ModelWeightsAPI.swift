@@ -64,17 +64,8 @@ public func da_model_weight_info(_ h: OpaquePointer?, _ index: Int64, _ info: Un
     guarded {
         let specs = try model(h).stateDictSpecs
         let info = try writableStruct(info, "info")
-        guard index >= 0, index < Int64(specs.count) else {
-            throw DiffAttnError.argument("index \(index) is out of range; the model holds \(specs.count) weights")
-        }
-        let (name, shape) = specs[Int(index)]
-        guard shape.count <= Int(DA_MAX_NDIM) else { throw DiffAttnError.shape("weight '\(name)' has more than \(DA_MAX_NDIM) dimensions") }
-        info.pointee.ndim = Int32(shape.count)
-        info.pointee.name = internedCString(name)
-        withUnsafeMutableBytes(of: &info.pointee.shape) { raw in
-            let dims = raw.bindMemory(to: Int64.self)
-            for i in 0..<Int(DA_MAX_NDIM) { dims[i] = i < shape.count ? Int64(shape[i]) : 0 }
-        }
+        let (name, shape) = try element(specs, at: index, "weights in this model")
+        try fillWeightInfo(info, name: name, shape: shape)
     }
 }
 
