@@ -1,5 +1,6 @@
 import CDiffAttnHeader
 import DiffAttn
+import DiffAttnKernels
 import Glibc
 
 // The thread-local message behind `da_last_error()`: one heap buffer per thread, kept in a

@@ -1,4 +1,5 @@
 import DiffAttn
+import DiffAttnKernels
 
 /// Maps opaque C handles to Swift objects. A handle encodes a slot index and that slot's
 /// generation, so a destroyed handle (whose slot's generation has moved on), a handle of another

@@ -25,7 +25,7 @@ public protocol BlockHook: AnyObject {
 
 /// diffusers' `StateManager` (spec hooks §4.3): one state per cache context name.
 final class CacheStates<S>: @unchecked Sendable {
-    private let lock = HookLock()
+    private let lock = Locked()
     private var states: [String: S] = [:]
     private let make: () -> S
     /// MagCache sets this context itself when none is set; FBC and TaylorSeer require one.

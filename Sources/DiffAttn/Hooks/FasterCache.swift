@@ -31,7 +31,7 @@ public final class FasterCacheBlockHook: ModelHook, @unchecked Sendable {
     let distilled: Bool
     let weight: (String) throws -> Double
     let timestep: () throws -> Double
-    private let lock = HookLock()
+    private let lock = Locked()
     private var iteration = 0
     private var batchSize: Int?
     private var cache: ([Tensor], [Tensor])?

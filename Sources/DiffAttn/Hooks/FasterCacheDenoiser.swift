@@ -14,7 +14,7 @@ public final class FasterCacheDenoiserHook: ModelHook, @unchecked Sendable {
     let alphaLow: Double, alphaHigh: Double
     let distilled: Bool
     let timestep: () throws -> Double
-    private let lock = HookLock()
+    private let lock = Locked()
     private var iteration = 0
     private var skipNow = false
     private var lowDelta: Spectrum?, highDelta: Spectrum?

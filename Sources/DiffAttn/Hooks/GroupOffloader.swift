@@ -30,8 +30,8 @@ final class GroupOffloader: @unchecked Sendable {
     let rootGroups: Set<ObjectIdentifier>
     private var groupByMember: [String: ModuleGroup] = [:]
 
-    private var mutex = pthread_mutex_t()
-    private var changed = pthread_cond_t()
+    /// Guards everything below; its condition signals state changes of groups and the queue.
+    private let lock = Locked()
     private var active: ModuleGroup?
     private var recording: [ModuleGroup] = []
     private var learning: Bool
@@ -47,8 +47,6 @@ final class GroupOffloader: @unchecked Sendable {
         self.groups = groups
         self.rootGroups = Set(rootGroups.map(ObjectIdentifier.init))
         learning = config.useStream
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&changed, nil)
         for g in groups { for (p, _) in g.members { groupByMember[p] = g } }
         stats.groups = groups.count
         stats.totalBytes = groups.reduce(0) { $0 + $1.bytes }
@@ -59,16 +57,7 @@ final class GroupOffloader: @unchecked Sendable {
     /// Stops the prefetch thread (it holds a reference to this object while it runs).
     func shutdown() { stopWorker() }
 
-    deinit {
-        pthread_cond_destroy(&changed)
-        pthread_mutex_destroy(&mutex)
-    }
-
-    private func locked<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
-    }
+    private func locked<T>(_ body: () throws -> T) rethrows -> T { try lock.run(body) }
 
     func group(ofMember path: String) -> ModuleGroup? { groupByMember[path] }
 
@@ -115,7 +104,7 @@ final class GroupOffloader: @unchecked Sendable {
         while true {
             switch g.state {
             case .resident: return
-            case .loading: pthread_cond_wait(&changed, &mutex)
+            case .loading: lock.wait()
             case .staged(let tensors):
                 try g.install(tensors)
                 stats.onloads += 1; stats.prefetched += 1
@@ -124,10 +113,8 @@ final class GroupOffloader: @unchecked Sendable {
                 // A failed prefetch is retried synchronously: the fault may have been cleared.
                 g.state = .loading
                 account(g.bytes)
-                pthread_mutex_unlock(&mutex)
-                let result = Result { try g.store.read(g.counts) }
-                pthread_mutex_lock(&mutex)
-                pthread_cond_broadcast(&changed)
+                let result = lock.unlocked { Result { try g.store.read(g.counts) } }
+                lock.broadcast()
                 do {
                     try g.install(try result.get())
                     stats.onloads += 1
@@ -171,7 +158,7 @@ final class GroupOffloader: @unchecked Sendable {
     func stepEnds() throws {
         try locked {
             while groups.contains(where: { if case .loading = $0.state { return true } else { return false } }) {
-                pthread_cond_wait(&changed, &mutex)
+                lock.wait()
             }
             var firstError: Error?
             for g in groups {
@@ -209,7 +196,7 @@ final class GroupOffloader: @unchecked Sendable {
         account(g.bytes)
         queue.append(g)
         if worker == nil { startWorker() }
-        pthread_cond_broadcast(&changed)
+        lock.broadcast()
     }
 
     private func startWorker() {
@@ -229,29 +216,27 @@ final class GroupOffloader: @unchecked Sendable {
     }
 
     private func runWorker() {
-        pthread_mutex_lock(&mutex)
-        while true {
-            while queue.isEmpty && !stopping { pthread_cond_wait(&changed, &mutex) }
-            if stopping { break }
-            let g = queue.removeFirst()
-            pthread_mutex_unlock(&mutex)
-            let result = Result { try g.store.read(g.counts) }
-            pthread_mutex_lock(&mutex)
-            switch result {
-            case .success(let t): g.state = .staged(t)
-            case .failure(let e):
-                g.state = .failed((e as? DiffAttnError) ?? DiffAttnError(.io, "\(e)"))
-                account(-g.bytes)
+        locked {
+            while true {
+                while queue.isEmpty && !stopping { lock.wait() }
+                if stopping { break }
+                let g = queue.removeFirst()
+                let result = lock.unlocked { Result { try g.store.read(g.counts) } }
+                switch result {
+                case .success(let t): g.state = .staged(t)
+                case .failure(let e):
+                    g.state = .failed((e as? DiffAttnError) ?? DiffAttnError(.io, "\(e)"))
+                    account(-g.bytes)
+                }
+                lock.broadcast()
             }
-            pthread_cond_broadcast(&changed)
         }
-        pthread_mutex_unlock(&mutex)
     }
 
     private func stopWorker() {
         let t: pthread_t? = locked {
             stopping = true
-            pthread_cond_broadcast(&changed)
+            lock.broadcast()
             let t = worker
             worker = nil
             return t

@@ -15,7 +15,7 @@ public final class HookRegistry: @unchecked Sendable, CustomStringConvertible {
     public let context: HookContext
     public private(set) weak var model: Model?
 
-    private let lock = HookLock()
+    private let lock = Locked()
     private var entries: [(name: String, hook: ModelHook)] = []
 
     init(path: String, attention: Attention?, node: ModuleNode?, context: HookContext, model: Model?) {
@@ -169,5 +169,5 @@ extension Attention {
         }
     }
 
-    static let registryLock = HookLock()
+    static let registryLock = Locked()
 }

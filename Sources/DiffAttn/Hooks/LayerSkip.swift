@@ -32,7 +32,7 @@ public final class LayerSkipHook: ModelHook, BlockHook, @unchecked Sendable {
     public enum Kind: String, Sendable { case transformerBlock = "TransformerBlockSkipHook", attentionProcessor = "AttentionProcessorSkipHook", feedForward = "FeedForwardSkipHook" }
     public let kind: Kind
     let dropout: Double
-    private let lock = HookLock()
+    private let lock = Locked()
     private var rng: UInt64 = 0x9E37_79B9_7F4A_7C15
 
     init(_ kind: Kind, dropout: Double) { self.kind = kind; self.dropout = dropout }

@@ -150,7 +150,7 @@ public final class MagCacheHook: ModelHook, BlockHook, @unchecked Sendable {
 }
 
 final class CalibrationBox: @unchecked Sendable {
-    private let lock = HookLock()
+    private let lock = Locked()
     private var ratios: [Double]?
     func set(_ r: [Double]) { lock.run { ratios = r } }
     var value: [Double]? { lock.run { ratios } }

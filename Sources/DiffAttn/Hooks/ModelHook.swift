@@ -1,4 +1,3 @@
-import Glibc
 import DiffAttnKernels
 
 /// diffusers' `ModelHook` (spec hooks §1): optional callbacks around one module's forward.
@@ -50,7 +49,7 @@ open class ModelHook: @unchecked Sendable {
 /// What the hooks of one model share: the denoising step the host is in (`beginStep(timestep)` /
 /// `endStep()`), so that hooks know the step, and the timestep a callback-less PAB reads.
 public final class HookContext: @unchecked Sendable {
-    private let lock = HookLock()
+    private let lock = Locked()
     private var _timestep: Double?
     private var _stepIndex = -1
     private var _inStep = false
@@ -85,17 +84,4 @@ public final class HookContext: @unchecked Sendable {
     }
 
     func reset() { lock.run { _stepIndex = -1; _inStep = false; _timestep = nil } }
-}
-
-/// A plain pthread mutex (recursive-safe use is the caller's job); Synchronization's `Mutex`
-/// cannot be stored in a class that is subclassed or captured freely across these files.
-final class HookLock: @unchecked Sendable {
-    private var m = pthread_mutex_t()
-    init() { pthread_mutex_init(&m, nil) }
-    deinit { pthread_mutex_destroy(&m) }
-    func run<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&m)
-        defer { pthread_mutex_unlock(&m) }
-        return try body()
-    }
 }

@@ -26,7 +26,7 @@ public final class PyramidAttentionBroadcastHook: ModelHook, @unchecked Sendable
     public let timestepSkipRange: (Double, Double)
     public let blockSkipRange: Int
     let timestep: () throws -> Double?
-    private let lock = HookLock()
+    private let lock = Locked()
     private var iteration = 0
     private var cache: [Tensor]?
 

@@ -1,3 +1,5 @@
+import DiffAttnKernels
+
 /// A diffusers model as a tree of named modules (spec models §3): built from a class name and its
 /// `config.json`, with every attention module a real `Attention`. Hosts run the non-attention
 /// parts themselves; they fetch attention modules by path and call them.
@@ -15,7 +17,7 @@ public final class Model: @unchecked Sendable {
     var originalProcessors: [ProcessorConfig]?
     /// The step the host is in, shared by the model's hooks (Hooks/).
     public let hookContext = HookContext()
-    let hookLock = HookLock()
+    let hookLock = Locked()
     /// Group offloading, when enabled (Hooks/GroupOffloading.swift).
     var offloader: GroupOffloader?
 

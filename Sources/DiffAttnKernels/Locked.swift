@@ -1,0 +1,52 @@
+import Glibc
+
+/// The library's one lock: a value behind a pthread mutex, with a condition variable for the few
+/// owners that wait (group offloading's prefetch thread). The mutex and condition live on the heap,
+/// never at the address of a stored property, which Swift may move or access through a temporary.
+/// Used instead of `Synchronization.Mutex` because ThreadSanitizer sees pthread locks (and not
+/// Mutex's raw futex calls), so the thread tests under `make sanitize-thread` check real ordering
+/// rather than report false races.
+public final class Locked<State>: @unchecked Sendable {
+    private var state: State
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    public init(_ initial: State) {
+        state = initial
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    public func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&state)
+    }
+
+    /// Inside `withLock` only: releases the lock until `broadcast`, then holds it again.
+    public func wait() { pthread_cond_wait(condition, mutex) }
+
+    /// Wakes every `wait`er (they re-check their condition under the lock).
+    public func broadcast() { pthread_cond_broadcast(condition) }
+
+    /// Inside `withLock` only: runs `body` with the lock released (a slow read), then holds it again.
+    public func unlocked<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_unlock(mutex)
+        defer { pthread_mutex_lock(mutex) }
+        return try body()
+    }
+}
+
+extension Locked where State == Void {
+    /// A lock guarding state kept by its owner (the fields of the object holding it).
+    public convenience init() { self.init(()) }
+
+    public func run<R>(_ body: () throws -> R) rethrows -> R { try withLock { _ in try body() } }
+}
