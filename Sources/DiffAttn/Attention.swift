@@ -8,17 +8,19 @@ public final class Attention: @unchecked Sendable {
     public internal(set) var parameters: ParameterTable
     public internal(set) var processor: ProcessorConfig
     public internal(set) var fusedProjections = false
-    /// Its hook registry (Hooks/HookRegistry.swift); a model binds one to the module's path.
-    public internal(set) var hookRegistry: HookRegistry?
+    /// What wraps the module's call (its hook registry, set by the hooks layer) and names its path
+    /// in a model; nil for a standalone module nobody hooked.
+    public internal(set) var interceptor: (any AttentionInterceptor)?
 
-    public init(_ config: AttentionConfig) throws {
+    /// With a `budget`, the module is part of a model's dry run (WeightBudget.swift): it takes its
+    /// weights from the budget (refusing past it) and creates none.
+    public init(_ config: AttentionConfig, budget: WeightBudget? = nil) throws {
         let config = Attention.normalized(config)
-        try Attention.validate(config)
+        try Attention.validate(config, budget: budget)
         try Attention.validateModule(config)
         self.config = config
         self.derived = DerivedAttributes(config)
-        // A model's dry run (WeightBudget) counts the weights without creating them.
-        self.parameters = WeightBudget.isDryRun ? ParameterTable(seed: 0)
+        self.parameters = budget != nil ? ParameterTable(seed: 0)
             : config.moduleClass == .attention ? Attention.makeParameters(config, derived)
             : Attention.makeModuleParameters(config, derived)
         self.processor = Attention.defaultProcessor(config)
@@ -59,7 +61,7 @@ public final class Attention: @unchecked Sendable {
 
     /// Construction checks in diffusers' order (spec §2.5), plus the sizes a C caller could get
     /// absurd, which must fail before any arithmetic.
-    static func validate(_ c: AttentionConfig) throws {
+    static func validate(_ c: AttentionConfig, budget: WeightBudget? = nil) throws {
         func positive(_ v: Int, _ name: String) throws {
             guard v > 0, v <= 1 << 24 else { throw DiffAttnError.argument("\(name) must be in 1...\(1 << 24), got \(v)") }
         }
@@ -85,7 +87,7 @@ public final class Attention: @unchecked Sendable {
         }
         guard c.dropout >= 0, c.dropout <= 1 else { throw DiffAttnError.value("dropout probability has to be between 0 and 1, but got \(c.dropout)") }
 
-        try checkWeightCount(c)
+        try checkWeightCount(c, budget: budget)
         if c.addedKVProjDim == nil && c.onlyCrossAttention {
             throw DiffAttnError.value("`only_cross_attention` can only be set to True if `added_kv_proj_dim` is not None. Make sure to set either `only_cross_attention=False` or define `added_kv_proj_dim`.")
         }
@@ -106,7 +108,7 @@ public final class Attention: @unchecked Sendable {
     }
 
     /// At most 2^30 weights (4 GiB): a larger module is an error, never an allocation that traps.
-    static func checkWeightCount(_ c: AttentionConfig) throws {
+    static func checkWeightCount(_ c: AttentionConfig, budget: WeightBudget?) throws {
         let d = DerivedAttributes(c)
         let matrices = [[d.innerDim, c.queryDim], [d.innerKVDim, d.crossAttentionDim], [d.innerKVDim, d.crossAttentionDim],
                         [d.outDim, d.innerDim], [d.innerKVDim, c.addedKVProjDim ?? 0], [d.innerKVDim, c.addedKVProjDim ?? 0],
@@ -120,7 +122,7 @@ public final class Attention: @unchecked Sendable {
                 throw DiffAttnError(.outOfMemory, "this Attention would hold more than 2^30 weights (e.g. \(describe(m)) for one layer); its sizes are absurd")
             }
         }
-        try WeightBudget.spend(weights: total)
+        try budget?.spend(weights: total)
     }
 
     /// The state dict in diffusers' registration order (spec §2.3, §2.8).

@@ -26,16 +26,16 @@ extension Attention {
         }
     }
 
-    /// The module's call: its hooks (if any) around `forwardWithoutHooks`, as diffusers' wrapped
-    /// forward (spec hooks §3.2).
+    /// The module's call: its interceptor (the hooks, if any) around `forwardWithoutHooks`, as
+    /// diffusers' wrapped forward (spec hooks §3.2).
     public func forward(_ inputs: AttentionInputs) throws -> [Tensor] {
-        guard let r = hookRegistry, !r.isEmpty else { return try forwardWithoutHooks(inputs) }
+        guard let r = interceptor, !r.isEmpty else { return try forwardWithoutHooks(inputs) }
         return try r.call(inputs) { try self.forwardWithoutHooks($0) }
     }
 
     /// Runs the processor. Read-only on the module, so concurrent calls are safe.
     public func forwardWithoutHooks(_ inputs: AttentionInputs) throws -> [Tensor] {
-        try parameters.checkResident(owner: hookRegistry?.path ?? "")
+        try parameters.checkResident(owner: interceptor?.path ?? "")
         let recipe = try recipe()
         switch recipe.family {
         case .standard: return [try runStandard(inputs, try planStandard(inputs, recipe))]

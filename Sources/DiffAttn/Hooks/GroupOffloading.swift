@@ -113,10 +113,4 @@ extension Model {
 
     public var groupOffloadStats: GroupOffloadStats? { offloader?.currentStats }
     public var isGroupOffloadEnabled: Bool { offloader != nil }
-
-    /// Onloads the group owning the module at `path` (a weight read by the host is a first touch).
-    func touchForRead(_ path: String) throws {
-        guard let off = offloader, let g = off.group(ofMember: path) else { return }
-        try off.touch(g, chain: !off.rootGroups.contains(ObjectIdentifier(g)))
-    }
 }

@@ -6,7 +6,7 @@ import DiffAttnKernels
 /// registered A, B, C a call runs `pre C → pre B → [new B →] pre A → forward → post A → post B →
 /// post C`, exactly diffusers' order (§3.3), and removal needs no rewiring, so diffusers' lost
 /// neighbour `new_forward` (§3.4 ref-defect) cannot happen.
-public final class HookRegistry: @unchecked Sendable, CustomStringConvertible {
+public final class HookRegistry: AttentionInterceptor, @unchecked Sendable, CustomStringConvertible {
     /// The module's dotted path in its model ("" for the root and for a standalone Attention).
     public let path: String
     public private(set) weak var attention: Attention?
@@ -71,7 +71,7 @@ public final class HookRegistry: @unchecked Sendable, CustomStringConvertible {
     // MARK: calls
 
     /// A hooked call of an attention module: the chain around `original`.
-    func call(_ inputs: AttentionInputs, _ original: (AttentionInputs) throws -> [Tensor]) throws -> [Tensor] {
+    public func call(_ inputs: AttentionInputs, _ original: (AttentionInputs) throws -> [Tensor]) throws -> [Tensor] {
         let chain = lock.run { entries.map(\.hook) }
         func invoke(_ k: Int, _ inputs: AttentionInputs?) throws -> [Tensor] {
             guard k >= 0 else {
@@ -110,6 +110,12 @@ public final class HookRegistry: @unchecked Sendable, CustomStringConvertible {
 extension ModuleNode {
     /// This node's registry, if one was created (an attention node shares its module's).
     public var registry: HookRegistry? { attention?.hookRegistry ?? ownRegistry }
+
+    /// The registry of a non-attention node, kept in the node's attachment slot.
+    var ownRegistry: HookRegistry? {
+        get { attachment as? HookRegistry }
+        set { attachment = newValue }
+    }
 }
 
 extension Model {
@@ -120,10 +126,11 @@ extension Model {
     }
 
     func registry(for node: ModuleNode, path: String) -> HookRegistry {
-        hookLock.run {
+        let state = hooksState
+        return state.lock.run {
             if let r = node.registry { return r }
-            let r = HookRegistry(path: path, attention: node.attention, node: node, context: hookContext, model: self)
-            if let a = node.attention { a.hookRegistry = r } else { node.ownRegistry = r }
+            let r = HookRegistry(path: path, attention: node.attention, node: node, context: state.context, model: self)
+            if let a = node.attention { a.interceptor = r } else { node.ownRegistry = r }
             return r
         }
     }
@@ -158,13 +165,19 @@ extension Model {
 }
 
 extension Attention {
-    /// The standalone module's registry (created on first use; a model's attention already has
-    /// one bound to its path).
+    /// Its hook registry, once one was made (a model's module gets one bound to its path).
+    public var hookRegistry: HookRegistry? { interceptor as? HookRegistry }
+
+    /// The module's registry: its model's, bound to its path, for a module of a model; else the
+    /// standalone module's own (created on first use).
     public func hooks() -> HookRegistry {
-        Attention.registryLock.run {
+        if let member = interceptor as? ModelMembership, let model = member.model {
+            return model.registry(for: (try? model.module(at: member.path)) ?? model.root, path: member.path)
+        }
+        return Attention.registryLock.run {
             if let r = hookRegistry { return r }
             let r = HookRegistry(path: "", attention: self, node: nil, context: HookContext(), model: nil)
-            hookRegistry = r
+            interceptor = r
             return r
         }
     }

@@ -33,12 +33,12 @@ extension Model {
     /// The tensor behind a full name (attention parameter or kept weight).
     public func weight(named name: String) throws -> Tensor {
         if let (path, a, local) = attentionOwning(name), a.parameters.contains(local) {
-            try touchForRead(path)
+            try existingAttachment?.willReadWeights(of: path)
             return a.parameters[local]!
         }
         if let dot = name.lastIndex(of: "."), let node = try? module(at: String(name[..<dot])),
            node.weights.contains(where: { $0.0 == name[name.index(after: dot)...] }) {
-            try touchForRead(String(name[..<dot]))
+            try existingAttachment?.willReadWeights(of: String(name[..<dot]))
             return node.weights.first(where: { $0.0 == name[name.index(after: dot)...] })!.1
         }
         throw DiffAttnError(.notFound, "the model has no weight '\(name)'")
@@ -50,7 +50,7 @@ extension Model {
     @discardableResult
     public func loadStateDict(_ names: [String], strict: Bool, keepOtherWeights: Bool = true,
                               tensor: (Int) throws -> Tensor, shapeOf: (Int) -> [Int]) throws -> LoadReport {
-        if offloader != nil {
+        if existingAttachment?.managesWeights == true {
             throw DiffAttnError.state("weights cannot be loaded while group offloading is enabled; disable it first (diffusers would lose edits made after the first offload, spec hooks §6.2)")
         }
         var report = LoadReport()

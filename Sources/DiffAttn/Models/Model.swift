@@ -15,11 +15,8 @@ public final class Model: @unchecked Sendable {
     private var attentionByPath: [String: ModuleNode] = [:]
     /// The processors saved by the first legacy `fuse_qkv_projections` (spec §6.3, §22.3).
     var originalProcessors: [ProcessorConfig]?
-    /// The step the host is in, shared by the model's hooks (Hooks/).
-    public let hookContext = HookContext()
-    let hookLock = Locked()
-    /// Group offloading, when enabled (Hooks/GroupOffloading.swift).
-    var offloader: GroupOffloader?
+    /// The hooks layer's state for this model (ModelAttachment.swift), created on first use.
+    private let attachmentSlot = Locked<(any ModelAttachment)?>(nil)
 
     public convenience init(className: String, config text: String) throws {
         guard let cls = ModelClass(name: className) else {
@@ -32,7 +29,9 @@ public final class Model: @unchecked Sendable {
     public init(_ modelClass: ModelClass, _ config: ModelConfig) throws {
         self.modelClass = modelClass
         self.config = config
-        root = try WeightBudget.build(within: WeightBudget.physicalBytes) { try modelClass.build(config) }
+        // A dry run counts the weights against the machine's memory before any is allocated.
+        _ = try modelClass.build(config, budget: WeightBudget(bytes: WeightBudget.physicalBytes))
+        root = try modelClass.build(config, budget: nil)
         var paths: [String] = []
         var byPath: [String: ModuleNode] = [:]
         root.walk { path, node in
@@ -40,12 +39,23 @@ public final class Model: @unchecked Sendable {
         }
         attentionPaths = paths
         attentionByPath = byPath
-        // Every attention module gets its path-bound registry now, so that a module fetched by
-        // path (a borrowed da_attention, Python's get_submodule) runs the model's hooks.
-        for (path, node) in byPath { _ = registry(for: node, path: path) }
+        // Every attention module knows its path and model now, so that a module fetched by path
+        // (a borrowed da_attention, Python's get_submodule) runs the model's hooks.
+        for (path, node) in byPath { node.attention!.interceptor = ModelMembership(path: path, model: self) }
     }
 
-    deinit { offloader?.shutdown() }
+    /// The model's attachment of type `T` (the hooks layer's; one per model), made on first use.
+    package func attachment<T: ModelAttachment>(_ make: () -> T) -> T {
+        attachmentSlot.withLock { slot in
+            if let existing = slot as? T { return existing }
+            let made = make()
+            slot = made
+            return made
+        }
+    }
+
+    /// The attachment, if one was made.
+    package var existingAttachment: (any ModelAttachment)? { attachmentSlot.withLock { $0 } }
 
     // MARK: attn_processors (spec §3, §4)
 

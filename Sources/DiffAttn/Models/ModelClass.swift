@@ -66,9 +66,10 @@ public enum ModelClass: Int32, CaseIterable, Sendable {
     /// `CacheMixin` models (spec §2).
     public var cacheCapable: Bool { self == .fluxTransformer2D || self == .cogVideoXTransformer3D }
 
-    /// Builds the module tree from a config (the family builders).
-    func build(_ config: ModelConfig) throws -> ModuleNode {
-        let root = ModuleNode(name: "", moduleClass: name)
+    /// Builds the module tree from a config (the family builders); with a budget, as a dry run
+    /// whose modules count their weights (WeightBudget.swift).
+    func build(_ config: ModelConfig, budget: WeightBudget?) throws -> ModuleNode {
+        let root = ModuleNode(name: "", moduleClass: name, budget: budget)
         switch self {
         case .unet2DCondition: try UNet2DBuilder.build(config, root)
         case .unet3DCondition: try UNet3DBuilder.build(config, root, imageEncoder: false)

@@ -21,12 +21,16 @@ public final class ModuleNode: @unchecked Sendable {
     public internal(set) var moduleClass: String
     /// Weights of a `.weights` node, by local name (`weight`, `bias`), in load order.
     public internal(set) var weights: [(String, Tensor)] = []
-    /// The hook registry of a non-attention node (an attention node's lives on its module).
-    var ownRegistry: HookRegistry?
+    /// The hooks layer's registry of a non-attention node (an attention node's is its module's
+    /// interceptor); only that layer interprets it (Hooks/HookRegistry.swift).
+    package var attachment: AnyObject?
+    /// The weight budget of the build that made this node (nil outside a dry run).
+    private let budget: WeightBudget?
 
-    init(name: String, moduleClass: String = "Module") {
+    init(name: String, moduleClass: String = "Module", budget: WeightBudget?) {
         self.name = name
         self.moduleClass = moduleClass
+        self.budget = budget
     }
 
     public var kind: ModuleKind {
@@ -38,7 +42,7 @@ public final class ModuleNode: @unchecked Sendable {
     @discardableResult
     func child(_ name: String) -> ModuleNode {
         if let i = childIndex[name] { return children[i] }
-        let node = ModuleNode(name: name)
+        let node = ModuleNode(name: name, budget: budget)
         childIndex[name] = children.count
         children.append(node)
         return node
@@ -54,8 +58,10 @@ public final class ModuleNode: @unchecked Sendable {
 
     func existingChild(_ name: String) -> ModuleNode? { childIndex[name].map { children[$0] } }
 
-    /// Places an attention module at `dotted` (relative to this node).
-    func addAttention(_ dotted: String, _ attention: Attention) {
+    /// Creates an attention module at `dotted` (relative to this node).
+    func addAttention(_ dotted: String, _ spec: AttentionSpec) throws {
+        let attention = try Attention(spec.config, budget: budget)
+        if let kind = spec.processor { attention.assignProcessor(ProcessorConfig(kind: kind)) }
         let node = path(dotted)
         node.attention = attention
         node.moduleClass = attention.config.moduleClass.name
@@ -81,11 +87,11 @@ enum AttentionRecipes {
     /// `BasicTransformerBlock`'s attention: `Attention(query_dim=dim, heads, dim_head, bias=...,
     /// cross_attention_dim=..., upcast_attention, out_bias=True)`.
     static func transformerAttention(dim: Int, heads: Int, dimHead: Int, cross: Int?, bias: Bool = false,
-                                     upcastAttention: Bool = false) throws -> Attention {
+                                     upcastAttention: Bool = false) -> AttentionSpec {
         var c = AttentionConfig(queryDim: dim)
         c.heads = heads; c.dimHead = dimHead; c.crossAttentionDim = cross
         c.bias = bias; c.upcastAttention = upcastAttention
-        return try Attention(c)
+        return AttentionSpec(config: c)
     }
 
     /// `BasicTransformerBlock`: `attn1` (self, or cross when `only_cross_attention`), `attn2`
@@ -93,19 +99,19 @@ enum AttentionRecipes {
     static func basicTransformerBlock(_ node: ModuleNode, dim: Int, heads: Int, dimHead: Int, cross: Int?,
                                       onlyCross: Bool = false, doubleSelf: Bool = false, bias: Bool = false,
                                       upcast: Bool = false, gated: Bool = false) throws {
-        node.addAttention("attn1", try transformerAttention(dim: dim, heads: heads, dimHead: dimHead,
+        try node.addAttention("attn1", transformerAttention(dim: dim, heads: heads, dimHead: dimHead,
                                                             cross: onlyCross ? cross : nil, bias: bias, upcastAttention: upcast))
-        node.addAttention("attn2", try transformerAttention(dim: dim, heads: heads, dimHead: dimHead,
+        try node.addAttention("attn2", transformerAttention(dim: dim, heads: heads, dimHead: dimHead,
                                                             cross: doubleSelf ? nil : cross, bias: bias, upcastAttention: upcast))
         if gated {
-            node.addAttention("fuser.attn", try transformerAttention(dim: dim, heads: heads, dimHead: dimHead, cross: nil))
+            try node.addAttention("fuser.attn", transformerAttention(dim: dim, heads: heads, dimHead: dimHead, cross: nil))
         }
     }
 
     /// The self-attention of `AttnDownBlock2D`, VAE mid blocks, ...: internal group norm,
     /// residual connection, biased projections, soft-max upcast.
     static func spatialSelfAttention(channels: Int, headDim: Int, groups: Int, eps: Double,
-                                     rescale: Double = 1) throws -> Attention {
+                                     rescale: Double = 1) throws -> AttentionSpec {
         guard channels % headDim == 0 else {
             throw DiffAttnError.value("attention_head_dim \(headDim) does not divide the block's \(channels) channels")
         }
@@ -113,7 +119,7 @@ enum AttentionRecipes {
         c.heads = channels / headDim; c.dimHead = headDim; c.rescaleOutputFactor = rescale
         c.eps = eps; c.normNumGroups = groups; c.residualConnection = true; c.bias = true
         c.upcastSoftmax = true; c.fromDeprecatedAttnBlock = true
-        return try Attention(c)
+        return AttentionSpec(config: c)
     }
 
     /// Heads and head size for a block of `channels` given a head count.

@@ -2,14 +2,12 @@
 /// configured as the model file does, with the processor the block passes.
 enum TransformerBuilders {
     private static func attention(_ dim: Int, heads: Int, dimHead: Int, moduleClass: ModuleClass = .attention,
-                                  _ edit: (inout AttentionConfig) -> Void, processor: ProcessorKind) throws -> Attention {
+                                  _ edit: (inout AttentionConfig) -> Void, processor: ProcessorKind) -> AttentionSpec {
         var c = AttentionConfig(queryDim: dim)
         c.moduleClass = moduleClass
         c.heads = heads; c.dimHead = dimHead
         edit(&c)
-        let a = try Attention(c)
-        a.assignProcessor(ProcessorConfig(kind: processor))
-        return a
+        return AttentionSpec(config: c, processor: processor)
     }
 
     private static func inner(_ c: ModelConfig, heads: Int, dim: Int) throws -> (Int, Int, Int) {
@@ -26,7 +24,7 @@ enum TransformerBuilders {
         let blocks = root.child("blocks")
         for i in 0..<layers {
             for (name, kv) in [("attn1", Int?.none), ("attn2", Int?.some(cross))] {
-                blocks.path("\(i)").addAttention(name, try attention(dim, heads: h, dimHead: d, {
+                try blocks.path("\(i)").addAttention(name, attention(dim, heads: h, dimHead: d, {
                     $0.crossAttentionDim = kv; $0.qkNorm = .layerNorm; $0.eps = 1e-6; $0.bias = true
                 }, processor: .hunyuanAttnProcessor2_0))
             }
@@ -42,12 +40,12 @@ enum TransformerBuilders {
         let qk = try qkNorm(c, "qk_norm", try c.string("qk_norm", nil))
         let blocks = root.child("transformer_blocks")
         for i in 0..<layers {
-            blocks.path("\(i)").addAttention("attn", try attention(dim, heads: h, dimHead: d, {
+            try blocks.path("\(i)").addAttention("attn", attention(dim, heads: h, dimHead: d, {
                 $0.addedKVProjDim = dim; $0.outDim = dim; $0.contextPreOnly = i == layers - 1; $0.bias = true
                 $0.qkNorm = qk; $0.eps = 1e-6
             }, processor: .jointAttnProcessor2_0))
             if dual.contains(i) {
-                blocks.path("\(i)").addAttention("attn2", try attention(dim, heads: h, dimHead: d, {
+                try blocks.path("\(i)").addAttention("attn2", attention(dim, heads: h, dimHead: d, {
                     $0.outDim = dim; $0.bias = true; $0.qkNorm = qk; $0.eps = 1e-6
                 }, processor: .jointAttnProcessor2_0))
             }
@@ -61,12 +59,12 @@ enum TransformerBuilders {
         let (h, d, dim) = try inner(c, heads: 24, dim: 128)
         let layers = try c.int("num_layers", 19, min: 0), single = try c.int("num_single_layers", 38, min: 0)
         for i in 0..<layers {
-            root.path("transformer_blocks.\(i)").addAttention("attn", try attention(dim, heads: h, dimHead: d, moduleClass: .fluxAttention, {
+            try root.path("transformer_blocks.\(i)").addAttention("attn", attention(dim, heads: h, dimHead: d, moduleClass: .fluxAttention, {
                 $0.addedKVProjDim = dim; $0.outDim = dim; $0.contextPreOnly = false; $0.bias = true; $0.eps = 1e-6
             }, processor: .fluxAttnProcessor))
         }
         for i in 0..<single {
-            root.path("single_transformer_blocks.\(i)").addAttention("attn", try attention(dim, heads: h, dimHead: d, moduleClass: .fluxAttention, {
+            try root.path("single_transformer_blocks.\(i)").addAttention("attn", attention(dim, heads: h, dimHead: d, moduleClass: .fluxAttention, {
                 $0.outDim = dim; $0.bias = true; $0.eps = 1e-6; $0.preOnly = true
             }, processor: .fluxAttnProcessor))
         }
@@ -79,7 +77,7 @@ enum TransformerBuilders {
         let bias = try c.bool("attention_bias", true), outBias = try c.bool("attention_out_bias", true)
         let qk = try c.bool("qk_norm", true)
         for i in 0..<layers {
-            root.path("transformer_blocks.\(i)").addAttention("attn1", try attention(dim, heads: h, dimHead: d, {
+            try root.path("transformer_blocks.\(i)").addAttention("attn1", attention(dim, heads: h, dimHead: d, {
                 $0.qkNorm = qk ? .layerNorm : .none; $0.eps = 1e-6; $0.bias = bias; $0.outBias = outBias
             }, processor: .cogVideoXAttnProcessor2_0))
         }
@@ -90,13 +88,13 @@ enum TransformerBuilders {
         let (h, d, dim) = try inner(c, heads: 12, dim: 256)
         let joint = try c.int("num_mmdit_layers", 4, min: 0), single = try c.int("num_single_dit_layers", 32, min: 0)
         for i in 0..<joint {
-            root.path("joint_transformer_blocks.\(i)").addAttention("attn", try attention(dim, heads: h, dimHead: d, {
+            try root.path("joint_transformer_blocks.\(i)").addAttention("attn", attention(dim, heads: h, dimHead: d, {
                 $0.addedKVProjDim = dim; $0.addedProjBias = false; $0.qkNorm = .fp32LayerNorm; $0.outDim = dim
                 $0.bias = false; $0.outBias = false; $0.contextPreOnly = false
             }, processor: .auraFlowAttnProcessor2_0))
         }
         for i in 0..<single {
-            root.path("single_transformer_blocks.\(i)").addAttention("attn", try attention(dim, heads: h, dimHead: d, {
+            try root.path("single_transformer_blocks.\(i)").addAttention("attn", attention(dim, heads: h, dimHead: d, {
                 $0.qkNorm = .fp32LayerNorm; $0.outDim = dim; $0.bias = false; $0.outBias = false
             }, processor: .auraFlowAttnProcessor2_0))
         }

@@ -22,7 +22,7 @@ enum UNet3DBuilder {
         if imageEncoder {
             var a = AttentionConfig(queryDim: inChannels)
             a.heads = 2; a.dimHead = inChannels
-            root.path("image_latents_temporal_encoder").addAttention("attn1", try Attention(a))
+            try root.path("image_latents_temporal_encoder").addAttention("attn1", AttentionSpec(config: a))
         }
         func block(_ node: ModuleNode, _ type: String, channels: Int, size: Int, layers: Int, cross: Int) throws {
             switch type {
@@ -64,7 +64,7 @@ enum AutoencoderKLBuilder {
         let layers = try c.int("layers_per_block", 1)
         let groups = try c.int("norm_num_groups", 32)
         let midAttention = try c.bool("mid_block_add_attention", true)
-        func attention(_ width: Int) throws -> Attention {
+        func attention(_ width: Int) throws -> AttentionSpec {
             try AttentionRecipes.spatialSelfAttention(channels: width, headDim: width, groups: groups, eps: 1e-6)
         }
         func blocks(_ list: ModuleNode, _ types: [String], _ widths: [Int], layers: Int, prefix: String) throws {
@@ -72,7 +72,7 @@ enum AutoencoderKLBuilder {
                 let node = list.child("\(i)")
                 switch t {
                 case "Attn\(prefix)Block2D":
-                    for j in 0..<layers { node.addAttention("attentions.\(j)", try attention(widths[i])) }
+                    for j in 0..<layers { try node.addAttention("attentions.\(j)", attention(widths[i])) }
                 case "\(prefix)Block2D": break
                 default: throw DiffAttnError.value("AutoencoderKL: unsupported block type '\(t)'")
                 }
@@ -80,9 +80,9 @@ enum AutoencoderKLBuilder {
         }
         let encoder = root.child("encoder")
         try blocks(encoder.child("down_blocks"), down, channels, layers: layers, prefix: "DownEncoder")
-        if midAttention { encoder.path("mid_block").addAttention("attentions.0", try attention(channels.last!)) }
+        if midAttention { try encoder.path("mid_block").addAttention("attentions.0", attention(channels.last!)) }
         let decoder = root.child("decoder")
         try blocks(decoder.child("up_blocks"), up, Array(channels.reversed()), layers: layers + 1, prefix: "UpDecoder")
-        if midAttention { decoder.path("mid_block").addAttention("attentions.0", try attention(channels.last!)) }
+        if midAttention { try decoder.path("mid_block").addAttention("attentions.0", attention(channels.last!)) }
     }
 }

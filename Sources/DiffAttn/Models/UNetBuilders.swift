@@ -73,11 +73,11 @@ enum UNet2DBuilder {
                 }
             case "AttnDownBlock2D", "AttnUpBlock2D":
                 for j in 0..<layers {
-                    node.addAttention("attentions.\(j)", try AttentionRecipes.spatialSelfAttention(
+                    try node.addAttention("attentions.\(j)", AttentionRecipes.spatialSelfAttention(
                         channels: channels, headDim: headDims[i], groups: groups, eps: eps))
                 }
             case "SimpleCrossAttnDownBlock2D", "SimpleCrossAttnUpBlock2D":
-                for j in 0..<layers { node.addAttention("attentions.\(j)", try simpleCross(channels, headDims[i], cross, groups, onlyCross)) }
+                for j in 0..<layers { try node.addAttention("attentions.\(j)", simpleCross(channels, headDims[i], cross, groups, onlyCross)) }
             default:
                 guard plain.contains(type) else {
                     throw DiffAttnError.value("config field '\(type.hasSuffix("UpBlock2D") ? "up" : "down")_block_types' of \(c.className): unsupported block type '\(type)'")
@@ -101,7 +101,7 @@ enum UNet2DBuilder {
                               layers: b.transformerLayers[n - 1], cross: b.cross[n - 1], onlyCross: false, dual: dual,
                               upcast: upcast, gated: gated)
         case "UNetMidBlock2DSimpleCrossAttn":
-            root.path("mid_block").addAttention("attentions.0", try simpleCross(b.channels[n - 1], headDims[n - 1],
+            try root.path("mid_block").addAttention("attentions.0", simpleCross(b.channels[n - 1], headDims[n - 1],
                                                                                 b.cross[n - 1], groups, midOnlyCross))
         case "UNetMidBlock2D", nil: break  // built without attention by this UNet (spec §11)
         case let other?: throw DiffAttnError.value("config field 'mid_block_type' of \(c.className): unsupported '\(other)'")
@@ -109,15 +109,13 @@ enum UNet2DBuilder {
     }
 
     /// `SimpleCrossAttn*Block2D`: self/cross with added K/V from the encoder states.
-    static func simpleCross(_ channels: Int, _ headDim: Int, _ cross: Int, _ groups: Int, _ onlyCross: Bool) throws -> Attention {
+    static func simpleCross(_ channels: Int, _ headDim: Int, _ cross: Int, _ groups: Int, _ onlyCross: Bool) throws -> AttentionSpec {
         let heads = try AttentionRecipes.split(channels, heads: headDim, "SimpleCrossAttn block (attention_head_dim)")
         var a = AttentionConfig(queryDim: channels)
         a.crossAttentionDim = channels; a.heads = heads; a.dimHead = headDim
         a.addedKVProjDim = cross; a.normNumGroups = groups; a.bias = true; a.upcastSoftmax = true
         a.onlyCrossAttention = onlyCross
-        let attention = try Attention(a)
-        attention.assignProcessor(ProcessorConfig(kind: .attnAddedKVProcessor2_0))
-        return attention
+        return AttentionSpec(config: a, processor: .attnAddedKVProcessor2_0)
     }
 }
 
