@@ -1,6 +1,10 @@
 // swift-tools-version:5.9
 // libdiffattn — diffusers' attention subsystem for the CPU, behind a C API.
-// Layers (dependencies point down): DiffAttnC → DiffAttn → DiffAttnKernels → COpenBLAS.
+// Layers (dependencies point down, one target each; folders = targets):
+//   DiffAttnC (C boundary) → DiffAttnHooks (registry, offloading, PAB, caches) → DiffAttnModels
+//   (trees, config parser, safetensors) → DiffAttnProcessors (steps, pipelines, forward) →
+//   DiffAttnModule (Attention: config, parameters, switches, state dict, processor values) →
+//   DiffAttnKernels → COpenBLAS. DiffAttn is an umbrella re-exporting them (C boundary, tool, tests).
 import PackageDescription
 
 let root = Context.packageDirectory
@@ -36,10 +40,14 @@ let package = Package(
                 dependencies: ["COpenBLAS", "CDiffAttnCPUID", "DiffAttnKernelBodies",
                                "DiffAttnKernelsAVX512", "DiffAttnKernelsAVX2"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
-        .target(name: "DiffAttn", dependencies: ["DiffAttnKernels"]),
+        .target(name: "DiffAttnModule", dependencies: ["DiffAttnKernels"]),
+        .target(name: "DiffAttnProcessors", dependencies: ["DiffAttnModule"]),
+        .target(name: "DiffAttnModels", dependencies: ["DiffAttnProcessors"]),
+        .target(name: "DiffAttnHooks", dependencies: ["DiffAttnModels"]),
+        .target(name: "DiffAttn", dependencies: ["DiffAttnHooks"]),
         .target(name: "DiffAttnC", dependencies: ["DiffAttn", "CDiffAttnHeader"], exclude: ["diffattn.map"],
                 linkerSettings: [.unsafeFlags(sharedLibraryFlags)]),
-        .executableTarget(name: "diffattn", dependencies: ["DiffAttn", "DiffAttnKernels", "CDiffAttnHeader"]),
-        .testTarget(name: "DiffAttnTests", dependencies: ["DiffAttn", "DiffAttnKernels"]),
+        .executableTarget(name: "diffattn", dependencies: ["DiffAttn", "CDiffAttnHeader"]),
+        .testTarget(name: "DiffAttnTests", dependencies: ["DiffAttn"]),
     ]
 )

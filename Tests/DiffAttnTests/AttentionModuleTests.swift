@@ -1,7 +1,7 @@
 // The Attention module: construction rules, state-dict layout, processors' documented
 // differences (spec attention-core §2, §5, §12). Numbers against diffusers itself are in
 // Tests/python (golden fixtures); these tests check relations the spec states.
-@testable import DiffAttn
+import DiffAttn
 import DiffAttnKernels
 import XCTest
 

@@ -1,6 +1,6 @@
 // Caches (Hooks/): the spec's conformance vectors and the pieces the fixtures do not isolate.
 
-@testable import DiffAttn
+import DiffAttn
 import DiffAttnKernels
 import XCTest
 

@@ -1,6 +1,6 @@
 // The DiT IP-Adapter processors (spec processors-dit §3.5, §6.3): the relations the spec states
 // between them and the plain joint processors. Numbers against diffusers are in Tests/python.
-@testable import DiffAttn
+import DiffAttn
 import DiffAttnKernels
 import XCTest
 

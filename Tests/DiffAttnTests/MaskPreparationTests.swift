@@ -1,5 +1,5 @@
 // diffusers' prepare_attention_mask, shape table and quirks (spec attention-core §3.8).
-@testable import DiffAttn
+import DiffAttn
 import DiffAttnKernels
 import XCTest
 

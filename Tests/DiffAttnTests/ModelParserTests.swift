@@ -1,6 +1,6 @@
 // The JSON and safetensors parsers on malformed input: every case is an error with a message,
 // never a trap (spec models §22; issue 5).
-@testable import DiffAttn
+import DiffAttn
 import DiffAttnKernels
 import XCTest
 
