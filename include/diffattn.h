@@ -218,6 +218,33 @@ da_status da_processor_kind_from_name(const char *name, int32_t *kind);
  * unknown values). Thread-safe. */
 int32_t da_processor_is_implemented(int32_t kind);
 
+/* The number of processor kinds (every DA_PROCESSOR_* value but DA_PROCESSOR_DEFAULT). Thread-safe. */
+int64_t da_processor_kind_count(void);
+
+/* The processor kind at `index`, 0 <= index < da_processor_kind_count(), in the order of the values
+ * above (so bindings list the classes without a copy of their names). Errors: DA_ERR_INVALID_ARGUMENT
+ * (NULL `kind`, index out of range). Thread-safe. */
+da_status da_processor_kind_at(int64_t index, int32_t *kind);
+
+/* Processor families: which constructor arguments a class takes and which pipeline runs it. */
+#define DA_PROCESSOR_FAMILY_STANDARD 1            /* Q/K/V projections of the module (AttnProcessor, ...) */
+#define DA_PROCESSOR_FAMILY_ADDED_KV 2            /* K/V include the added-context projections */
+#define DA_PROCESSOR_FAMILY_CUSTOM_DIFFUSION 3    /* hidden_size, train_kv, train_q_out, ... */
+#define DA_PROCESSOR_FAMILY_IP_ADAPTER 4          /* hidden_size, cross_attention_dim, num_tokens, scale */
+#define DA_PROCESSOR_FAMILY_DEPRECATED_LORA 5     /* constructible, never callable */
+#define DA_PROCESSOR_FAMILY_DIT 10                /* joint / DiT processors */
+#define DA_PROCESSOR_FAMILY_DIT_SD3_IP_ADAPTER 11 /* SD3IPAdapterJointAttnProcessor2_0's arguments */
+#define DA_PROCESSOR_FAMILY_DIT_FLUX_IP_ADAPTER 12 /* Flux IP-Adapter: the IP-Adapter arguments */
+
+/* The family (DA_PROCESSOR_FAMILY_*) of processor `kind`. Errors: DA_ERR_INVALID_ARGUMENT (NULL
+ * `family`), DA_ERR_NOT_FOUND (unknown kind). Thread-safe. */
+da_status da_processor_family(int32_t kind, int32_t *family);
+
+/* sizeof the struct this header declares under `name` ("da_attention_info", "DLTensor", ...) as the
+ * library was compiled, or 0 for NULL or an unknown name. Bindings that mirror the structs compare
+ * their sizes with it when they load. Thread-safe. */
+size_t da_struct_size(const char *name);
+
 /* A processor's constructor arguments (diffusers' names). Fields a kind does not take are
  * ignored. The library copies what the pointers refer to; they need only live for the call. */
 typedef struct da_processor_config {

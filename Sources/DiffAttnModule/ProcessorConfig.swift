@@ -137,3 +137,29 @@ public struct ProcessorConfig: Sendable, Equatable {
         }
     }
 }
+
+/// A processor class's family as the bindings see it: which constructor arguments the class takes
+/// and which pipeline runs it (the C API's DA_PROCESSOR_FAMILY_*).
+public enum ProcessorClassFamily: Sendable {
+    case standard, addedKV, customDiffusion, ipAdapter, deprecatedLoRA, dit, ditSD3IPAdapter, ditFluxIPAdapter
+}
+
+extension ProcessorKind {
+    /// The family of this class; nil for a kind this build has no recipe for.
+    public var classFamily: ProcessorClassFamily? {
+        switch ProcessorRecipe.recipe(for: self)?.family {
+        case nil: return nil
+        case .standard: return .standard
+        case .addedKV: return .addedKV
+        case .customDiffusion: return .customDiffusion
+        case .ipAdapter: return .ipAdapter
+        case .deprecatedLoRA: return .deprecatedLoRA
+        case .dit(let r):
+            switch r.ipAdapter {
+            case .none: return .dit
+            case .sd3: return .ditSD3IPAdapter
+            case .flux: return .ditFluxIPAdapter
+            }
+        }
+    }
+}

@@ -204,6 +204,7 @@ int main(int argc, char **argv) {
     test_dit_ip();
     test_caches();
     test_casting();
+    test_processor_query();
 
     printf("capi-c: %d passed, %d failed\n", capi_passed, capi_failed);
     return capi_failed == 0 ? 0 : 1;
