@@ -7,6 +7,7 @@
     out = attn(hidden_states)                           # numpy float32 in and out
 """
 
+from ._core import check as _check
 from ._lib import lib as _lib, library_path
 from .attention import Attention
 from .processors import *  # noqa: F401,F403  (every diffusers processor class name)
@@ -24,8 +25,7 @@ __version__ = _lib.da_version().decode()
 
 def set_num_threads(n):
     """Worker threads for the kernels and BLAS (also DIFFATTN_NUM_THREADS at start-up)."""
-    from ._core import check
-    check(_lib.da_set_num_threads(int(n)))
+    _check(_lib.da_set_num_threads(int(n)))
 
 
 def get_num_threads():

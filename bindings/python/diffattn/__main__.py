@@ -5,6 +5,10 @@ import os
 import sys
 import textwrap
 
+import diffattn
+from diffattn._lib import lib, library_path
+from diffattn.processors import PROCESSOR_NAMES
+
 # Capability queries this binding shows when the loaded library exports them (newer C APIs).
 _OPTIONAL_STRINGS = (("cpu features", "da_cpu_features"), ("kernel paths", "da_kernel_paths"),
                      ("selected path", "da_kernel_path"))
@@ -23,17 +27,8 @@ def _loaded_path(default):
     return default
 
 
-def _processors(lib):
-    kinds = [k for k in range(0, 256) if lib.da_processor_name(k) is not None and k != 0]
-    implemented = [lib.da_processor_name(k).decode() for k in kinds if lib.da_processor_is_implemented(k)]
-    return kinds, implemented
-
-
 def info(out=sys.stdout):
-    import diffattn
-    from diffattn._lib import lib, library_path
-
-    kinds, implemented = _processors(lib)
+    implemented = [n for n in PROCESSOR_NAMES if getattr(diffattn, n).is_implemented()]
     rows = [
         ("version", f"{lib.da_version().decode()} (ABI {lib.da_abi_version()})"),
         ("library", _loaded_path(library_path)),
@@ -49,7 +44,7 @@ def info(out=sys.stdout):
             continue
         fn.restype, fn.argtypes = ctypes.c_char_p, []
         rows.append((label, (fn() or b"").decode()))
-    rows.append(("processors", f"{len(implemented)} of {len(kinds)} diffusers classes implemented: "
+    rows.append(("processors", f"{len(implemented)} of {len(PROCESSOR_NAMES)} diffusers classes implemented: "
                                + ", ".join(implemented)))
     for label, value in rows:
         print(textwrap.fill(f"{label:<15}{value}", width=100, subsequent_indent=" " * 15,

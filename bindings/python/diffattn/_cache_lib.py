@@ -4,7 +4,7 @@ import ctypes
 from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_int32, c_int64, c_uint32, c_void_p
 
 from ._hook_lib import PABConfig, TimestepFn
-from ._lib import DLTensor, lib
+from ._lib import DLTensor, check_layouts, declare, lib
 
 _S = c_int32
 _H = c_void_p
@@ -91,10 +91,11 @@ _SIGNATURES = {
     "da_model_enabled_cache": (_S, [_H, POINTER(c_int32)]),
 }
 
-for _name, (_restype, _argtypes) in _SIGNATURES.items():
-    _fn = getattr(lib, _name)
-    _fn.restype = _restype
-    _fn.argtypes = _argtypes
+declare(lib, _SIGNATURES)
+check_layouts({"da_block_io": BlockIO, "da_first_block_cache_config": FBCConfig,
+               "da_faster_cache_config": FasterCacheCConfig, "da_taylorseer_cache_config": TaylorSeerCConfig,
+               "da_mag_cache_config": MagCacheCConfig, "da_teacache_config": TeaCacheCConfig,
+               "da_layer_skip_config": LayerSkipCConfig})
 
 KINDS = {"FasterCacheConfig": 1, "FirstBlockCacheConfig": 2, "MagCacheConfig": 3, "PyramidAttentionBroadcastConfig": 4,
          "TaylorSeerCacheConfig": 5, "TeaCacheConfig": 6}

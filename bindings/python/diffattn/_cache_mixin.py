@@ -9,6 +9,8 @@ import numpy as np
 from ._cache_lib import BlockIO, KINDS
 from ._core import TensorArg, check
 from ._lib import lib
+from .caches import c_config_for_enable
+from .hooks import HookRegistry
 
 logger = logging.getLogger("diffattn")
 _KIND_NAMES = {v: k for k, v in KINDS.items()}
@@ -31,8 +33,7 @@ class CacheMixin:
         return kind.value
 
     def enable_cache(self, config):
-        from .caches import _c_config_for_enable
-        kind, c, keep = _c_config_for_enable(self, config)
+        kind, c, keep = c_config_for_enable(self, config)
         check(lib.da_model_enable_cache(self._handle, kind, ctypes.cast(ctypes.byref(c), ctypes.c_void_p)))
         self._cache_keepalive = getattr(self, "_cache_keepalive", []) + [(c, keep)]
         self._cache_config = config
@@ -45,7 +46,6 @@ class CacheMixin:
         self._cache_config = None
 
     def _reset_stateful_cache(self, recurse=True):
-        from .hooks import HookRegistry
         HookRegistry.check_if_exists_or_initialize(self).reset_stateful_hooks(recurse=recurse)
 
     @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""numpy ↔ DLTensor, library-owned results, and status → exception translation."""
+"""numpy ↔ DLTensor, library-owned results, status → exception translation, and the error path
+of Python callbacks the library calls."""
 
 import ctypes
 import threading
@@ -6,7 +7,7 @@ import weakref
 
 import numpy as np
 
-from ._lib import POINTER, DLDataType, DLDevice, DLManagedTensor, DLTensor, c_int64, lib
+from ._lib import POINTER, DLDataType, DLDevice, DLManagedTensor, DLTensor, WeightInfo, c_int64, lib
 
 _KDL_CPU = 1
 _FLOAT32 = DLDataType(2, 32, 1)
@@ -27,11 +28,32 @@ class _Message(str):
 
 
 _pending = threading.local()
+_STATUS_INTERNAL = 12
 
 
-def set_pending_error(exc):
-    """A Python callback's exception, re-raised by the check() of the call that ran it."""
+def callback_failed(exc):
+    """Keeps a Python callback's exception for the check() of the call that ran it (on this
+    thread) to raise, and returns the status the callback gives the library."""
     _pending.error = exc
+    return _STATUS_INTERNAL
+
+
+def guard_callback(fn):
+    """`fn` as a callback the library may call: an exception becomes callback_failed(exc)."""
+    def run(*args):
+        try:
+            return fn(*args)
+        except BaseException as exc:  # noqa: BLE001 -- re-raised by the caller's check()
+            return callback_failed(exc)
+    return run
+
+
+def c_strings(values):
+    """(char** array, count) of a list of str, or (None, 0) for None. Keep the array alive."""
+    if values is None:
+        return None, 0
+    encoded = [v.encode() for v in values]
+    return (ctypes.c_char_p * max(len(encoded), 1))(*encoded), len(encoded)
 
 
 def check(status):
@@ -111,7 +133,6 @@ def call_returning_tensor(fn, *args):
 
 def weight_infos(handle, count_fn, info_fn):
     """[(name, shape)] of a handle's state dict, through its *_weight_count / *_weight_info calls."""
-    from ._lib import WeightInfo, c_int64
     count = c_int64()
     check(count_fn(handle, ctypes.byref(count)))
     infos = []

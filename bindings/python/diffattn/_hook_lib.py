@@ -3,7 +3,7 @@
 import ctypes
 from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_int32, c_int64, c_uint32, c_void_p
 
-from ._lib import DLTensor, lib
+from ._lib import DLTensor, check_layouts, declare, lib
 
 _S = c_int32
 PathFn = CFUNCTYPE(_S, c_void_p, c_char_p)
@@ -73,7 +73,6 @@ _SIGNATURES = {
     "da_model_apply_pyramid_attention_broadcast": (_S, [_H, POINTER(PABConfig), POINTER(c_int64)]),
 }
 
-for _name, (_restype, _argtypes) in _SIGNATURES.items():
-    _fn = getattr(lib, _name)
-    _fn.restype = _restype
-    _fn.argtypes = _argtypes
+declare(lib, _SIGNATURES)
+check_layouts({"da_hook_callbacks": HookCallbacks, "da_group_offload_config": GroupOffloadConfig,
+               "da_group_offload_stats": GroupOffloadStats, "da_pab_config": PABConfig})

@@ -1,7 +1,8 @@
 """ctypes declarations of include/diffattn.h and the library loader.
 
-The structs mirror the header field for field; `_check_layouts` compares their sizes with what
-the library's *_init functions report, so a header/binding drift fails at import, not later.
+The structs mirror the header field for field; `check_layouts` compares each one's size with the
+library's (`da_struct_size`), so a header/binding drift fails at import, not later. The sibling
+modules _hook_lib, _cache_lib and _model_lib declare the rest of the header the same way.
 """
 
 import ctypes
@@ -129,6 +130,10 @@ _SIGNATURES = {
     "da_processor_name": (c_char_p, [c_int32]),
     "da_processor_kind_from_name": (_STATUS, [c_char_p, POINTER(c_int32)]),
     "da_processor_is_implemented": (c_int32, [c_int32]),
+    "da_processor_kind_count": (c_int64, []),
+    "da_processor_kind_at": (_STATUS, [c_int64, POINTER(c_int32)]),
+    "da_processor_family": (_STATUS, [c_int32, POINTER(c_int32)]),
+    "da_struct_size": (c_size_t, [c_char_p]),
     "da_processor_config_init": (_STATUS, [POINTER(ProcessorConfig), c_size_t, c_int32]),
     "da_attention_config_init": (_STATUS, [POINTER(AttentionConfig), c_size_t]),
     "da_attention_create": (_STATUS, [POINTER(AttentionConfig), POINTER(_ATTN)]),
@@ -179,6 +184,14 @@ def _candidates():
     yield "libdiffattn.so.0"
 
 
+def declare(lib, signatures):
+    """Sets restype/argtypes of each function in `signatures` ({name: (restype, argtypes)})."""
+    for name, (restype, argtypes) in signatures.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+
+
 def _load():
     errors = []
     for path in _candidates():
@@ -190,10 +203,11 @@ def _load():
         except OSError as e:
             errors.append(f"{path}: {e}")
             continue
-        for name, (restype, argtypes) in _SIGNATURES.items():
-            fn = getattr(lib, name)
-            fn.restype = restype
-            fn.argtypes = argtypes
+        try:
+            declare(lib, _SIGNATURES)
+        except AttributeError as e:  # an older library: a function of this binding is missing
+            errors.append(f"{path}: {e}")
+            continue
         return lib, path
     raise ImportError("libdiffattn could not be loaded (set DIFFATTN_LIBRARY to its path, or build it with "
                       "`swift build -c release`, or install the package): " + "; ".join(errors))
@@ -205,14 +219,26 @@ if lib.da_check_abi(0) != 0:
     raise ImportError(lib.da_last_error().decode())
 
 
-def _check_layouts():
-    for struct, init in ((AttentionConfig, lib.da_attention_config_init), (ForwardArgs, lib.da_forward_args_init),
-                         (DiTArgs, lib.da_dit_args_init),
-                         (SDPAOptions, lib.da_sdpa_options_init)):
-        s = struct()
-        if init(ctypes.byref(s), ctypes.sizeof(s)) != 0 or s.struct_size != ctypes.sizeof(s):
-            raise ImportError(f"{struct.__name__}: the binding's layout ({ctypes.sizeof(s)} bytes) does not match "
-                              f"the library's ({s.struct_size})")
+def check_layouts(structs):
+    """Raises ImportError unless each {C name: ctypes Structure} has the library's size."""
+    for c_name, struct in structs.items():
+        expected = lib.da_struct_size(c_name.encode())
+        if expected != ctypes.sizeof(struct):
+            raise ImportError(f"{struct.__name__} mirrors {c_name}, but its layout ({ctypes.sizeof(struct)} bytes) does not "
+                              f"match the library's ({expected} bytes): {library_path} and the diffattn bindings "
+                              f"come from different versions")
 
 
-_check_layouts()
+def defaults(struct, init, *args):
+    """A `struct` as the library's `init` function fills it: the C API's defaults, read once."""
+    value = struct()
+    if init(ctypes.byref(value), ctypes.sizeof(value), *args) != 0:
+        raise ImportError(f"{init.__name__}: {lib.da_last_error().decode()}")
+    return value
+
+
+check_layouts({"DLDevice": DLDevice, "DLDataType": DLDataType, "DLTensor": DLTensor, "DLManagedTensor": DLManagedTensor,
+               "da_attention_config": AttentionConfig, "da_attention_info": AttentionInfo,
+               "da_processor_config": ProcessorConfig, "da_weight_info": WeightInfo, "da_dit_args": DiTArgs,
+               "da_forward_args": ForwardArgs, "da_spatial_norm_weights": SpatialNormWeights,
+               "da_output_shapes": OutputShapes, "da_sdpa_options": SDPAOptions})

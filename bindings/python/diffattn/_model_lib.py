@@ -2,7 +2,7 @@
 
 from ctypes import POINTER, Structure, c_char_p, c_int32, c_int64, c_size_t, c_uint32, c_void_p
 
-from ._lib import DLTensor, ProcessorConfig, WeightInfo, lib
+from ._lib import DLTensor, ProcessorConfig, WeightInfo, check_layouts, declare, lib
 
 SLICE_NONE, SLICE_AUTO, SLICE_MAX, SLICE_SIZE, SLICE_LIST = 0, 1, 2, 3, 4
 MODULE_CONTAINER, MODULE_ATTENTION, MODULE_WEIGHTS = 0, 1, 2
@@ -51,10 +51,8 @@ _SIGNATURES = {
     "da_pipeline_set_use_memory_efficient_attention_xformers": (_S, [_H, c_int32]),
 }
 
-for _name, (_restype, _argtypes) in _SIGNATURES.items():
-    _fn = getattr(lib, _name)
-    _fn.restype = _restype
-    _fn.argtypes = _argtypes
+declare(lib, _SIGNATURES)
+check_layouts({"da_load_report": LoadReport})
 
 
 def slice_args(slice_size):

@@ -10,8 +10,10 @@ from . import dit_args as _dit
 from . import processors as _processors
 from ._core import (TensorArg, call_returning_tensor, check, managed_to_numpy, optional_arg, pointer, read_state_dict,
                     weight_infos)
+from ._hook_lib import lib as _hook_lib  # declares da_attention_hook_registry
 from ._lib import (MAX_OUTPUTS, AttentionConfig, AttentionInfo, DLManagedTensor, DLTensor, ForwardArgs, ProcessorConfig,
-                   c_int64, c_void_p, lib)
+                   c_int64, c_void_p, defaults, lib)
+from .casting import enable_attention_casting
 
 logger = logging.getLogger("diffattn")
 
@@ -20,9 +22,6 @@ _QK_NORMS = {None: 0, "layer_norm": 1, "fp32_layer_norm": 2, "layer_norm_across_
 _CROSS_NORMS = {None: 0, "layer_norm": 1, "group_norm": 2}
 _UNKNOWN = 1000  # an enum value the library rejects with diffusers' "unknown …" message
 _QUIET_KWARGS = {"ip_adapter_masks", "ip_hidden_states"}
-_IP_KINDS = {_processors.IPAdapterAttnProcessor._kind, _processors.IPAdapterAttnProcessor2_0._kind,
-             _processors.IPAdapterXFormersAttnProcessor._kind, _processors.SD3IPAdapterJointAttnProcessor2_0._kind,
-             _processors.FluxIPAdapterAttnProcessor._kind, _processors.FluxIPAdapterJointAttnProcessor2_0._kind}
 
 
 def _size(value, name):
@@ -39,6 +38,19 @@ def _tristate(value):
     return -1 if value is None else int(bool(value))
 
 
+# The constructor's defaults, as the C API's da_attention_config_init gives them (DA_NONE fields are None).
+_D = defaults(AttentionConfig, lib.da_attention_config_init)
+
+
+def _flag(name):
+    return bool(getattr(_D, name))
+
+
+def _optional_flag(name):
+    value = getattr(_D, name)
+    return None if value < 0 else bool(value)
+
+
 class Attention:
     """A cross-attention layer (diffusers.models.attention_processor.Attention).
 
@@ -46,13 +58,17 @@ class Attention:
     runs its processor on numpy float32 arrays and returns numpy float32 arrays.
     """
 
-    def __init__(self, query_dim, cross_attention_dim=None, heads=8, kv_heads=None, dim_head=64, dropout=0.0,
-                 bias=False, upcast_attention=False, upcast_softmax=False, cross_attention_norm=None,
-                 cross_attention_norm_num_groups=32, qk_norm=None, added_kv_proj_dim=None, added_proj_bias=True,
-                 norm_num_groups=None, spatial_norm_dim=None, out_bias=True, scale_qk=True,
-                 only_cross_attention=False, eps=1e-5, rescale_output_factor=1.0, residual_connection=False,
-                 _from_deprecated_attn_block=False, processor=None, out_dim=None, out_context_dim=None,
-                 context_pre_only=None, pre_only=False, elementwise_affine=True, is_causal=False):
+    def __init__(self, query_dim, cross_attention_dim=None, heads=_D.heads, kv_heads=None, dim_head=_D.dim_head,
+                 dropout=_D.dropout, bias=_flag("bias"), upcast_attention=_flag("upcast_attention"),
+                 upcast_softmax=_flag("upcast_softmax"), cross_attention_norm=None,
+                 cross_attention_norm_num_groups=_D.cross_attention_norm_num_groups, qk_norm=None,
+                 added_kv_proj_dim=None, added_proj_bias=_optional_flag("added_proj_bias"), norm_num_groups=None,
+                 spatial_norm_dim=None, out_bias=_flag("out_bias"), scale_qk=_flag("scale_qk"),
+                 only_cross_attention=_flag("only_cross_attention"), eps=_D.eps,
+                 rescale_output_factor=_D.rescale_output_factor, residual_connection=_flag("residual_connection"),
+                 _from_deprecated_attn_block=_flag("from_deprecated_attn_block"), processor=None, out_dim=None,
+                 out_context_dim=None, context_pre_only=_optional_flag("context_pre_only"), pre_only=_flag("pre_only"),
+                 elementwise_affine=_flag("elementwise_affine"), is_causal=_flag("is_causal")):
         self._handle = None
         c = AttentionConfig()
         check(lib.da_attention_config_init(ctypes.byref(c), ctypes.sizeof(c)))
@@ -111,6 +127,11 @@ class Attention:
         if processor is not None:
             self.set_processor(processor)
 
+    def _hook_registry_handle(self):
+        handle = c_void_p()
+        check(_hook_lib.da_attention_hook_registry(self._handle, ctypes.byref(handle)))
+        return handle
+
     def __del__(self):
         if getattr(self, "_handle", None):
             lib.da_attention_destroy(self._handle)
@@ -156,7 +177,7 @@ class Attention:
         check(lib.da_attention_get_processor(self._handle, ctypes.byref(c)))
         current = getattr(self, "_processor", None)
         if current is None or current._kind != c.kind:
-            scale = self._ip_adapter_scale() if c.kind in _IP_KINDS else None
+            scale = self._ip_adapter_scale() if c.kind in _processors.IP_ADAPTER_KINDS else None
             current = _processors.from_config(c, previous=current, scale=scale)
             self._processor = current
             if isinstance(current, (_processors._IPAdapter, _processors._SD3IPAdapter)):
@@ -224,7 +245,6 @@ class Attention:
         """diffusers' ``enable_layerwise_casting``: Linear weights stored as ``storage_dtype`` (bfloat16 or
         float16), widened to float32 in the GEMM. ``skip_modules_pattern="auto"`` uses diffusers' defaults
         (``DEFAULT_SKIP_MODULES_PATTERN``: pos_embed, patch_embed, norm, ^proj_in$, ^proj_out$)."""
-        from .casting import enable_attention_casting
         enable_attention_casting(self._handle, storage_dtype, compute_dtype, skip_modules_pattern)
 
     def load_state_dict(self, state_dict, strict=True):

@@ -23,18 +23,23 @@ import numpy as np
 
 from ._cache_lib import (KINDS, FasterCacheCConfig, FBCConfig, LayerSkipCConfig, MagCacheCConfig, TaylorSeerCConfig,
                          TeaCacheCConfig, WeightFn)
-from ._core import check
+from ._core import c_strings as _strings, check, guard_callback as _callback_guard
 from ._hook_lib import TimestepFn
-from ._lib import lib
+from ._lib import defaults, lib
+from ._pab import pab_c_config, require_timestep_callback
 
 _SPATIAL = ("^blocks.*attn", "^transformer_blocks.*attn", "^single_transformer_blocks.*attn")
+# The C API's defaults (its *_init functions), so that no default number is typed twice.
+_FBC = defaults(FBCConfig, lib.da_first_block_cache_config_init)
+_FASTER = defaults(FasterCacheCConfig, lib.da_faster_cache_config_init)
+_TAYLOR = defaults(TaylorSeerCConfig, lib.da_taylorseer_cache_config_init)
+_MAG = defaults(MagCacheCConfig, lib.da_mag_cache_config_init)
+_TEA = defaults(TeaCacheCConfig, lib.da_teacache_config_init)
+_SKIP = defaults(LayerSkipCConfig, lib.da_layer_skip_config_init)
 
 
-def _strings(values):
-    if values is None:
-        return None, 0
-    values = [v.encode() for v in values]
-    return (ctypes.c_char_p * max(len(values), 1))(*values), len(values)
+def _range(name):
+    return tuple(getattr(_FASTER, name))
 
 
 def _doubles(values):
@@ -44,20 +49,9 @@ def _doubles(values):
     return (ctypes.c_double * max(len(values), 1))(*values), len(values)
 
 
-def _callback_guard(fn):
-    from .hooks import _fail
-
-    def run(*a):
-        try:
-            return fn(*a)
-        except BaseException as exc:  # noqa: BLE001 -- re-raised by check()
-            return _fail(exc)
-    return run
-
-
 @dataclass
 class FirstBlockCacheConfig:
-    threshold: float = 0.05
+    threshold: float = _FBC.threshold
 
     def _c(self, module):
         c = FBCConfig()
@@ -68,16 +62,16 @@ class FirstBlockCacheConfig:
 
 @dataclass
 class FasterCacheConfig:
-    spatial_attention_block_skip_range: int = 2
-    temporal_attention_block_skip_range: Optional[int] = None
-    spatial_attention_timestep_skip_range: Tuple[float, float] = (-1, 681)
-    temporal_attention_timestep_skip_range: Tuple[float, float] = (-1, 681)
-    low_frequency_weight_update_timestep_range: Tuple[float, float] = (99, 901)
-    high_frequency_weight_update_timestep_range: Tuple[float, float] = (-1, 301)
-    alpha_low_frequency: float = 1.1
-    alpha_high_frequency: float = 1.1
-    unconditional_batch_skip_range: int = 5
-    unconditional_batch_timestep_skip_range: Tuple[float, float] = (-1, 641)
+    spatial_attention_block_skip_range: int = _FASTER.spatial_attention_block_skip_range
+    temporal_attention_block_skip_range: Optional[int] = _FASTER.temporal_attention_block_skip_range or None
+    spatial_attention_timestep_skip_range: Tuple[float, float] = _range("spatial_attention_timestep_skip_range")
+    temporal_attention_timestep_skip_range: Tuple[float, float] = _range("temporal_attention_timestep_skip_range")
+    low_frequency_weight_update_timestep_range: Tuple[float, float] = _range("low_frequency_weight_update_timestep_range")
+    high_frequency_weight_update_timestep_range: Tuple[float, float] = _range("high_frequency_weight_update_timestep_range")
+    alpha_low_frequency: float = _FASTER.alpha_low_frequency
+    alpha_high_frequency: float = _FASTER.alpha_high_frequency
+    unconditional_batch_skip_range: int = _FASTER.unconditional_batch_skip_range
+    unconditional_batch_timestep_skip_range: Tuple[float, float] = _range("unconditional_batch_timestep_skip_range")
     spatial_attention_block_identifiers: Tuple[str, ...] = _SPATIAL
     temporal_attention_block_identifiers: Tuple[str, ...] = ("^temporal_transformer_blocks.*attn",)
     attention_weight_callback: Optional[Callable] = None
@@ -133,10 +127,10 @@ class FasterCacheConfig:
 
 @dataclass
 class TaylorSeerCacheConfig:
-    cache_interval: int = 5
-    disable_cache_before_step: int = 3
-    disable_cache_after_step: Optional[int] = None
-    max_order: int = 1
+    cache_interval: int = _TAYLOR.cache_interval
+    disable_cache_before_step: int = _TAYLOR.disable_cache_before_step
+    disable_cache_after_step: Optional[int] = None if _TAYLOR.disable_cache_after_step < 0 else _TAYLOR.disable_cache_after_step
+    max_order: int = _TAYLOR.max_order
     taylor_factors_dtype: str = "bfloat16"   # or "float32" (torch dtypes accepted by name)
     skip_predict_identifiers: Optional[List[str]] = None
     cache_identifiers: Optional[List[str]] = None
@@ -162,10 +156,10 @@ class TaylorSeerCacheConfig:
 
 @dataclass
 class MagCacheConfig:
-    threshold: float = 0.06
-    max_skip_steps: int = 3
-    retention_ratio: float = 0.2
-    num_inference_steps: int = 28
+    threshold: float = _MAG.threshold
+    max_skip_steps: int = _MAG.max_skip_steps
+    retention_ratio: float = _MAG.retention_ratio
+    num_inference_steps: int = _MAG.num_inference_steps
     mag_ratios: Optional[List[float]] = None
     calibrate: bool = False
 
@@ -193,9 +187,9 @@ FLUX_TEACACHE_COEFFICIENTS = [4.98651651e+02, -2.83781631e+02, 5.58554382e+01, -
 class TeaCacheConfig:
     """TeaCache (not in diffusers): relative-L1 change of the first block's modulated input,
     rescaled by `numpy.poly1d(coefficients)`, accumulated against `rel_l1_thresh`."""
-    rel_l1_thresh: float = 0.4
+    rel_l1_thresh: float = _TEA.rel_l1_thresh
     coefficients: List[float] = field(default_factory=lambda: list(FLUX_TEACACHE_COEFFICIENTS))
-    num_inference_steps: int = 28
+    num_inference_steps: int = _TEA.num_inference_steps
 
     def _c(self, module):
         c = TeaCacheCConfig()
@@ -210,10 +204,10 @@ class TeaCacheConfig:
 class LayerSkipConfig:
     indices: List[int]
     fqn: str = "auto"
-    skip_attention: bool = True
-    skip_attention_scores: bool = False
-    skip_ff: bool = True
-    dropout: float = 1.0
+    skip_attention: bool = bool(_SKIP.skip_attention)
+    skip_attention_scores: bool = bool(_SKIP.skip_attention_scores)
+    skip_ff: bool = bool(_SKIP.skip_ff)
+    dropout: float = _SKIP.dropout
 
     def __post_init__(self):
         if not (0 <= self.dropout <= 1):
@@ -277,17 +271,14 @@ def apply_layer_skip(module, config, name=None):
     return hooked.value
 
 
-def _c_config_for_enable(module, config):
+def c_config_for_enable(module, config):
     """(kind, struct, keepalive) for `enable_cache`."""
     name = type(config).__name__
     if name not in KINDS:
         raise ValueError(f"Cache config {type(config)} is not supported.")
     if name == "PyramidAttentionBroadcastConfig":
-        from .hooks import _pab_c_config
-        if config.current_timestep_callback is None:
-            raise ValueError("The `current_timestep_callback` function must be provided in the configuration to apply "
-                             "Pyramid Attention Broadcast.")
-        c, keep = _pab_c_config(config)
+        require_timestep_callback(config)
+        c, keep = pab_c_config(config)
     else:
         c, keep = config._c(module)
     return KINDS[name], c, keep

@@ -9,6 +9,7 @@ import ctypes
 
 from ._core import check
 from ._lib import lib
+from ._model_lib import lib as model_lib  # declares da_model_enable_layerwise_casting
 
 DEFAULT_SKIP_MODULES_PATTERN = ("pos_embed", "patch_embed", "norm", "^proj_in$", "^proj_out$")
 _FORMATS = {"float32": 0, "bfloat16": 1, "float16": 2}
@@ -48,6 +49,5 @@ def enable_attention_casting(handle, storage_dtype, compute_dtype, skip_modules_
 
 
 def enable_model_casting(handle, storage_dtype, compute_dtype, skip_modules_pattern):
-    from ._model_lib import lib as model_lib
     fmt, array, count = _arguments(storage_dtype, compute_dtype, skip_modules_pattern)
     check(model_lib.da_model_enable_layerwise_casting(handle, fmt, array, count))

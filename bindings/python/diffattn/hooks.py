@@ -26,27 +26,20 @@ output in `post_forward`; replacing either with an array of the same shape is ho
 import ctypes
 import itertools
 import threading
-from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
 
 import numpy as np
 
-from . import _core
-from ._core import check
-from ._hook_lib import (DestroyFn, GroupOffloadConfig, GroupOffloadStats, HookCallbacks, PABConfig, PathFn, PostFn,
-                        PreFn, TimestepFn)
+from ._core import c_strings, check, guard_callback
+from ._hook_lib import DestroyFn, GroupOffloadConfig, GroupOffloadStats, HookCallbacks, PathFn, PostFn, PreFn
 from ._lib import lib
+from ._pab import PyramidAttentionBroadcastConfig, pab_c_config, require_timestep_callback
+from .caches import (FasterCacheConfig, FirstBlockCacheConfig, LayerSkipConfig, MagCacheConfig, TaylorSeerCacheConfig,
+                     TeaCacheConfig, apply_faster_cache, apply_first_block_cache, apply_layer_skip, apply_mag_cache,
+                     apply_taylorseer_cache, apply_teacache)
 
-_STATUS_INTERNAL = 12
 _live = {}            # registration id -> (hook, module, callbacks): alive while the library holds it
 _ids = itertools.count(1)
 _lock = threading.Lock()
-
-
-def _fail(exc):
-    """Keeps a callback's exception so that the Python call that triggered it raises it."""
-    _core.set_pending_error(exc)
-    return _STATUS_INTERNAL
 
 
 def _view(tensor):
@@ -95,12 +88,9 @@ class ModelHook:
 
         def guard(fn):
             def run(*a):
-                try:
-                    fn(*a)
-                    return 0
-                except BaseException as exc:  # noqa: BLE001 -- re-raised by the caller's check()
-                    return _fail(exc)
-            return run
+                fn(*a)
+                return 0
+            return guard_callback(run)
 
         def pre(_user, _path, tensor):
             if not tensor:
@@ -148,7 +138,9 @@ class _BuiltinHook:
 
 
 class HookRegistry:
-    """The hooks of one module: a model (its root), an attention module, or a weight module."""
+    """The hooks of one module: a model (its root), an attention module, or a weight module.
+    Each of those classes says where its registry is (`_hook_registry_handle()`), so this module
+    needs none of them."""
 
     def __init__(self, module, handle):
         self._module_ref = module
@@ -160,15 +152,10 @@ class HookRegistry:
         existing = getattr(module, "_diffusers_hook", None)
         if existing is not None:
             return existing
-        handle = ctypes.c_void_p()
-        from .models import ModelMixin, WeightModule
-        if isinstance(module, ModelMixin):
-            check(lib.da_model_hook_registry(module._handle, b"", ctypes.byref(handle)))
-        elif isinstance(module, WeightModule):
-            check(lib.da_model_hook_registry(module._model._handle, module.path.encode(), ctypes.byref(handle)))
-        else:
-            check(lib.da_attention_hook_registry(module._handle, ctypes.byref(handle)))
-        registry = cls(module, handle)
+        locate = getattr(module, "_hook_registry_handle", None)
+        if locate is None:
+            raise TypeError(f"module must be a diffattn model, attention module or weight module, got {type(module).__name__}")
+        registry = cls(module, locate())
         module._diffusers_hook = registry
         return registry
 
@@ -233,13 +220,6 @@ class HookRegistry:
 _OFFLOAD_TYPES = {"block_level": 0, "leaf_level": 1}
 
 
-def _strings(values):
-    if values is None:
-        return None, 0
-    values = list(values)
-    return (ctypes.c_char_p * max(len(values), 1))(*[v.encode() for v in values]), len(values)
-
-
 def apply_group_offloading(module, onload_device, offload_device="cpu", offload_type="block_level",
                            num_blocks_per_group=None, non_blocking=False, use_stream=False, record_stream=False,
                            low_cpu_mem_usage=False, offload_to_disk_path=None, block_modules=None,
@@ -258,8 +238,8 @@ def apply_group_offloading(module, onload_device, offload_device="cpu", offload_
     c.record_stream, c.low_cpu_mem_usage = int(bool(record_stream)), int(bool(low_cpu_mem_usage))
     path = None if offload_to_disk_path is None else str(offload_to_disk_path).encode()
     c.offload_to_disk_path = path
-    blocks, nb = _strings(block_modules)
-    excl, ne = _strings(exclude_kwargs)
+    blocks, nb = c_strings(block_modules)
+    excl, ne = c_strings(exclude_kwargs)
     c.block_modules, c.num_block_modules = blocks, nb
     c.exclude_kwargs, c.num_exclude_kwargs = excl, ne
     check(lib.da_model_enable_group_offload(module._handle, str(onload_device).encode(), ctypes.byref(c)))
@@ -272,68 +252,19 @@ def group_offload_stats(module):
     return {name: getattr(s, name) for name, _ in GroupOffloadStats._fields_[1:]}
 
 
-# --- pyramid attention broadcast ---------------------------------------------------------------
-@dataclass
-class PyramidAttentionBroadcastConfig:
-    spatial_attention_block_skip_range: Optional[int] = None
-    temporal_attention_block_skip_range: Optional[int] = None
-    cross_attention_block_skip_range: Optional[int] = None
-    spatial_attention_timestep_skip_range: Tuple[float, float] = (100, 800)
-    temporal_attention_timestep_skip_range: Tuple[float, float] = (100, 800)
-    cross_attention_timestep_skip_range: Tuple[float, float] = (100, 800)
-    spatial_attention_block_identifiers: Tuple[str, ...] = ("blocks", "transformer_blocks", "single_transformer_blocks",
-                                                           "layers", "visual_transformer_blocks")
-    temporal_attention_block_identifiers: Tuple[str, ...] = ("temporal_transformer_blocks",)
-    cross_attention_block_identifiers: Tuple[str, ...] = ("blocks", "transformer_blocks", "layers")
-    current_timestep_callback: Optional[Callable[[], float]] = None
-
-
+# --- pyramid attention broadcast (config in _pab) -------------------------------------------
 def apply_pyramid_attention_broadcast(module, config):
     """diffusers' `apply_pyramid_attention_broadcast(module, config)` on a diffattn model."""
-    if config.current_timestep_callback is None:
-        raise ValueError("The `current_timestep_callback` function must be provided in the configuration to apply "
-                         "Pyramid Attention Broadcast.")
+    require_timestep_callback(config)
     if (config.spatial_attention_block_skip_range is None and config.temporal_attention_block_skip_range is None
             and config.cross_attention_block_skip_range is None):
         config.spatial_attention_block_skip_range = 2  # diffusers warns and mutates the config
-    c, keep = _pab_c_config(config)
+    c, keep = pab_c_config(config)
     hooked = ctypes.c_int64()
     check(lib.da_model_apply_pyramid_attention_broadcast(module._handle, ctypes.byref(c), ctypes.byref(hooked)))
     module._pab_callbacks = getattr(module, "_pab_callbacks", []) + [keep]
     return hooked.value
 
-
-def _pab_c_config(config):
-    """The C struct of a PyramidAttentionBroadcastConfig and what must stay alive with it."""
-    c = PABConfig()
-    check(lib.da_pab_config_init(ctypes.byref(c), ctypes.sizeof(c)))
-    for kind in ("spatial", "temporal", "cross"):
-        r = getattr(config, f"{kind}_attention_block_skip_range")
-        setattr(c, f"{kind}_attention_block_skip_range", 0 if r is None else int(r))
-        lo, hi = getattr(config, f"{kind}_attention_timestep_skip_range")
-        getattr(c, f"{kind}_attention_timestep_skip_range")[:] = [float(lo), float(hi)]
-        arr, n = _strings(getattr(config, f"{kind}_attention_block_identifiers"))
-        setattr(c, f"{kind}_attention_block_identifiers", arr)
-        setattr(c, f"num_{kind}_attention_block_identifiers", n)
-    fn = config.current_timestep_callback
-
-    def timestep(_user, out):
-        try:
-            t = fn()
-            if t is None:
-                raise TypeError("'<' not supported between instances of 'float' and 'NoneType'")
-            out[0] = float(np.asarray(t).reshape(-1)[0]) if not isinstance(t, (int, float)) else float(t)
-            return 0
-        except BaseException as exc:  # noqa: BLE001
-            return _fail(exc)
-
-    c.current_timestep_callback = TimestepFn(timestep)
-    return c, (c.current_timestep_callback, [getattr(c, f'{k}_attention_block_identifiers') for k in ('spatial', 'temporal', 'cross')])
-
-
-from .caches import (FasterCacheConfig, FirstBlockCacheConfig, LayerSkipConfig, MagCacheConfig, TaylorSeerCacheConfig,  # noqa: E402
-                     TeaCacheConfig, apply_faster_cache, apply_first_block_cache, apply_layer_skip, apply_mag_cache,
-                     apply_taylorseer_cache, apply_teacache)
 
 __all__ = ["HookRegistry", "ModelHook", "PyramidAttentionBroadcastConfig", "apply_group_offloading",
            "apply_pyramid_attention_broadcast", "group_offload_stats", "FasterCacheConfig", "FirstBlockCacheConfig",

@@ -19,14 +19,15 @@ import os
 import numpy as np
 
 from . import processors as _processors
+from ._cache_mixin import CacheMixin
 from ._core import TensorArg, check, read_state_dict, weight_infos
 from ._lib import AttentionConfig, ProcessorConfig, lib
-from . import _hook_lib  # noqa: F401  (declares the hook functions)
-from ._cache_mixin import CacheMixin
 from ._model_lib import (LOAD_SKIP_OTHERS, LOAD_STRICT, MODULE_ATTENTION, MODULE_CONTAINER, MODULE_WEIGHTS,
                          LoadReport, slice_args)
 from .attention import Attention
+from .casting import enable_model_casting
 from .dit import FluxAttention
+from .hooks import HookRegistry, apply_group_offloading
 
 CLASS_NAMES = ["UNet2DConditionModel", "UNet3DConditionModel", "UNetMotionModel", "I2VGenXLUNet", "AutoencoderKL",
                "SD3Transformer2DModel", "FluxTransformer2DModel", "PixArtTransformer2DModel", "HunyuanDiT2DModel",
@@ -38,6 +39,12 @@ def _string_out(fn, *args):
     s = ctypes.c_char_p()
     check(fn(*args, ctypes.byref(s)))
     return s.value.decode()
+
+
+def _hook_registry(model_handle, path):
+    handle = ctypes.c_void_p()
+    check(lib.da_model_hook_registry(model_handle, path.encode(), ctypes.byref(handle)))
+    return handle
 
 
 def _borrowed_attention(handle, owner, cls=Attention):
@@ -70,6 +77,9 @@ class WeightModule:
 
     def __init__(self, model, path):
         self._model, self.path = model, path
+
+    def _hook_registry_handle(self):
+        return _hook_registry(self._model._handle, self.path)
 
     def state_dict(self):
         prefix = self.path + "."
@@ -106,6 +116,9 @@ class ModelMixin(CacheMixin):
         model.load_safetensors(os.path.join(directory, "diffusion_pytorch_model.safetensors"), strict=strict,
                                keep_other_weights=keep_other_weights)
         return model
+
+    def _hook_registry_handle(self):
+        return _hook_registry(self._handle, "")
 
     def __del__(self):
         if getattr(self, "_handle", None):
@@ -219,7 +232,6 @@ class ModelMixin(CacheMixin):
                              num_blocks_per_group=None, non_blocking=False, use_stream=False, record_stream=False,
                              low_cpu_mem_usage=False, offload_to_disk_path=None, block_modules=None,
                              exclude_kwargs=None):
-        from .hooks import apply_group_offloading
         apply_group_offloading(self, onload_device, offload_device, offload_type, num_blocks_per_group, non_blocking,
                                use_stream, record_stream, low_cpu_mem_usage, offload_to_disk_path, block_modules,
                                exclude_kwargs)
@@ -228,14 +240,12 @@ class ModelMixin(CacheMixin):
                                  skip_modules_classes=None, non_blocking=False):
         """``ModelMixin.enable_layerwise_casting`` on the attention modules; patterns are matched against
         each Linear layer's full path (``transformer_blocks.0.attn.to_q``)."""
-        from .casting import enable_model_casting
         enable_model_casting(self._handle, storage_dtype, compute_dtype, skip_modules_pattern)
 
     def disable_group_offload(self):
         check(lib.da_model_disable_group_offload(self._handle))
 
     def reset_stateful_hooks(self):
-        from .hooks import HookRegistry
         HookRegistry.check_if_exists_or_initialize(self).reset_stateful_hooks(recurse=True)
 
     # --- weights --------------------------------------------------------------------------

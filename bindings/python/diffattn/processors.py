@@ -8,39 +8,46 @@ in the library. Every diffusers class name exists so that imports port unchanged
 import ctypes
 
 from ._core import check
-from ._lib import ProcessorConfig, lib
+from ._lib import ProcessorConfig, defaults, lib
 
-# Every diffusers processor class the C API names (DA_PROCESSOR_*), in header order.
-PROCESSOR_NAMES = (
-    "AttnProcessor", "AttnProcessor2_0", "FusedAttnProcessor2_0", "SlicedAttnProcessor",
-    "XFormersAttnProcessor", "AttnProcessorNPU", "XLAFlashAttnProcessor2_0",
-    "AttnAddedKVProcessor", "AttnAddedKVProcessor2_0", "SlicedAttnAddedKVProcessor",
-    "XFormersAttnAddedKVProcessor", "CustomDiffusionAttnProcessor", "CustomDiffusionAttnProcessor2_0",
-    "CustomDiffusionXFormersAttnProcessor", "IPAdapterAttnProcessor", "IPAdapterAttnProcessor2_0",
-    "IPAdapterXFormersAttnProcessor", "LoRAAttnProcessor", "LoRAAttnProcessor2_0",
-    "LoRAXFormersAttnProcessor", "LoRAAttnAddedKVProcessor",
-    "JointAttnProcessor2_0", "FusedJointAttnProcessor2_0", "XFormersJointAttnProcessor",
-    "PAGJointAttnProcessor2_0", "PAGCFGJointAttnProcessor2_0", "SD3IPAdapterJointAttnProcessor2_0",
-    "FluxAttnProcessor2_0", "FusedFluxAttnProcessor2_0", "FluxAttnProcessor2_0_NPU",
-    "FusedFluxAttnProcessor2_0_NPU", "FluxSingleAttnProcessor2_0", "XLAFluxFlashAttnProcessor2_0",
-    "FluxIPAdapterJointAttnProcessor2_0", "FluxAttnProcessor", "FluxIPAdapterAttnProcessor",
-    "AuraFlowAttnProcessor2_0", "FusedAuraFlowAttnProcessor2_0", "CogVideoXAttnProcessor2_0",
-    "FusedCogVideoXAttnProcessor2_0", "HunyuanAttnProcessor2_0", "FusedHunyuanAttnProcessor2_0",
-    "PAGHunyuanAttnProcessor2_0", "PAGCFGHunyuanAttnProcessor2_0", "LuminaAttnProcessor2_0",
-    "AllegroAttnProcessor2_0", "StableAudioAttnProcessor2_0", "MochiAttnProcessor2_0",
-    "MochiVaeAttnProcessor2_0", "SanaLinearAttnProcessor2_0", "PAGCFGSanaLinearAttnProcessor2_0",
-    "PAGIdentitySanaLinearAttnProcessor2_0", "SanaMultiscaleAttnProcessor2_0",
-    "PAGIdentitySelfAttnProcessor2_0", "PAGCFGIdentitySelfAttnProcessor2_0",
-)
+# Family values of the C API (DA_PROCESSOR_FAMILY_*): they choose a class's constructor.
+_CUSTOM_DIFFUSION, _IP_ADAPTER, _DIT_SD3_IP_ADAPTER, _DIT_FLUX_IP_ADAPTER = 3, 4, 11, 12
+
+
+def _library_kinds():
+    """[(kind, diffusers class name, family)] of every processor class the library names, in header order."""
+    result = []
+    for i in range(lib.da_processor_kind_count()):
+        kind, family = ctypes.c_int32(), ctypes.c_int32()
+        check(lib.da_processor_kind_at(i, ctypes.byref(kind)))
+        check(lib.da_processor_family(kind.value, ctypes.byref(family)))
+        result.append((kind.value, lib.da_processor_name(kind.value).decode(), family.value))
+    return result
+
+
+_KINDS = _library_kinds()
+PROCESSOR_NAMES = tuple(name for _, name, _ in _KINDS)
+# Kinds whose processors carry IP-Adapter scales (classic and DiT IP-Adapters).
+IP_ADAPTER_KINDS = frozenset(k for k, _, f in _KINDS if f in (_IP_ADAPTER, _DIT_SD3_IP_ADAPTER, _DIT_FLUX_IP_ADAPTER))
+
+
+def _family_defaults(family):
+    """The C API's constructor defaults (da_processor_config_init) of the first kind of `family`."""
+    kind = next(k for k, _, f in _KINDS if f == family)
+    return defaults(ProcessorConfig, lib.da_processor_config_init, kind)
+
+
+_CUSTOM_DIFFUSION_DEFAULTS = _family_defaults(_CUSTOM_DIFFUSION)
+_SD3_IP_ADAPTER_DEFAULTS = _family_defaults(_DIT_SD3_IP_ADAPTER)
 
 # Keyword names (beyond hidden_states, encoder_hidden_states, attention_mask) each processor's
 # __call__ declares; other keywords given to Attention.__call__ are warned about and dropped
-# (spec attention-core §3.1).
+# (attention_processor.py:Attention.forward).
 _NO_KEYWORDS = ("SlicedAttnProcessor", "XFormersAttnAddedKVProcessor", "AttnAddedKVProcessor",
                 "AttnAddedKVProcessor2_0", "CustomDiffusionAttnProcessor", "CustomDiffusionAttnProcessor2_0",
                 "CustomDiffusionXFormersAttnProcessor")
 _IP_KEYWORDS = ("temb", "scale", "ip_adapter_masks")
-# The DiT processors' keywords (spec processors-dit).
+# The DiT processors' keywords (their __call__ in attention_processor.py and transformer_flux.py).
 _DIT_KEYWORDS = {
     **{n: () for n in ("JointAttnProcessor2_0", "FusedJointAttnProcessor2_0", "XFormersJointAttnProcessor",
                        "PAGJointAttnProcessor2_0", "PAGCFGJointAttnProcessor2_0", "AuraFlowAttnProcessor2_0",
@@ -63,16 +70,11 @@ _DIT_KEYWORDS = {
 }
 
 
-def _kind(name):
-    kind = ctypes.c_int32()
-    check(lib.da_processor_kind_from_name(name.encode(), ctypes.byref(kind)))
-    return kind.value
-
-
 class AttentionProcessor:
     """Base of every processor class: a kind and its constructor arguments."""
 
     _kind = 0
+    _family = 0
 
     def __init__(self):
         pass
@@ -94,7 +96,7 @@ class AttentionProcessor:
             return _DIT_KEYWORDS[name]
         if name in _NO_KEYWORDS:
             return ()
-        return _IP_KEYWORDS if name.startswith("IPAdapter") else ("temb",)
+        return _IP_KEYWORDS if self._family == _IP_ADAPTER else ("temb",)
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -103,10 +105,11 @@ class AttentionProcessor:
 class _CustomDiffusion(AttentionProcessor):
     """Custom Diffusion: optional replacement projections, registered as `processor.*` weights."""
 
-    _train_q_out_default = True
+    _train_q_out_default = True  # each class's own default is read from the library (_make_class)
 
-    def __init__(self, train_kv=True, train_q_out=None, hidden_size=None, cross_attention_dim=None, out_bias=True,
-                 dropout=0.0, attention_op=None):
+    def __init__(self, train_kv=bool(_CUSTOM_DIFFUSION_DEFAULTS.train_kv), train_q_out=None, hidden_size=None,
+                 cross_attention_dim=None, out_bias=bool(_CUSTOM_DIFFUSION_DEFAULTS.out_bias),
+                 dropout=_CUSTOM_DIFFUSION_DEFAULTS.dropout, attention_op=None):
         self.train_kv = bool(train_kv)
         self.train_q_out = self._train_q_out_default if train_q_out is None else bool(train_q_out)
         self.hidden_size = hidden_size
@@ -193,7 +196,8 @@ class _FluxIPAdapter(_IPAdapter):
 class _SD3IPAdapter(AttentionProcessor):
     """SD3IPAdapterJointAttnProcessor2_0: AdaLN-normed image tokens (`processor.norm_ip`, `to_k_ip`, ...)."""
 
-    def __init__(self, hidden_size, ip_hidden_states_dim, head_dim, timesteps_emb_dim=1280, scale=0.5):
+    def __init__(self, hidden_size, ip_hidden_states_dim, head_dim,
+                 timesteps_emb_dim=_SD3_IP_ADAPTER_DEFAULTS.timesteps_emb_dim, scale=0.5):
         self.hidden_size, self.ip_hidden_states_dim, self.head_dim = hidden_size, ip_hidden_states_dim, head_dim
         self.timesteps_emb_dim = timesteps_emb_dim
         self._attention = None
@@ -250,31 +254,26 @@ def _with_partition_spec(cls):
     return cls
 
 
-def _base_for(name):
-    if name.startswith("FluxIPAdapter"):
-        return _FluxIPAdapter
-    if name == "SD3IPAdapterJointAttnProcessor2_0":
-        return _SD3IPAdapter
-    if name.startswith("CustomDiffusion"):
-        return _CustomDiffusion
-    if name.startswith("IPAdapter"):
-        return _IPAdapter
-    return AttentionProcessor
+_BASES = {_CUSTOM_DIFFUSION: _CustomDiffusion, _IP_ADAPTER: _IPAdapter, _DIT_FLUX_IP_ADAPTER: _FluxIPAdapter,
+          _DIT_SD3_IP_ADAPTER: _SD3IPAdapter}
 
 
-_classes = {}
-for _name in PROCESSOR_NAMES:
-    _attrs = {"_kind": _kind(_name), "__module__": __name__}
-    if _name == "CustomDiffusionXFormersAttnProcessor":
-        _attrs["_train_q_out_default"] = False
-    _cls = type(_name, (_base_for(_name),), _attrs)
-    if _name.startswith("Sliced"):
-        _with_slice_size(_cls)
-    elif "XFormers" in _name and _base_for(_name) is AttentionProcessor:
-        _with_attention_op(_cls)
-    elif _name == "XLAFlashAttnProcessor2_0":
-        _with_partition_spec(_cls)
-    _classes[_name] = _cls
+def _make_class(kind, name, family):
+    base = _BASES.get(family, AttentionProcessor)
+    attrs = {"_kind": kind, "_family": family, "__module__": __name__}
+    if base is _CustomDiffusion:
+        attrs["_train_q_out_default"] = bool(defaults(ProcessorConfig, lib.da_processor_config_init, kind).train_q_out)
+    cls = type(name, (base,), attrs)
+    if name.startswith("Sliced"):
+        _with_slice_size(cls)
+    elif "XFormers" in name and base is AttentionProcessor:
+        _with_attention_op(cls)
+    elif name == "XLAFlashAttnProcessor2_0":
+        _with_partition_spec(cls)
+    return cls
+
+
+_classes = {name: _make_class(kind, name, family) for kind, name, family in _KINDS}
 globals().update(_classes)
 
 _BY_KIND = {c._kind: c for c in _classes.values()}
