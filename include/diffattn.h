@@ -148,7 +148,7 @@ void da_tensor_free(DLManagedTensor *tensor);
 /* ------------------------------------------------------------------------------------------ */
 
 #define DA_PROCESSOR_DEFAULT 0 /* diffusers' choice: AttnProcessor2_0, or AttnProcessor if !scale_qk */
-/* Classic family (spec attention-core §5–§9) */
+/* Classic family (attention_processor.py:AttnProcessor.__call__ … LoRAAttnProcessor) */
 #define DA_PROCESSOR_ATTN_PROCESSOR 1
 #define DA_PROCESSOR_ATTN_PROCESSOR_2_0 2
 #define DA_PROCESSOR_FUSED_ATTN_PROCESSOR_2_0 3
@@ -170,7 +170,7 @@ void da_tensor_free(DLManagedTensor *tensor);
 #define DA_PROCESSOR_LORA_ATTN_PROCESSOR_2_0 41
 #define DA_PROCESSOR_LORA_XFORMERS_ATTN_PROCESSOR 42
 #define DA_PROCESSOR_LORA_ATTN_ADDED_KV_PROCESSOR 43
-/* DiT / joint family (spec processors-dit) */
+/* DiT / joint family (docs/design.md; DiT/ in the sources) */
 #define DA_PROCESSOR_JOINT_ATTN_PROCESSOR_2_0 100
 #define DA_PROCESSOR_FUSED_JOINT_ATTN_PROCESSOR_2_0 101
 #define DA_PROCESSOR_XFORMERS_JOINT_ATTN_PROCESSOR 102
@@ -352,7 +352,7 @@ typedef struct da_attention_config {
 } da_attention_config;
 
 /* da_attention_config.module_class: the diffusers class whose constructor arguments, state dict
- * and default processor the module follows (spec processors-dit §6.1, §10.1, §12.5).
+ * and default processor the module follows (transformer_flux.py:FluxAttention, transformer_mochi.py:MochiAttention, attention_processor.py:SanaMultiscaleLinearAttention).
  * FluxAttention reads query_dim, heads, dim_head, dropout, bias, added_kv_proj_dim,
  * added_proj_bias, out_bias, eps, out_dim, context_pre_only, pre_only, elementwise_affine;
  * MochiAttention also out_context_dim (its processor is MochiAttnProcessor2_0). */
@@ -389,7 +389,7 @@ void da_attention_destroy(da_attention attention);
  * e.g. with da_attention_config_init). Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT. */
 da_status da_attention_get_config(da_attention attention, da_attention_config *config);
 
-/* The attributes diffusers derives from the constructor arguments (spec §2.2). */
+/* The attributes diffusers derives from the constructor arguments (attention_processor.py:Attention.__init__). */
 typedef struct da_attention_info {
     uint32_t struct_size;
     int32_t is_cross_attention;
@@ -522,7 +522,7 @@ typedef struct da_forward_args {
 /* Zeroes `args` and sets struct_size. Errors: DA_ERR_INVALID_ARGUMENT. Thread-safe. */
 da_status da_forward_args_init(da_forward_args *args, size_t struct_size);
 
-/* The keyword arguments of the DiT processors (spec processors-dit), as their callers pass them.
+/* The keyword arguments of the DiT processors, as their callers pass them.
  * NULL tensors mean None; tables are float32 and must have exactly the shapes below. */
 typedef struct da_dit_args {
     uint32_t struct_size;
@@ -602,7 +602,7 @@ da_status da_attention_forward_alloc(da_attention attention, const da_forward_ar
 
 /* ---- The module's helper methods (each returns a new tensor; release with da_tensor_free) -- */
 
-/* prepare_attention_mask(mask, target_length, batch_size, out_dim) — spec §3.8, including the
+/* prepare_attention_mask(mask, target_length, batch_size, out_dim) — attention_processor.py:Attention.prepare_attention_mask, including the
  * padding by target_length quirk. `mask` float32 or boolean; the result has the mask's dtype.
  * Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT, DA_ERR_DTYPE, DA_ERR_SHAPE. */
 da_status da_attention_prepare_attention_mask(da_attention attention, const DLTensor *mask,
@@ -687,7 +687,7 @@ da_status da_scaled_dot_product_attention(const DLTensor *query, const DLTensor 
                                           const da_sdpa_options *options, DLTensor *out);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Models (diffusers model classes as trees of named modules; spec models.md)                  */
+/* Models (diffusers model classes as trees of named modules)                                 */
 /* ------------------------------------------------------------------------------------------ */
 
 /* A model: one of diffusers' 11 model classes ("UNet2DConditionModel", "UNet3DConditionModel",
@@ -859,7 +859,15 @@ da_status da_pipeline_set_use_memory_efficient_attention_xformers(da_pipeline pi
 /* da_attention_forward runs the module's hooks), brackets host-run modules it wants hooked with */
 /* da_hook_registry_enter / _exit, and brackets every denoising step with da_model_begin_step /  */
 /* da_model_end_step (the root module's pre- and post-forward).                                 */
-/* Thread safety: drive one model (its steps and hooked calls) from one thread at a time.       */
+/*                                                                                            */
+/* Threading: drive one model (its steps, hooked calls, registrations and cache calls) from one */
+/* thread at a time; different models are independent. Every callback of this section (hook     */
+/* callbacks, timestep and weight callbacks) runs synchronously on the thread that made the call */
+/* which triggered it, before that call returns -- never on a library worker thread (the group  */
+/* offloading prefetch thread only copies weights).                                            */
+/* Errors: handles are checked first (DA_ERR_INVALID_HANDLE); a callback's non-zero status fails */
+/* the call that ran it with that status (unknown values become DA_ERR_INTERNAL) and a message   */
+/* naming the callback and the module path.                                                    */
 /* ------------------------------------------------------------------------------------------ */
 
 typedef struct da_hook_registry_s *da_hook_registry;
@@ -872,7 +880,19 @@ typedef struct da_hook_s *da_hook;
  * pre_forward: `hidden_states` is a writable float32 copy of the module's input (NULL for
  *   host-run modules); changes made to it in place are what the module receives.
  * post_forward: `outputs` are the module's outputs (writable in place; NULL/0 for host-run modules).
- * destroy: called once when the last registration and the handle are gone (may be NULL). */
+ *   The tensors passed to pre_forward / post_forward are library-owned copies valid only during
+ *   the callback; their shape must not change.
+ * initialize_hook runs inside da_hook_registry_register, deinitialize_hook inside
+ * da_hook_registry_remove, reset_state inside da_hook_registry_reset_stateful_hooks, and
+ * pre_/post_forward inside the call that runs the module (da_attention_forward and _alloc,
+ * da_hook_registry_enter / _exit, da_model_module_begin / _end, da_model_begin_step / _end_step).
+ * user_data: owned by the caller; the library only passes it back. It must stay valid until
+ * `destroy` is called (or, without `destroy`, until the hook handle is destroyed and every
+ * registration is gone).
+ * destroy: called exactly once, with user_data, when the last reference goes: the handle
+ *   (da_hook_destroy) and every registration (da_hook_registry_remove, or destroying the model or
+ *   attention module that holds it), on the thread making that last call, possibly while the
+ *   library holds an internal lock: destroy must not call libdiffattn functions. May be NULL. */
 typedef struct da_hook_callbacks {
     uint32_t struct_size;
     int32_t is_stateful; /* reset_state is called by da_hook_registry_reset_stateful_hooks */
@@ -887,19 +907,26 @@ typedef struct da_hook_callbacks {
 
 da_status da_hook_callbacks_init(da_hook_callbacks *callbacks, size_t struct_size);
 
-/* Creates a hook from callbacks (copied). One hook may be registered on several modules. */
+/* Creates a hook from callbacks (copied). One hook may be registered on several modules.
+ * Errors: DA_ERR_INVALID_ARGUMENT (NULL, struct_size too small). On failure no callback is
+ * called and destroy is not called. Thread-safe. */
 da_status da_hook_create(const da_hook_callbacks *callbacks, da_hook *out);
-/* Releases the handle; registrations keep the hook alive until removed. Accepts NULL. */
+/* Releases the handle; registrations keep the hook alive until removed (then `destroy` runs).
+ * Accepts NULL. Thread-safe. */
 void da_hook_destroy(da_hook hook);
 
 /* The registry of the module at `path` of a model ("" = the root), or of a standalone attention
  * module (also a borrowed one: a model's module shares the model's registry). Created on first
- * use; the handle is owned by the module (no destroy) and valid while the model / attention is. */
+ * use; the handle is owned by the module (no destroy) and valid while the model / attention is.
+ * Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT (NULL path or out), DA_ERR_NOT_FOUND
+ * (no module at `path`). */
 da_status da_model_hook_registry(da_model model, const char *path, da_hook_registry *out);
 da_status da_attention_hook_registry(da_attention attention, da_hook_registry *out);
 
-/* register_hook(hook, name). Errors: DA_ERR_VALUE ("Hook with name ... already exists ..."),
- * or the status initialize_hook returned (then nothing is registered). */
+/* register_hook(hook, name): the registration holds its own reference to the hook. Errors:
+ * DA_ERR_INVALID_HANDLE (registry or hook), DA_ERR_INVALID_ARGUMENT (NULL name), DA_ERR_VALUE
+ * ("Hook with name ... already exists ..."), or the status initialize_hook returned (then nothing
+ * is registered). */
 da_status da_hook_registry_register(da_hook_registry registry, const char *name, da_hook hook);
 /* remove_hook(name, recurse): absent names are a no-op; `recurse` also removes it from every
  * descendant module. deinitialize_hook failing leaves the hook registered. */
@@ -923,7 +950,7 @@ da_status da_hook_registry_exit(da_hook_registry registry);
 da_status da_model_begin_step(da_model model, double timestep);
 da_status da_model_end_step(da_model model);
 
-/* ---- group offloading (spec hooks §6) --------------------------------------------------------- */
+/* ---- group offloading (diffusers hooks/group_offloading.py) ---------------------------------- */
 
 #define DA_OFFLOAD_BLOCK_LEVEL 0
 #define DA_OFFLOAD_LEAF_LEVEL 1
@@ -992,14 +1019,19 @@ typedef struct da_group_offload_stats {
 /* Counters; DA_ERR_STATE when group offloading is not enabled. */
 da_status da_model_group_offload_stats(da_model model, da_group_offload_stats *stats);
 
-/* ---- pyramid attention broadcast (spec hooks §7) ---------------------------------------------- */
+/* ---- pyramid attention broadcast (diffusers hooks/pyramid_attention_broadcast.py) ------------ */
 
-/* Returns the current timestep in *timestep; a non-zero status fails the attention call. */
+/* Returns the current timestep in *timestep; a non-zero status fails the attention call. Called
+ * with the config's callback_user_data, on the thread running the hooked call, while the hook is
+ * applied. */
 typedef int32_t (*da_timestep_callback)(void *user_data, double *timestep);
 
 /* PyramidAttentionBroadcastConfig. Skip ranges: 0 = None. Identifier lists: NULL = diffusers'
  * defaults (regular expressions searched in the module path). current_timestep_callback NULL =
- * the timestep given to da_model_begin_step. */
+ * the timestep given to da_model_begin_step. The strings are copied when the config is applied;
+ * callback_user_data is not: it must stay valid while the hooks are applied (until removed with
+ * da_hook_registry_remove or da_model_disable_cache, or the model is destroyed); the library
+ * never frees it. */
 typedef struct da_pab_config {
     uint32_t struct_size;
     int64_t spatial_attention_block_skip_range;
@@ -1027,7 +1059,7 @@ da_status da_pab_config_init(da_pab_config *config, size_t struct_size);
  * root. A cached output is a copy: callers own what da_attention_forward wrote. */
 da_status da_model_apply_pyramid_attention_broadcast(da_model model, const da_pab_config *config, int64_t *hooked);
 
-/* ---- caches and layer skip (spec hooks §4, §8–§12; TeaCache from its paper) ------------------- */
+/* ---- caches and layer skip (diffusers hooks/*.py; TeaCache from its paper; docs/caches.md) ---- */
 /*                                                                                            */
 /* THE BLOCK PROTOCOL. The host runs transformer blocks (and feed-forwards) itself, so caches   */
 /* that skip them are asked around each host-run module, by its path:                         */
@@ -1054,6 +1086,15 @@ da_status da_model_apply_pyramid_attention_broadcast(da_model model, const da_pa
 /* TeaCache use "inference" when none is set. Reset between runs with                          */
 /* da_hook_registry_reset_stateful_hooks on the root (MagCache/TeaCache also wrap around after   */
 /* num_inference_steps).                                                                       */
+/*                                                                                            */
+/* Every da_model_apply_* call: errors DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT (NULL      */
+/* config, struct_size too small, a negative count or a NULL list with a non-zero count),        */
+/* DA_ERR_VALUE (diffusers' config checks, bad regular expressions); on error nothing is hooked. */
+/* Lists and strings in a config are copied when it is applied. callback_user_data is not: it   */
+/* must stay valid while the hooks are applied (until da_hook_registry_remove of their names,   */
+/* da_model_disable_cache, or destroying the model); the library never frees it. The callbacks  */
+/* run on the thread of the call that triggered them (see the Hooks section), with               */
+/* callback_user_data; a non-zero status fails that call.                                       */
 
 typedef struct da_block_io {
     uint32_t struct_size;

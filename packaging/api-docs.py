@@ -3,7 +3,7 @@
 
 usage: api-docs.py [HEADER] > docs/api/diffattn.md        (`make docs` runs it)
 
-The header is the contract (STYLE.md, "zstd"): every declaration is documented right above itself.
+The header is the contract: every declaration is documented right above itself.
 This script keeps that text and order, and only formats it: the header's opening comment becomes the
 introduction, its banner comments become sections, and each documented declaration (a function, a
 struct, a group of #defines) becomes an entry with its C text in a code block and its comment below.

@@ -22,7 +22,7 @@ lib.da_processor_is_implemented.restype, lib.da_processor_is_implemented.argtype
 
 BEGIN, END = "<!-- processor-table:begin -->", "<!-- processor-table:end -->"
 
-# spec/models.md §10: the model classes whose attention trees the library is to lay out.
+# The model classes (see docs/design.md) whose attention trees the library is to lay out.
 MODEL_CLASSES = ("UNet2DConditionModel", "UNet3DConditionModel", "UNetMotionModel", "I2VGenXLUNet",
                  "HunyuanDiT2DModel", "SD3Transformer2DModel", "FluxTransformer2DModel",
                  "CogVideoXTransformer3DModel", "AuraFlowTransformer2DModel", "PixArtTransformer2DModel",

@@ -26,7 +26,7 @@ public protocol BlockHook: AnyObject {
     func blockEnd(_ module: HookRegistry, _ io: inout BlockIO) throws
 }
 
-/// diffusers' `StateManager` (spec hooks §4.3): one state per cache context name.
+/// diffusers' `StateManager` (hooks/hooks.py:StateManager): one state per cache context name.
 final class CacheStates<S>: @unchecked Sendable {
     private let lock = Locked()
     private var states: [String: S] = [:]
@@ -57,7 +57,7 @@ final class CacheStates<S>: @unchecked Sendable {
     func reset() { lock.run { states.removeAll() } }
 }
 
-/// Identifiers of transformer-block lists (spec hooks §5.1), in the fixed order this port uses
+/// Identifiers of transformer-block lists (hooks/_common.py), in the fixed order this port uses
 /// for "the first that matches" (diffusers' order depends on the string-hash seed).
 public let transformerBlockListNames = ["transformer_blocks", "single_transformer_blocks", "blocks", "layers",
                                         "visual_transformer_blocks", "temporal_transformer_blocks"]
@@ -70,7 +70,7 @@ extension ModuleNode {
 }
 
 extension Model {
-    /// The transformer blocks FBC / MagCache / TeaCache chain (spec §9): the elements of the
+    /// The transformer blocks FBC / MagCache / TeaCache chain (hooks/first_block_cache.py): the elements of the
     /// root's direct children that are block lists, in child order (`transformer_blocks.0`, …).
     public var transformerBlockPaths: [String] {
         root.children.filter { transformerBlockListNames.contains($0.name) && $0.isModuleList }

@@ -3,7 +3,7 @@ import DiffAttnModule
 import DiffAttnProcessors
 import DiffAttnModels
 
-/// The caches `enable_cache` knows (diffusers' `CacheMixin`, spec hooks §4.5, plus TeaCache), with
+/// The caches `enable_cache` knows (diffusers' `CacheMixin`, models/cache_utils.py:CacheMixin, plus TeaCache), with
 /// the hook names `disable_cache` removes.
 public enum CacheKind: Int32, Sendable, CaseIterable {
     case fasterCache = 1, firstBlockCache = 2, magCache = 3, pyramidAttentionBroadcast = 4, taylorSeerCache = 5, teaCache = 6

@@ -3,7 +3,7 @@ import DiffAttnModule
 import DiffAttnProcessors
 import DiffAttnModels
 
-/// diffusers' `FasterCacheConfig` (spec hooks §8.1). Timestep ranges are strict (`low < t < high`).
+/// diffusers' `FasterCacheConfig` (hooks/faster_cache.py:FasterCacheConfig). Timestep ranges are strict (`low < t < high`).
 public struct FasterCacheConfig: @unchecked Sendable {
     public var spatialAttentionBlockSkipRange: Int? = 2
     public var temporalAttentionBlockSkipRange: Int?
@@ -58,10 +58,10 @@ public final class FasterCacheBlockHook: ModelHook, @unchecked Sendable {
         }
         let t = try timestep()
         var skip = range.0 < t && t < range.1 && !(n > 0 && n % skipRange == 0)
-        skip = skip && (distilled || full != b)  // the unconditional-branch reuse rule (§8.3)
+        skip = skip && (distilled || full != b)  // the unconditional-branch reuse rule (hooks/faster_cache.py:FasterCacheBlockHook)
         let out: [Tensor]
         if skip {
-            // diffusers crashes on an empty cache here (§8.3 ref-defect): an error instead.
+            // diffusers crashes on an empty cache here (hooks/faster_cache.py:FasterCacheBlockHook): an error instead.
             guard let (older, newer) = cached else { throw DiffAttnError.state("FasterCache: nothing cached to extrapolate from at '\(module.path)'") }
             let w = Float(try weight(module.path))
             out = try zip(older, newer).map { o, nw in
@@ -89,7 +89,7 @@ public final class FasterCacheBlockHook: ModelHook, @unchecked Sendable {
 extension Model {
     public static let fasterCacheDenoiserHookName = "faster_cache_denoiser"
     public static let fasterCacheBlockHookName = "faster_cache_block"
-    /// The attention paths FasterCache considers at all (§8.2; searched, anchored at the start).
+    /// The attention paths FasterCache considers at all (hooks/faster_cache.py:apply_faster_cache; searched, anchored at the start).
     static let fasterCacheCandidatePatterns = ["^blocks.*attn", "^transformer_blocks.*attn", "^single_transformer_blocks.*attn",
                                                "^temporal_transformer_blocks.*attn"]
 

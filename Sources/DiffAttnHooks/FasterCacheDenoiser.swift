@@ -4,7 +4,7 @@ import DiffAttnModule
 import DiffAttnProcessors
 import DiffAttnModels
 
-/// `FasterCacheDenoiserHook` (stateful, spec hooks §8.4) on the root: decides at `beginStep`
+/// `FasterCacheDenoiserHook` (stateful, hooks/faster_cache.py:FasterCacheDenoiserHook) on the root: decides at `beginStep`
 /// whether this step may drop the unconditional half of the CFG batch, and turns the host's
 /// denoiser output into the full `[uncond; cond]` batch (`Model.fasterCacheDenoiserOutput`).
 /// The frequency split only ever acts on the last two axes (H, W), whatever `tensor_format`

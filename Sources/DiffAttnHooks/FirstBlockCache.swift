@@ -3,7 +3,7 @@ import DiffAttnModule
 import DiffAttnProcessors
 import DiffAttnModels
 
-/// diffusers' `FirstBlockCacheConfig` (spec hooks §9).
+/// diffusers' `FirstBlockCacheConfig` (hooks/first_block_cache.py).
 public struct FirstBlockCacheConfig: Sendable {
     public var threshold = 0.05
     public init(threshold: Double = 0.05) { self.threshold = threshold }
@@ -84,7 +84,7 @@ extension Model {
     public func applyFirstBlockCache(_ config: FirstBlockCacheConfig) throws -> [String] {
         guard config.threshold.isFinite else { throw DiffAttnError.value("threshold must be finite, got \(config.threshold)") }
         let blocks = transformerBlockPaths
-        // diffusers fails with "pop from empty list" (§9 ref-defect): a clear error instead.
+        // diffusers fails with "pop from empty list" (hooks/first_block_cache.py): a clear error instead.
         guard blocks.count >= 2 else {
             throw DiffAttnError.value("FirstBlockCache needs at least two transformer blocks, the model has \(blocks.count)")
         }

@@ -2,7 +2,7 @@ import DiffAttnModule
 import DiffAttnProcessors
 import DiffAttnModels
 
-/// `GroupOffloadingType` (spec hooks §6.1).
+/// `GroupOffloadingType` (hooks/group_offloading.py:apply_group_offloading).
 public enum GroupOffloadingType: Int32, Sendable {
     case blockLevel = 0
     case leafLevel = 1
@@ -44,7 +44,7 @@ public struct GroupOffloadConfig: Sendable {
 
     public init() {}
 
-    /// diffusers' validation, in its order (§6.1), with the CPU reinterpretation of streams.
+    /// diffusers' validation, in its order (hooks/group_offloading.py:apply_group_offloading), with the CPU reinterpretation of streams.
     public func validated() throws -> GroupOffloadConfig {
         for (d, what) in [(onloadDevice, "onload_device"), (offloadDevice, "offload_device")] where d != "cpu" {
             throw DiffAttnError(.unsupported, "\(what) '\(d)' is not available: libdiffattn computes on the CPU only (use \"cpu\")")
@@ -58,7 +58,7 @@ public struct GroupOffloadConfig: Sendable {
                 throw DiffAttnError.value("`num_blocks_per_group` must be provided when using `offload_type='block_level'.")
             }
             guard n >= 1 else { throw DiffAttnError.value("`num_blocks_per_group` must be at least 1, got \(n)") }
-            if useStream && n != 1 { c.numBlocksPerGroup = 1 }  // diffusers logs and forces 1 (§6.4.1)
+            if useStream && n != 1 { c.numBlocksPerGroup = 1 }  // diffusers logs and forces 1 (hooks/group_offloading.py:_apply_group_offloading_block_level)
         }
         if let p = offloadToDiskPath, p.isEmpty || p.utf8.contains(0) {
             throw DiffAttnError.argument("offload_to_disk_path must be a non-empty path")

@@ -20,7 +20,7 @@ public struct GroupOffloadStats: Sendable {
 }
 
 /// The runtime of group offloading for one model: which groups are resident, the learned order,
-/// and the prefetch thread (the CPU "stream", porting note §20.4).
+/// and the prefetch thread (the CPU counterpart of use_stream in hooks/group_offloading.py:ModuleGroup).
 ///
 /// Onload on first touch (a member's forward, a weight read, or the leader's bracketed call);
 /// release when the offload leader's call ends, when the model moves on to another chain group,
@@ -157,7 +157,7 @@ final class GroupOffloader: @unchecked Sendable {
     }
 
     /// `endStep`: everything is released; after the first step the recorded order is frozen into
-    /// the prefetch chain (diffusers' `LazyPrefetchGroupOffloadingHook.post_forward`, §6.6).
+    /// the prefetch chain (diffusers' `LazyPrefetchGroupOffloadingHook.post_forward`, hooks/group_offloading.py:LazyPrefetchGroupOffloadingHook).
     func stepEnds() throws {
         try locked {
             while groups.contains(where: { if case .loading = $0.state { return true } else { return false } }) {

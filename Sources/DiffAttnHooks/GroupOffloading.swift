@@ -3,7 +3,7 @@ import DiffAttnModule
 import DiffAttnProcessors
 import DiffAttnModels
 
-/// diffusers' `GroupOffloadingHook` (name `group_offloading`, §6.3), one per hooked module:
+/// diffusers' `GroupOffloadingHook` (name `group_offloading`, hooks/group_offloading.py:GroupOffloadingHook), one per hooked module:
 /// leaders (block modules, the root) and every weight holder of a group, so that calling any
 /// module of a group onloads it ("first touch"; diffusers would fail with a device mismatch).
 final class GroupOffloadingHook: ModelHook, @unchecked Sendable {
@@ -34,7 +34,7 @@ final class GroupOffloadingHook: ModelHook, @unchecked Sendable {
 extension Model {
     static let groupOffloadHookName = "group_offloading"
 
-    /// `enable_group_offload(...)` / `apply_group_offloading(model, ...)` (spec hooks §6). All
+    /// `enable_group_offload(...)` / `apply_group_offloading(model, ...)` (hooks/group_offloading.py:apply_group_offloading). All
     /// weights are written to the offload target first; if that fails nothing has changed.
     public func enableGroupOffload(_ requested: GroupOffloadConfig) throws {
         let config = try requested.validated()

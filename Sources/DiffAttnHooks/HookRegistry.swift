@@ -3,12 +3,12 @@ import DiffAttnModule
 import DiffAttnProcessors
 import DiffAttnModels
 
-/// diffusers' `HookRegistry` (spec hooks §3): the hooks of one module, in registration order.
+/// diffusers' `HookRegistry` (hooks/hooks.py:HookRegistry): the hooks of one module, in registration order.
 ///
-/// The chain is built at call time from the ordered array (porting note §20.1): for hooks
+/// The chain is built at call time from the ordered array: for hooks
 /// registered A, B, C a call runs `pre C → pre B → [new B →] pre A → forward → post A → post B →
-/// post C`, exactly diffusers' order (§3.3), and removal needs no rewiring, so diffusers' lost
-/// neighbour `new_forward` (§3.4 ref-defect) cannot happen.
+/// post C`, exactly diffusers' order (hooks/hooks.py:HookRegistry.register_hook), and removal needs no rewiring, so diffusers' lost
+/// neighbour `new_forward` (hooks/hooks.py:HookRegistry.remove_hook) cannot happen.
 public final class HookRegistry: AttentionInterceptor, @unchecked Sendable, CustomStringConvertible {
     /// The module's dotted path in its model ("" for the root and for a standalone Attention).
     public let path: String
@@ -63,7 +63,7 @@ public final class HookRegistry: AttentionInterceptor, @unchecked Sendable, Cust
     }
 
     /// Registries of the descendants that have one, pre-order (excluding this module). Not cached:
-    /// the walk is cheap next to a forward, and a cache is what diffusers has to invalidate (§3.7).
+    /// the walk is cheap next to a forward, and a cache is what diffusers has to invalidate (hooks/hooks.py:HookRegistry._get_child_registries).
     public func descendantRegistries() -> [HookRegistry] {
         guard let node else { return [] }
         var out: [HookRegistry] = []

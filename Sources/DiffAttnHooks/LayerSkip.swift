@@ -3,7 +3,7 @@ import DiffAttnModule
 import DiffAttnProcessors
 import DiffAttnModels
 
-/// diffusers' `LayerSkipConfig` (spec hooks §12.1).
+/// diffusers' `LayerSkipConfig` (hooks/layer_skip.py:LayerSkipConfig).
 public struct LayerSkipConfig: Sendable {
     public var indices: [Int]
     public var fqn = "auto"
@@ -27,9 +27,9 @@ public struct LayerSkipConfig: Sendable {
     }
 }
 
-/// `TransformerBlockSkipHook`, `AttentionProcessorSkipHook` and `FeedForwardSkipHook` (§12.3,
+/// `TransformerBlockSkipHook`, `AttentionProcessorSkipHook` and `FeedForwardSkipHook` (hooks/layer_skip.py,
 /// none stateful). A skipped module's output is its input hidden states, placed by stream (not by
-/// diffusers' swapped tuple order, §12.3 ref-defect). Dropout below 1 runs the module and drops
+/// diffusers' swapped tuple order, hooks/layer_skip.py). Dropout below 1 runs the module and drops
 /// output elements with a seeded generator, scaling the rest by 1/(1−p) as torch does.
 public final class LayerSkipHook: ModelHook, BlockHook, @unchecked Sendable {
     public enum Kind: String, Sendable { case transformerBlock = "TransformerBlockSkipHook", attentionProcessor = "AttentionProcessorSkipHook", feedForward = "FeedForwardSkipHook" }

@@ -3,7 +3,7 @@ import DiffAttnModule
 import DiffAttnProcessors
 import DiffAttnModels
 
-/// diffusers' `MagCacheConfig` (spec hooks §11.1). `magRatios` are resampled to
+/// diffusers' `MagCacheConfig` (hooks/mag_cache.py:MagCacheConfig). `magRatios` are resampled to
 /// `numInferenceSteps` by nearest neighbour (round half to even) when their length differs.
 public struct MagCacheConfig: Sendable {
     public var threshold = 0.06
@@ -47,7 +47,7 @@ struct MagCacheState {
     var calibrationRatios: [Double] = []
 }
 
-/// `MagCacheHeadHook` / `MagCacheBlockHook` (§11.3) behind the block protocol.
+/// `MagCacheHeadHook` / `MagCacheBlockHook` (hooks/mag_cache.py:MagCacheBlockHook) behind the block protocol.
 public final class MagCacheHook: ModelHook, BlockHook, @unchecked Sendable {
     let states: CacheStates<MagCacheState>
     let config: MagCacheConfig
@@ -119,7 +119,7 @@ public final class MagCacheHook: ModelHook, BlockHook, @unchecked Sendable {
         s = MagCacheState()
     }
 
-    /// `input + residual`, or onto the trailing tokens when the input is longer (§11.3).
+    /// `input + residual`, or onto the trailing tokens when the input is longer (hooks/mag_cache.py:MagCacheBlockHook).
     static func addResidual(_ x: Tensor, _ r: Tensor) -> Tensor {
         if x.shape == r.shape { return Tensor(shape: x.shape, storage: zip(x.storage, r.storage).map(+)) }
         guard x.rank == 3, r.rank == 3, x.shape[0] == r.shape[0], x.shape[2] == r.shape[2], x.shape[1] > r.shape[1] else { return x }

@@ -3,7 +3,7 @@ import DiffAttnModule
 import DiffAttnProcessors
 import DiffAttnModels
 
-/// diffusers' `ModelHook` (spec hooks §1): optional callbacks around one module's forward.
+/// diffusers' `ModelHook` (hooks/hooks.py:ModelHook): optional callbacks around one module's forward.
 /// Subclass and override what you need; the defaults do nothing.
 ///
 /// The forward of a module is `AttentionInputs → [Tensor]` for attention modules. Host-run modules
@@ -24,7 +24,7 @@ open class ModelHook: @unchecked Sendable {
     open func initializeHook(_ module: HookRegistry) throws {}
 
     /// `deinitalize_hook`: called by `remove` before the hook leaves the chain; throwing keeps it
-    /// registered (diffusers unlinks first, spec §3.4 — fixed here, the removal is atomic).
+    /// registered (diffusers unlinks first, hooks/hooks.py:HookRegistry.remove_hook — fixed here, the removal is atomic).
     open func deinitializeHook(_ module: HookRegistry) throws {}
 
     open func preForward(_ module: HookRegistry, _ inputs: inout AttentionInputs?) throws {}
@@ -60,7 +60,7 @@ public final class HookContext: @unchecked Sendable {
 
     public init() {}
 
-    /// diffusers' `cache_context(name)` (spec hooks §4.3): which per-context state the caches use
+    /// diffusers' `cache_context(name)` (hooks/hooks.py:StateManager): which per-context state the caches use
     /// ("cond", "uncond"); nil = none set.
     public var cacheContext: String? {
         get { lock.run { _cacheContext } }

@@ -3,7 +3,7 @@ import DiffAttnModule
 import DiffAttnProcessors
 import DiffAttnModels
 
-/// diffusers' `ModuleGroup` (spec hooks §6.2): modules whose weights move together. Members are
+/// diffusers' `ModuleGroup` (hooks/group_offloading.py:ModuleGroup): modules whose weights move together. Members are
 /// the library's weight holders — attention modules and host weight nodes — of the group's
 /// modules; `leaders` are the modules whose bracketed call onloads (first) and offloads (last).
 final class ModuleGroup: @unchecked Sendable {

@@ -4,7 +4,7 @@ import DiffAttnModule
 import DiffAttnProcessors
 import DiffAttnModels
 
-/// Where an offloaded group's weights live (spec hooks §6.2, "offload device"): a packed copy in
+/// Where an offloaded group's weights live (hooks/group_offloading.py:ModuleGroup, "offload device"): a packed copy in
 /// memory, or one file per group on disk. Written once when offloading is applied (the weights
 /// are locked while offloaded), read back on every onload.
 protocol OffloadStore: AnyObject, Sendable {

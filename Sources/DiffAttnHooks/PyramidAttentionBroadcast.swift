@@ -3,7 +3,7 @@ import DiffAttnModule
 import DiffAttnProcessors
 import DiffAttnModels
 
-/// diffusers' `PyramidAttentionBroadcastConfig` (spec hooks §7.1). Block identifiers are regular
+/// diffusers' `PyramidAttentionBroadcastConfig` (hooks/pyramid_attention_broadcast.py:PyramidAttentionBroadcastConfig). Block identifiers are regular
 /// expressions *searched* in a module's dotted path. Skip ranges: recompute every N-th call.
 /// Timestep ranges are strict (`low < t < high`).
 public struct PyramidAttentionBroadcastConfig: @unchecked Sendable {
@@ -24,7 +24,7 @@ public struct PyramidAttentionBroadcastConfig: @unchecked Sendable {
     public init() {}
 }
 
-/// `PyramidAttentionBroadcastHook` (stateful, §7.3): reuses its module's previous output.
+/// `PyramidAttentionBroadcastHook` (stateful, hooks/pyramid_attention_broadcast.py:PyramidAttentionBroadcastHook): reuses its module's previous output.
 public final class PyramidAttentionBroadcastHook: ModelHook, @unchecked Sendable {
     public let timestepSkipRange: (Double, Double)
     public let blockSkipRange: Int
@@ -60,7 +60,7 @@ public final class PyramidAttentionBroadcastHook: ModelHook, @unchecked Sendable
 extension Model {
     public static let pyramidAttentionBroadcastHookName = "pyramid_attention_broadcast"
 
-    /// `apply_pyramid_attention_broadcast(model, config)` (§7.2): classifies every attention module
+    /// `apply_pyramid_attention_broadcast(model, config)` (hooks/pyramid_attention_broadcast.py:apply_pyramid_attention_broadcast): classifies every attention module
     /// by its path (spatial, then temporal, then cross; first match wins) and hooks the matches.
     /// Returns the hooked paths with their kind. The config is returned with diffusers' default
     /// written back (spatial = 2 when no range is set).
@@ -94,7 +94,7 @@ extension Model {
         func found(_ rs: [Regex<AnyRegexOutput>], _ p: String) -> Bool { rs.contains { p.firstMatch(of: $0) != nil } }
         var plan: [(String, String, Int, (Double, Double))] = []
         for (path, a) in attentionModules {
-            // Flux-style attention has no is_cross_attention attribute in diffusers (§7.2).
+            // Flux-style attention has no is_cross_attention attribute in diffusers (hooks/pyramid_attention_broadcast.py:apply_pyramid_attention_broadcast).
             let isCross = (try? module(at: path).moduleClass) == "Attention" && a.derived.isCrossAttention
             if found(spatial, path), let n = config.spatialAttentionBlockSkipRange, !isCross {
                 plan.append((path, "spatial", n, config.spatialAttentionTimestepSkipRange))

@@ -3,7 +3,7 @@ import DiffAttnModule
 import DiffAttnProcessors
 import DiffAttnModels
 
-/// diffusers' `TaylorSeerCacheConfig` (spec hooks §10.1). `taylorFactorsBFloat16` = the default
+/// diffusers' `TaylorSeerCacheConfig` (hooks/taylorseer_cache.py:TaylorSeerCacheConfig). `taylorFactorsBFloat16` = the default
 /// `taylor_factors_dtype=torch.bfloat16` (factors rounded to bfloat16 when stored); false = float32.
 public struct TaylorSeerCacheConfig: Sendable {
     public var cacheInterval = 5
@@ -42,7 +42,7 @@ public final class TaylorSeerCacheHook: ModelHook, BlockHook, @unchecked Sendabl
     public override var hookDescription: String { "TaylorSeerCacheHook" }
     public override func resetState(_ module: HookRegistry) throws { states.reset() }
 
-    /// Advances the step and decides (§10.3; the refresh test uses floored modulo).
+    /// Advances the step and decides (hooks/taylorseer_cache.py:TaylorSeerCacheHook; the refresh test uses floored modulo).
     private func shouldCompute() throws -> Bool {
         try states.with { s in
             s.currentStep += 1

@@ -53,7 +53,7 @@ extension Model {
     public func loadStateDict(_ names: [String], strict: Bool, keepOtherWeights: Bool = true,
                               tensor: (Int) throws -> Tensor, shapeOf: (Int) -> [Int]) throws -> LoadReport {
         if existingAttachment?.managesWeights == true {
-            throw DiffAttnError.state("weights cannot be loaded while group offloading is enabled; disable it first (diffusers would lose edits made after the first offload, spec hooks §6.2)")
+            throw DiffAttnError.state("weights cannot be loaded while group offloading is enabled; disable it first (diffusers would lose edits made after the first offload, hooks/group_offloading.py:ModuleGroup)")
         }
         var report = LoadReport()
         var attentionItems: [(Attention, String, Int)] = []

@@ -2,7 +2,7 @@ import DiffAttnKernels
 import DiffAttnModule
 import DiffAttnProcessors
 
-/// A diffusers model as a tree of named modules (spec models §3): built from a class name and its
+/// A diffusers model as a tree of named modules (models/modeling_utils.py:ModelMixin): built from a class name and its
 /// `config.json`, with every attention module a real `Attention`. Hosts run the non-attention
 /// parts themselves; they fetch attention modules by path and call them.
 ///
@@ -15,7 +15,7 @@ public final class Model: @unchecked Sendable {
     /// The attention nodes in `attn_processors` order (fixed after construction).
     public let attentionPaths: [String]
     private var attentionByPath: [String: ModuleNode] = [:]
-    /// The processors saved by the first legacy `fuse_qkv_projections` (spec §6.3, §22.3).
+    /// The processors saved by the first legacy `fuse_qkv_projections` (unets/unet_2d_condition.py:UNet2DConditionModel.fuse_qkv_projections, docs/deviations.md).
     var originalProcessors: [ProcessorConfig]?
     /// The hooks layer's state for this model (ModelAttachment.swift), created on first use.
     private let attachmentSlot = Locked<(any ModelAttachment)?>(nil)
@@ -59,7 +59,7 @@ public final class Model: @unchecked Sendable {
     /// The attachment, if one was made.
     package var existingAttachment: (any ModelAttachment)? { attachmentSlot.withLock { $0 } }
 
-    // MARK: attn_processors (spec §3, §4)
+    // MARK: attn_processors (models/attention.py:AttentionMixin.attn_processors, models/attention.py:AttentionMixin.set_attn_processor)
 
     /// `attn_processors`: keys `"{path}.processor"` in pre-order, with the current processors.
     public var attnProcessors: [(String, ProcessorConfig)] {
@@ -77,7 +77,7 @@ public final class Model: @unchecked Sendable {
     }
 
     /// `set_attn_processor({name: processor})`: diffusers' count check, then every key must name
-    /// an attention module. Deviation (spec §4): all keys are validated before anything changes,
+    /// an attention module. Deviation (models/attention.py:AttentionMixin.set_attn_processor): all keys are validated before anything changes,
     /// and the caller's map is not consumed.
     public func setAttnProcessors(_ map: [(String, ProcessorConfig)]) throws {
         let count = attentionPaths.count
@@ -161,7 +161,7 @@ extension Attention {
         processor = p
     }
 
-    /// diffusers' CROSS processor set for `set_default_attn_processor` (spec §5); the other sets
+    /// diffusers' CROSS processor set for `set_default_attn_processor` (unets/unet_2d_condition.py:UNet2DConditionModel.set_default_attn_processor); the other sets
     /// are in DiffAttnModule/Switches.swift.
     static let crossKinds: Set<ProcessorKind> = [.attnProcessor, .attnProcessor2_0, .xformersAttnProcessor,
                                                  .slicedAttnProcessor, .ipAdapterAttnProcessor, .ipAdapterAttnProcessor2_0,

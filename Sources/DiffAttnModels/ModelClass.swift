@@ -1,8 +1,8 @@
 import DiffAttnModule
 import DiffAttnProcessors
 
-/// The eleven diffusers model classes, with what each offers at the model level (spec models
-/// §2, §10, §22.4) — data, read by the switches in `ModelSwitches.swift`.
+/// The eleven diffusers model classes, with what each offers at the model level
+/// (models/modeling_utils.py:ModelMixin and each class's file; docs/deviations.md) — data, read by the switches in `ModelSwitches.swift`.
 public enum ModelClass: Int32, CaseIterable, Sendable {
     case unet2DCondition = 1, unet3DCondition = 2, unetMotion = 3, i2vGenXL = 4, autoencoderKL = 5
     case sd3Transformer2D = 6, fluxTransformer2D = 7, pixArtTransformer2D = 8, hunyuanDiT2D = 9
@@ -29,7 +29,7 @@ public enum ModelClass: Int32, CaseIterable, Sendable {
         self = c
     }
 
-    /// How `set_default_attn_processor` behaves (spec §5).
+    /// How `set_default_attn_processor` behaves (unets/unet_2d_condition.py:UNet2DConditionModel.set_default_attn_processor).
     public enum DefaultRule: Sendable, Equatable {
         /// All added-KV → AttnAddedKVProcessor; all "cross" → AttnProcessor; else refuse.
         case processorSets
@@ -51,7 +51,7 @@ public enum ModelClass: Int32, CaseIterable, Sendable {
     /// `set_attention_slice` exists (UNet2D defaults its argument to "auto", UNet3D requires it).
     public var hasAttentionSlice: Bool { self == .unet2DCondition || self == .unet3DCondition }
 
-    /// The processor the legacy model-level fuse installs; nil = the generic form (§6.4, Flux).
+    /// The processor the legacy model-level fuse installs; nil = the generic form (models/attention.py:AttentionMixin.fuse_qkv_projections, Flux).
     public var fusedProcessor: ProcessorKind? {
         switch self {
         case .hunyuanDiT2D: return .fusedHunyuanAttnProcessor2_0
@@ -63,10 +63,10 @@ public enum ModelClass: Int32, CaseIterable, Sendable {
         }
     }
 
-    /// `_supports_group_offloading` (only HunyuanDiT refuses; spec §9).
+    /// `_supports_group_offloading` (only HunyuanDiT refuses; models/modeling_utils.py:ModelMixin.enable_group_offload).
     public var supportsGroupOffload: Bool { self != .hunyuanDiT2D }
 
-    /// `CacheMixin` models (spec §2).
+    /// `CacheMixin` models (models/modeling_utils.py:ModelMixin).
     public var cacheCapable: Bool { self == .fluxTransformer2D || self == .cogVideoXTransformer3D }
 
     /// Builds the module tree from a config (the family builders); with a budget, as a dry run

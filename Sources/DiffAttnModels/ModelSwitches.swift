@@ -1,21 +1,21 @@
 import DiffAttnModule
 import DiffAttnProcessors
 
-/// The argument of `set_attention_slice` (spec §8).
+/// The argument of `set_attention_slice` (unets/unet_2d_condition.py:UNet2DConditionModel.set_attention_slice).
 public enum SliceRequest: Sendable, Equatable {
     case auto, max, none
     case size(Int)
     case list([Int?])
 }
 
-/// The model-level switches (spec models §5–§8), each reading the class's capabilities from
+/// The model-level switches (unets/unet_2d_condition.py:UNet2DConditionModel.set_default_attn_processor … UNet2DConditionModel.set_attention_slice), each reading the class's capabilities from
 /// `ModelClass` rather than re-coding diffusers' per-class methods.
 extension Model {
     private func absent(_ method: String) -> DiffAttnError {
         DiffAttnError.state("'\(modelClass.name)' object has no attribute '\(method)'")
     }
 
-    // MARK: set_default_attn_processor (§5)
+    // MARK: set_default_attn_processor (unets/unet_2d_condition.py:UNet2DConditionModel.set_default_attn_processor)
 
     public func setDefaultAttnProcessor() throws {
         switch modelClass.defaultRule {
@@ -34,7 +34,7 @@ extension Model {
         }
     }
 
-    // MARK: QKV fusion (§6)
+    // MARK: QKV fusion (unets/unet_2d_condition.py:UNet2DConditionModel.fuse_qkv_projections)
 
     /// Each module gets the concatenated `to_qkv`/`to_kv`(/`to_added_qkv`) layers the fused
     /// processors read (Attention.fuseProjections). The separate layers stay — every other
@@ -52,14 +52,14 @@ extension Model {
             }
             return
         }
-        // Deviation (spec §22.3): the originals are saved on the first fuse only, so fusing twice
+        // Deviation (docs/deviations.md): the originals are saved on the first fuse only, so fusing twice
         // and unfusing restores the real originals, not fused processors.
         if originalProcessors == nil { originalProcessors = attnProcessors.map(\.1) }
         for (_, a) in attentionModules { try a.fuseProjections() }
         try setAttnProcessor(ProcessorConfig(kind: fused))
     }
 
-    /// Restores the saved processors. Deviations (spec §6.3 defects): safe before any fuse and
+    /// Restores the saved processors. Deviations (unets/unet_2d_condition.py:UNet2DConditionModel.fuse_qkv_projections): safe before any fuse and
     /// idempotent; the fused layers are dropped and `fused_projections` cleared.
     public func unfuseQKVProjections() throws {
         if modelClass.fusedProcessor == nil {
@@ -78,12 +78,12 @@ extension Model {
         attentionPaths.map { ($0, try! module(at: $0)) }
     }
 
-    // MARK: xformers (§7)
+    // MARK: xformers (models/modeling_utils.py:ModelMixin.set_use_memory_efficient_attention_xformers)
 
     /// `set_use_memory_efficient_attention_xformers(valid)`. Enabling always fails on a CPU, as
     /// diffusers' availability check does, before anything changes. Disabling resets legacy
     /// modules to their plain processor — including model-specific ones (diffusers' behaviour,
-    /// spec §7.2 [ref-defect], kept so that processor names match); mixin modules (Flux) ignore it.
+    /// attention_processor.py:Attention.set_use_memory_efficient_attention_xformers, kept so that processor names match); mixin modules (Flux) ignore it.
     public func setUseMemoryEfficientAttentionXformers(_ valid: Bool) throws {
         if valid {
             guard attentionPaths.isEmpty else {
@@ -104,7 +104,7 @@ extension Model {
         }
     }
 
-    // MARK: set_attention_slice (§8)
+    // MARK: set_attention_slice (unets/unet_2d_condition.py:UNet2DConditionModel.set_attention_slice)
 
     public func setAttentionSlice(_ request: SliceRequest) throws {
         guard modelClass.hasAttentionSlice else { throw absent("set_attention_slice") }
@@ -124,7 +124,7 @@ extension Model {
         for (s, d) in zip(sizes, dims) {
             if let s, s > d { throw DiffAttnError.value("size \(s) has to be smaller or equal to \(d).") }
         }
-        // Deviation (spec §8 [ref-defect], §22.6): diffusers accepts 0 ("auto" on one-head layers)
+        // Deviation (unets/unet_2d_condition.py:UNet2DConditionModel.set_attention_slice, docs/deviations.md): diffusers accepts 0 ("auto" on one-head layers)
         // and fails later with a division by zero; a size below 1 is refused here, before any change.
         for (i, s) in sizes.enumerated() {
             if let s, s < 1 {

@@ -3,7 +3,7 @@ import DiffAttnProcessors
 
 /// A diffusers pipeline reduced to what attention management needs: named models (`unet` or
 /// `transformer`, `vae`, ...) and the pipeline-level switches of `DiffusionPipeline` /
-/// `StableDiffusionMixin` (spec models §6.5, §7.1, §8).
+/// `StableDiffusionMixin` (pipelines/pipeline_utils.py:StableDiffusionMixin.fuse_qkv_projections, models/modeling_utils.py:ModelMixin.set_use_memory_efficient_attention_xformers, unets/unet_2d_condition.py:UNet2DConditionModel.set_attention_slice).
 public final class Pipeline: @unchecked Sendable {
     public private(set) var components: [(String, Model)] = []
     /// `fusing_unet` / `fusing_vae`; nil until the first fuse (diffusers: attributes not yet set).

@@ -1,7 +1,7 @@
 import DiffAttnModule
 import DiffAttnProcessors
 
-/// The DiT-style models (spec models §15–§20): a list (or two) of blocks, each with its attention
+/// The DiT-style models (transformers/hunyuan_transformer_2d.py … transformers/pixart_transformer_2d.py): a list (or two) of blocks, each with its attention
 /// configured as the model file does, with the processor the block passes.
 enum TransformerBuilders {
     private static func attention(_ dim: Int, heads: Int, dimHead: Int, moduleClass: ModuleClass = .attention,
@@ -55,7 +55,7 @@ enum TransformerBuilders {
         }
     }
 
-    /// `FluxAttention` modules (spec processors-dit §6.1): dual stream with added projections
+    /// `FluxAttention` modules (transformer_flux.py:FluxAttention): dual stream with added projections
     /// (`FluxTransformerBlock`), single stream `pre_only` (`FluxSingleTransformerBlock`); RMS Q/K
     /// norms come with the class.
     static func flux(_ c: ModelConfig, _ root: ModuleNode) throws {

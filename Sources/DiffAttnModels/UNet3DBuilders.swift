@@ -1,7 +1,7 @@
 import DiffAttnModule
 import DiffAttnProcessors
 
-/// UNet3DConditionModel (spec models §12) and I2VGenXLUNet (§14): `transformer_in` (8 temporal
+/// UNet3DConditionModel (unets/unet_3d_condition.py) and I2VGenXLUNet (unets/unet_i2vgen_xl.py): `transformer_in` (8 temporal
 /// heads of size `attention_head_dim`), I2VGenXL's `image_latents_temporal_encoder`, then the
 /// blocks with spatial `attentions` and temporal `temp_attentions` (all temporal attention is self).
 enum UNet3DBuilder {
@@ -54,7 +54,7 @@ enum UNet3DBuilder {
     }
 }
 
-/// AutoencoderKL (spec models §21): encoder down blocks, encoder mid, decoder up blocks, decoder
+/// AutoencoderKL (autoencoders/autoencoder_kl.py): encoder down blocks, encoder mid, decoder up blocks, decoder
 /// mid; every attention is one head as wide as its block, with group norm and a residual.
 enum AutoencoderKLBuilder {
     static func build(_ c: ModelConfig, _ root: ModuleNode) throws {

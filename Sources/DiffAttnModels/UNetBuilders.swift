@@ -1,7 +1,7 @@
 import DiffAttnModule
 import DiffAttnProcessors
 
-/// UNet2DConditionModel (spec models §11) and UNetMotionModel (§13): the attention-bearing parts of
+/// UNet2DConditionModel (unets/unet_2d_condition.py) and UNetMotionModel (unets/unet_motion_model.py): the attention-bearing parts of
 /// their blocks, in diffusers' registration order (`down_blocks`, `up_blocks`, then `mid_block`:
 /// both lists are registered, empty, before the mid block is built).
 enum UNet2DBuilder {
@@ -106,7 +106,7 @@ enum UNet2DBuilder {
         case "UNetMidBlock2DSimpleCrossAttn":
             try root.path("mid_block").addAttention("attentions.0", simpleCross(b.channels[n - 1], headDims[n - 1],
                                                                                 b.cross[n - 1], groups, midOnlyCross))
-        case "UNetMidBlock2D", nil: break  // built without attention by this UNet (spec §11)
+        case "UNetMidBlock2D", nil: break  // built without attention by this UNet (unets/unet_2d_condition.py)
         case let other?: throw DiffAttnError.value("config field 'mid_block_type' of \(c.className): unsupported '\(other)'")
         }
     }

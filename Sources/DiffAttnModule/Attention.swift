@@ -27,7 +27,7 @@ public final class Attention: @unchecked Sendable {
         if let explicit = config.processor { try setProcessor(explicit) }
     }
 
-    /// diffusers' default (spec §2.6): SDPA unless `scale_qk` is false, whatever the added KV.
+    /// diffusers' default (attention_processor.py:Attention.__init__ (default processor)): SDPA unless `scale_qk` is false, whatever the added KV.
     static func defaultProcessor(scaleQK: Bool) -> ProcessorConfig {
         ProcessorConfig(kind: scaleQK ? .attnProcessor2_0 : .attnProcessor)
     }
@@ -59,7 +59,7 @@ public final class Attention: @unchecked Sendable {
         processor = updated
     }
 
-    /// Construction checks in diffusers' order (spec §2.5), plus the sizes a C caller could get
+    /// Construction checks in diffusers' order (attention_processor.py:Attention.__init__), plus the sizes a C caller could get
     /// absurd, which must fail before any arithmetic.
     static func validate(_ c: AttentionConfig, budget: WeightBudget? = nil) throws {
         func positive(_ v: Int, _ name: String) throws {
@@ -125,7 +125,7 @@ public final class Attention: @unchecked Sendable {
         try budget?.spend(weights: total)
     }
 
-    /// The state dict in diffusers' registration order (spec §2.3, §2.8).
+    /// The state dict in diffusers' registration order (attention_processor.py:Attention.__init__).
     static func makeParameters(_ c: AttentionConfig, _ d: DerivedAttributes) -> ParameterTable {
         var t = ParameterTable(seed: 0x5EED_A77E)
         if c.normNumGroups != nil { t.addNorm("group_norm", width: c.queryDim, weight: true, bias: true) }
@@ -175,7 +175,7 @@ public final class Attention: @unchecked Sendable {
         return t
     }
 
-    /// Widths of norm_q / norm_k and whether they carry weight / bias (spec §2.4).
+    /// Widths of norm_q / norm_k and whether they carry weight / bias (attention_processor.py:Attention.__init__ (qk_norm)).
     package static func qkNormWidths(_ c: AttentionConfig) -> (Int, Int, Bool, Bool)? {
         let affine = c.elementwiseAffine
         switch c.qkNorm {

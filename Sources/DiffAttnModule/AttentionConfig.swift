@@ -3,7 +3,7 @@ public enum CrossAttentionNorm: Int32, Sendable {
     case none = 0, layerNorm = 1, groupNorm = 2
 }
 
-/// `qk_norm`: the per-head (or across-heads) normalisation of queries and keys (spec §2.4).
+/// `qk_norm`: the per-head (or across-heads) normalisation of queries and keys (attention_processor.py:Attention.__init__ (qk_norm)).
 public enum QKNorm: Int32, Sendable {
     case none = 0, layerNorm = 1, fp32LayerNorm = 2, layerNormAcrossHeads = 3
     case rmsNorm = 4, rmsNormAcrossHeads = 5, l2 = 6
@@ -42,7 +42,7 @@ public struct AttentionConfig: Sendable {
     public var preOnly: Bool = false
     public var elementwiseAffine: Bool = true
     public var isCausal: Bool = false
-    /// The diffusers module class (FluxAttention, MochiAttention, …); spec processors-dit.
+    /// The diffusers module class (FluxAttention, MochiAttention, …).
     public var moduleClass: ModuleClass = .attention
     /// SanaMultiscaleLinearAttention's own arguments.
     public var multiscale = MultiscaleOptions()
@@ -50,7 +50,7 @@ public struct AttentionConfig: Sendable {
     public init(queryDim: Int) { self.queryDim = queryDim }
 }
 
-/// The attributes diffusers derives in `Attention.__init__` (spec §2.2).
+/// The attributes diffusers derives in `Attention.__init__` (attention_processor.py:Attention.__init__).
 public struct DerivedAttributes: Sendable {
     public var innerDim: Int
     public var innerKVDim: Int

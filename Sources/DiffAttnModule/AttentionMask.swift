@@ -28,7 +28,7 @@ public enum AttentionMask: Sendable {
     }
 }
 
-/// diffusers' `prepare_attention_mask` (spec §3.8), quirks included: a last axis whose length
+/// diffusers' `prepare_attention_mask` (attention_processor.py:Attention.prepare_attention_mask), quirks included: a last axis whose length
 /// differs from `targetLength` gets `targetLength` zeros appended (not the missing amount).
 public func prepareAttentionMask(_ mask: AttentionMask, targetLength: Int, batchSize: Int,
                                  heads: Int, outDim: Int = 3) throws -> AttentionMask {

@@ -4,11 +4,11 @@ import DiffAttnKernels
 /// machinery; they differ in constructor arguments, state-dict layout and default processor.
 public enum ModuleClass: Int32, Sendable {
     case attention = 0
-    /// `transformer_flux.FluxAttention` (spec processors-dit §6.1).
+    /// `transformer_flux.FluxAttention` (transformer_flux.py:FluxAttention).
     case fluxAttention = 1
-    /// `transformer_mochi.MochiAttention` (§10.1).
+    /// `transformer_mochi.MochiAttention` (transformer_mochi.py:MochiAttention).
     case mochiAttention = 2
-    /// `attention_processor.SanaMultiscaleLinearAttention` (§12.5).
+    /// `attention_processor.SanaMultiscaleLinearAttention` (attention_processor.py:SanaMultiscaleLinearAttention).
     case sanaMultiscaleLinearAttention = 3
 
     public var name: String {

@@ -1,5 +1,5 @@
-/// What a DiT or joint-attention processor does, as data (spec processors-dit §0 and its quirk
-/// checklist §14). Every kind of one pipeline runs the same code; the fields select the steps.
+/// What a DiT or joint-attention processor does, as data (docs/design.md, docs/quirks.md).
+/// Every kind of one pipeline runs the same code; the fields select the steps.
 package struct DiTRecipe: Sendable {
     package enum Pipeline: Sendable {
         /// Image tokens from `to_q/k/v`, text tokens from `add_*_proj`, one joint sequence
@@ -19,7 +19,7 @@ package struct DiTRecipe: Sendable {
     package enum Scale: Sendable { case inverseSqrtHeadDim, module }
     package enum Mask: Sendable {
         case ignored
-        /// `prepare_attention_mask` with the key length, viewed as (B, H, −1, Lk) (§2.3).
+        /// `prepare_attention_mask` with the key length, viewed as (B, H, −1, Lk) (attention_processor.py:Attention.prepare_attention_mask).
         case prepared
         /// Used raw as an additive bias over (B·H, L, L) (xFormers).
         case raw
@@ -46,10 +46,10 @@ package struct DiTRecipe: Sendable {
     /// The IP-Adapter branch of a joint processor with weights of its own (`processor.*`).
     package enum IPAdapter: Sendable {
         case none
-        /// §3.5: own-normed image queries attend [image keys ; AdaLN-normed IP keys]; the scaled
+        /// attention_processor.py:SD3IPAdapterJointAttnProcessor2_0: own-normed image queries attend [image keys ; AdaLN-normed IP keys]; the scaled
         /// result joins the image stream before `to_out`.
         case sd3
-        /// §6.3: per adapter, the normed un-rotated image queries attend its tokens (the classic
+        /// transformer_flux.py:FluxIPAdapterAttnProcessor.__call__: per adapter, the normed un-rotated image queries attend its tokens (the classic
         /// IP-Adapter step); the scaled sum is returned as a third output, outside `to_out`.
         case flux
     }
@@ -83,10 +83,10 @@ package struct DiTRecipe: Sendable {
     package var usesModuleCausal = false
     /// CogVideoX: text tokens are prepended to the input and share every projection.
     package var prependsEncoder = false
-    /// FusedCogVideoX prepares the mask with the text length as target (§7.2).
+    /// FusedCogVideoX prepares the mask with the text length as target (attention_processor.py:FusedCogVideoXAttnProcessor2_0.__call__).
     package var maskTargetIsEncoderLength = false
     package var ipAdapter = IPAdapter.none
-    /// Flux (§6.2 step 3) reads the text projections whenever the module has added projections,
+    /// Flux (transformer_flux.py:FluxAttnProcessor.__call__) reads the text projections whenever the module has added projections,
     /// so it fails without encoder states there; its IP-Adapter guards the join by `E` instead.
     package var addedProjectionsNeedEncoder = false
 

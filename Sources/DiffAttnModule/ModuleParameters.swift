@@ -1,7 +1,7 @@
 import DiffAttnKernels
 
 // State dicts of the module classes other than `Attention`, in diffusers' registration order,
-// (spec processors-dit §6.1, §10.1, §12.5); `fuse_projections` is DiffAttnProcessors/Fusion.swift's.
+// (transformer_flux.py:FluxAttention, transformer_mochi.py:MochiAttention, attention_processor.py:SanaMultiscaleLinearAttention); `fuse_projections` is DiffAttnProcessors/Fusion.swift's.
 extension Attention {
     /// The arguments as the module class stores them: Flux and Mochi always carry RMS qk-norms.
     static func normalized(_ c: AttentionConfig) -> AttentionConfig {

@@ -90,7 +90,7 @@ public struct ParameterTable: Sendable {
     package mutating func set(_ name: String, _ tensor: Tensor) throws {
         _ = try requireSpec(named: name)
         if offloadOwner != nil {
-            throw DiffAttnError.state("weight '\(name)' cannot be changed while group offloading manages it; remove the offloading first (diffusers would silently lose the edit, spec hooks §6.2)")
+            throw DiffAttnError.state("weight '\(name)' cannot be changed while group offloading manages it; remove the offloading first (diffusers would silently lose the edit, hooks/group_offloading.py:ModuleGroup)")
         }
         let i = indexByName[name]!
         guard tensor.shape == specs[i].shape else {

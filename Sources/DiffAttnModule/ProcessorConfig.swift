@@ -19,17 +19,17 @@ public struct ProcessorConfig: Sendable, Equatable {
     public var kind: ProcessorKind
     /// `SlicedAttnProcessor(slice_size)` and `SlicedAttnAddedKVProcessor(slice_size)`.
     public var sliceSize: Int?
-    // Custom Diffusion (spec §7.1).
+    // Custom Diffusion (attention_processor.py:CustomDiffusionAttnProcessor.__init__).
     public var trainKV = true
     public var trainQOut: Bool
     public var hiddenSize: Int?
     public var crossAttentionDim: Int?
     public var outBias = true
     public var dropout: Double = 0
-    // IP-Adapter (spec §8.1): one entry per adapter.
+    // IP-Adapter (attention_processor.py:IPAdapterAttnProcessor.__init__): one entry per adapter.
     public var numTokens: [Int] = [4]
     public var scale: [IPAdapterScale] = [.uniform(1)]
-    // SD3IPAdapterJointAttnProcessor2_0 (spec processors-dit §3.5): `hiddenSize` and `scale[0]` too.
+    // SD3IPAdapterJointAttnProcessor2_0 (attention_processor.py:SD3IPAdapterJointAttnProcessor2_0): `hiddenSize` and `scale[0]` too.
     public var ipHiddenStatesDim: Int?
     public var headDim: Int?
     public var timestepsEmbDim = 1280
@@ -37,7 +37,7 @@ public struct ProcessorConfig: Sendable, Equatable {
     public init(kind: ProcessorKind, sliceSize: Int? = nil) {
         self.kind = kind
         self.sliceSize = sliceSize
-        self.trainQOut = kind != .customDiffusionXFormersAttnProcessor  // its default differs (§11 item 12)
+        self.trainQOut = kind != .customDiffusionXFormersAttnProcessor  // its default differs (docs/quirks.md item 12)
         scale = [.uniform(defaultScale)]
     }
 

@@ -1,5 +1,5 @@
 /// Which shared steps a processor kind runs and which of diffusers' quirks it carries — data,
-/// not code: every kind of one family runs the same pipeline (spec attention-core §1.2, §11).
+/// not code: every kind of one family runs the same pipeline (docs/design.md (processor families), docs/quirks.md).
 package struct ProcessorRecipe: Sendable {
     package enum Family: Sendable {
         /// Family A: Q from `to_q`, K/V from `to_k`/`to_v` (AttnProcessor and its kin).
@@ -12,13 +12,13 @@ package struct ProcessorRecipe: Sendable {
         case ipAdapter
         /// The deprecated LoRA classes: constructible, never callable.
         case deprecatedLoRA
-        /// DiT and joint-attention processors (spec processors-dit), described by a `DiTRecipe`.
+        /// DiT and joint-attention processors (`DiT/`), described by a `DiTRecipe`.
         case dit(DiTRecipe)
     }
 
     package var family: Family
     package var kernel: KernelChoice
-    /// Applies `spatial_norm(x, temb)` when the module has one (spec §11 item 5).
+    /// Applies `spatial_norm(x, temb)` when the module has one (docs/quirks.md item 5).
     package var appliesSpatialNorm = true
     /// Applies `norm_q`/`norm_k` per head (only the SDPA members of family A).
     package var appliesQKNorm = false
@@ -35,7 +35,7 @@ package struct ProcessorRecipe: Sendable {
         switch kind {
         case .attnProcessor: return .init(family: .standard, kernel: .classic)
         case .attnProcessor2_0, .xlaFlashAttnProcessor2_0:
-            // XLA: its Pallas branch needs a TPU; below 4096 tokens it is exactly AttnProcessor2_0 (§5.7).
+            // XLA: its Pallas branch needs a TPU; below 4096 tokens it is exactly AttnProcessor2_0 (attention_processor.py:XLAFlashAttnProcessor2_0.__call__).
             return .init(family: .standard, kernel: .sdpa, appliesQKNorm: true)
         case .fusedAttnProcessor2_0:
             return .init(family: .standard, kernel: .sdpa, appliesQKNorm: true, fusedProjections: true)
@@ -62,8 +62,8 @@ package struct ProcessorRecipe: Sendable {
     }
 }
 
-/// The attention kernel a processor calls and the conventions that come with it (spec §4.4,
-/// §5, §11 items 2, 14, 16).
+/// The attention kernel a processor calls and the conventions that come with it (torch.nn.functional.scaled_dot_product_attention,
+/// attention_processor.py:AttnProcessor.__call__, docs/quirks.md items 2, 14, 16).
 package struct KernelChoice: Sendable, Equatable {
     package enum Scale: Sendable { case module, headDim }
     package enum MaskLayout: Sendable {
@@ -77,7 +77,7 @@ package struct KernelChoice: Sendable, Equatable {
         /// The prepared mask goes to SDPA as it is and broadcasts by trailing axes to (B, H, L, S).
         case broadcast
         /// AttnProcessorNPU: view as (B, H, −1, S), tile the query axis by L, then the boolean
-        /// "discard" mask is passed where SDPA expects a keep mask (its float32 branch, §5.6).
+        /// "discard" mask is passed where SDPA expects a keep mask (its float32 branch, attention_processor.py:AttnProcessorNPU.__call__).
         case npuDiscard
     }
 
@@ -102,7 +102,7 @@ package struct KernelChoice: Sendable, Equatable {
                                        fullyMaskedRowsAreNaN: true, acceptsBooleanMasks: false)
     package static let xformersUnexpanded = KernelChoice(scale: .module, masks: .batchFlattened, algorithm: .flash,
                                                  fullyMaskedRowsAreNaN: true, acceptsBooleanMasks: false)
-    /// IPAdapterXFormersAttnProcessor does not pass attn.scale (§8.2): 1/√D.
+    /// IPAdapterXFormersAttnProcessor does not pass attn.scale (attention_processor.py:IPAdapterAttnProcessor.__call__): 1/√D.
     static let xformersHeadDimScale = KernelChoice(scale: .headDim, masks: .batchFlattenedExpanded, algorithm: .flash,
                                                    fullyMaskedRowsAreNaN: true, acceptsBooleanMasks: false)
     static let npu = KernelChoice(scale: .headDim, masks: .npuDiscard, algorithm: .flash,

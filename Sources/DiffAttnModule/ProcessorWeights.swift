@@ -12,7 +12,7 @@ extension ProcessorConfig {
 }
 
 extension ProcessorConfig {
-    /// The constructor checks of the DiT IP-Adapter processors (§3.5, §6.3).
+    /// The constructor checks of the DiT IP-Adapter processors (attention_processor.py:SD3IPAdapterJointAttnProcessor2_0, transformer_flux.py:FluxIPAdapterAttnProcessor.__call__).
     func validateDiTIPAdapter() throws {
         let name = kind.name
         switch ditIPAdapter {

@@ -1,6 +1,6 @@
 import DiffAttnKernels
 
-// diffusers' `SpatialNorm` (spec §4.2): GroupNorm(32, eps 1e-6) of the feature map, modulated by
+// diffusers' `SpatialNorm` (attention_processor.py:SpatialNorm): GroupNorm(32, eps 1e-6) of the feature map, modulated by
 // 1×1 convolutions of the nearest-resized conditioning map `zq` (temb).
 extension Attention {
     package func checkSpatialNormInputs(_ f: Tensor, _ zq: Tensor?) throws {

@@ -1,4 +1,4 @@
-// The Attention switches (spec §3.3–§3.6): each installs the processor diffusers would. On this
+// The Attention switches (attention_processor.py:Attention.set_attention_slice … Attention.set_use_xla_flash_attention): each installs the processor diffusers would. On this
 // library the xFormers, NPU and XLA kinds run its own memory-efficient kernel, so enabling them
 // succeeds on any CPU where diffusers needs the hardware.
 extension Attention {
@@ -39,7 +39,7 @@ extension Attention {
         } else if use && Attention.jointKinds.contains(current) {
             try setProcessor(ProcessorConfig(kind: .xformersJointAttnProcessor))
         } else {
-            // Disabling replaces added-KV and joint processors with the standard default (§11 item 17).
+            // Disabling replaces added-KV and joint processors with the standard default (docs/quirks.md item 17).
             try setProcessor(use ? ProcessorConfig(kind: .xformersAttnProcessor) : defaultProcessor)
         }
     }

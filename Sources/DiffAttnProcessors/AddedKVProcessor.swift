@@ -1,7 +1,7 @@
 import DiffAttnKernels
 import DiffAttnModule
 
-/// Family B (spec §6): UnCLIP-style attention whose keys/values are the added-context
+/// Family B (attention_processor.py:AttnAddedKVProcessor.__call__): UnCLIP-style attention whose keys/values are the added-context
 /// projections followed by the module's own, on channels-first input (steps K1–K12).
 struct AddedKVPlan {
     var recipe: ProcessorRecipe
@@ -50,7 +50,7 @@ extension Attention {
             throw DiffAttnError.shape("\(processor.kind.name) needs key/value heads equal to query heads and inner_dim (\(derived.innerDim)) divisible by heads (\(derived.heads))")
         }
         if recipe.kernel.masks == .broadcast && derived.innerDim != channels {
-            // AttnAddedKVProcessor2_0 merges heads with the residual's channel count (spec §6.2).
+            // AttnAddedKVProcessor2_0 merges heads with the residual's channel count (attention_processor.py:AttnAddedKVProcessor2_0.__call__).
             throw DiffAttnError.shape("\(processor.kind.name) reshapes the attention output to \(channels) channels (the input's) but inner_dim is \(derived.innerDim); it needs heads·dim_head == query_dim")
         }
         guard !c.preOnly else { throw DiffAttnError.state("this Attention has no to_out (pre_only=True), which \(processor.kind.name) needs") }
@@ -79,7 +79,7 @@ extension Attention {
         if plan.recipe.appliesSpatialNorm && config.spatialNormDim != nil { x = spatialNorm(x, inputs.temb!) }
         let (b, c) = (x.shape[0], x.shape[1])
         let raw = tokensFromImage(x.reshaped([b, c, plan.queryLength, 1]))
-        var context = raw  // self-attention feeds the raw, un-normed tokens to add_k_proj (§11 item 6)
+        var context = raw  // self-attention feeds the raw, un-normed tokens to add_k_proj (docs/quirks.md item 6)
         if let e = inputs.encoderHiddenStates {
             context = config.crossAttentionNorm != .none ? try normEncoderHiddenStates(e) : e
         }
@@ -95,7 +95,7 @@ extension Attention {
                               kernel: plan.recipe.kernel, sliceSize: plan.recipe.sliced ? processor.sliceSize : nil)
         let projected = try project(attended, "to_out.0")
         var out = imageFromTokens(projected, imageShape: [b, c, plan.queryLength, 1]).reshaped(residual.shape)
-        finishOutput(&out, residual: residual, addResidual: true, rescale: 1)  // always, never rescaled (§6.1 K12)
+        finishOutput(&out, residual: residual, addResidual: true, rescale: 1)  // always, never rescaled (attention_processor.py:AttnAddedKVProcessor.__call__)
         return out
     }
 }

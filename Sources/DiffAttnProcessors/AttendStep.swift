@@ -10,7 +10,7 @@ struct KernelMask {
 // The attention step shared by every processor: heads are read in place from (B, N, H·D)
 // projections through strides, so no head split or merge is ever copied.
 extension Attention {
-    /// Resolves a prepared mask (spec §3.8) to the kernel's (B, H, L, S) view, with the errors
+    /// Resolves a prepared mask (attention_processor.py:Attention.prepare_attention_mask) to the kernel's (B, H, L, S) view, with the errors
     /// diffusers' tensor operations would raise for it.
     func kernelMask(_ prepared: AttentionMask, _ kernel: KernelChoice, batch: Int, heads: Int,
                     queryLength: Int, keyLength: Int) throws -> KernelMask {
@@ -58,7 +58,7 @@ extension Attention {
     }
 
     /// NPU's float32 branch: True where a key should be discarded (non-zero bias, or a false
-    /// boolean), handed to SDPA as if True meant "attend" (spec §5.6 — reproduced on purpose).
+    /// boolean), handed to SDPA as if True meant "attend" (attention_processor.py:AttnProcessorNPU.__call__ — reproduced on purpose).
     private func npuDiscardMask(_ prepared: AttentionMask) -> BoolTensor {
         switch prepared {
         case .additive(let t): return BoolTensor(shape: t.shape, storage: t.storage.map { $0 != 0 ? 1 : 0 })

@@ -1,7 +1,7 @@
 import DiffAttnKernels
 import DiffAttnModule
 
-/// Family C (spec §7): Custom Diffusion's optional replacement projections. 3-D input only, no
+/// Family C (attention_processor.py:CustomDiffusionAttnProcessor): Custom Diffusion's optional replacement projections. 3-D input only, no
 /// norms but `norm_cross`, no residual or rescale; the first-token detach (C5) changes only
 /// gradients, so inference skips it.
 struct CustomDiffusionPlan {
@@ -44,15 +44,15 @@ extension Attention {
             throw DiffAttnError.shape("\(p.kind.name): query width \(width) and key width \(kvSpec[0]) must match and divide into \(heads) heads")
         }
         if recipe.kernel.masks == .broadcast && width != channels {
-            // The 2_0 variant splits heads with D = C // H, C the input width (§7.3).
+            // The 2_0 variant splits heads with D = C // H, C the input width (attention_processor.py:CustomDiffusionAttnProcessor2_0.__call__).
             throw DiffAttnError.shape("\(p.kind.name) splits heads by the input width (\(channels)) but the projections are \(width) wide; it needs hidden_size == query_dim")
         }
         let outIn = parameters.spec(named: outLayer + ".weight")!.shape[1]
         guard outIn == width else { throw DiffAttnError.shape("\(outLayer) expects \(outIn) features, attention gives \(width)") }
         var kernelMask: KernelMask?
         if let m = inputs.attentionMask {
-            // Target: the query length for the classic and 2_0 variants (a defect, §7.2 C1), the
-            // key length for the xFormers one (§7.4).
+            // Target: the query length for the classic and 2_0 variants (a defect, attention_processor.py:CustomDiffusionAttnProcessor.__call__), the
+            // key length for the xFormers one (attention_processor.py:CustomDiffusionXFormersAttnProcessor.__call__).
             let target = p.kind == .customDiffusionXFormersAttnProcessor ? keyLength : queryLength
             let prepared = try prepareAttentionMask(m, targetLength: target, batchSize: batch, heads: heads)
             kernelMask = try self.kernelMask(prepared, recipe.kernel, batch: batch, heads: heads,

@@ -28,7 +28,7 @@ extension Attention {
     }
 
     /// The module's call: its interceptor (the hooks, if any) around `forwardWithoutHooks`, as
-    /// diffusers' wrapped forward (spec hooks §3.2).
+    /// diffusers' wrapped forward (hooks/hooks.py:HookRegistry.register_hook).
     public func forward(_ inputs: AttentionInputs) throws -> [Tensor] {
         guard let r = interceptor, !r.isEmpty else { return try forwardWithoutHooks(inputs) }
         return try r.call(inputs) { try self.forwardWithoutHooks($0) }

@@ -1,13 +1,13 @@
 import DiffAttnKernels
 import DiffAttnModule
 
-// `fuse_projections` (spec §3.7, processors-dit §2.6): concatenated copies of the projection
+// `fuse_projections` (attention_processor.py:Attention.fuse_projections): concatenated copies of the projection
 // weights, used by the fused processors. The separate layers stay (every other processor uses
 // them), as in diffusers.
 extension Attention {
     /// Builds `to_qkv` (self-attention modules) or `to_kv` (cross-attention modules), plus
     /// `to_added_qkv` when all three added projections exist; sets `fused_projections = fuse`
-    /// (diffusers builds the layers even for `fuse=False`, §11 item 21).
+    /// (diffusers builds the layers even for `fuse=False`, docs/quirks.md item 21).
     public func fuseProjections(fuse: Bool = true) throws {
         guard !config.onlyCrossAttention else {
             throw DiffAttnError.state("'NoneType' object has no attribute 'weight': fuse_projections needs to_k/to_v, which this Attention lacks (only_cross_attention=True)")

@@ -1,7 +1,7 @@
 import DiffAttnKernels
 import DiffAttnModule
 
-/// diffusers' `IPAdapterMaskProcessor.downsample` (spec §8.3): a (1, h, w) region mask resized
+/// diffusers' `IPAdapterMaskProcessor.downsample` (image_processor.py:IPAdapterMaskProcessor.downsample): a (1, h, w) region mask resized
 /// (bicubic, torch's convention) to a grid of about `queries` cells matching its aspect ratio,
 /// flattened, padded or cut to `queries`, and broadcast to (batch, queries, width) — returned
 /// as one value per (batch, query), since every channel gets the same value.
@@ -15,7 +15,7 @@ func downsampleRegionMask(_ mask: Tensor, image: Int, batch: Int, queries: Int, 
     if queries % rows != 0 { rows += 1 }
     let cols = queries / rows
     var plane = Array(mask.storage[(image * h * w)..<((image + 1) * h * w)])
-    // The xFormers processor converts masks to float16 before resizing (§8.2 step 3).
+    // The xFormers processor converts masks to float16 before resizing (attention_processor.py:IPAdapterAttnProcessor.__call__).
     if halfPrecision { plane = plane.map { Float(Float16($0)) } }
     var resized = bicubicResize(plane, height: h, width: w, toHeight: rows, toWidth: cols,
                                 weightDtype: halfPrecision ? { Float(Float16($0)) } : { $0 })

@@ -1,7 +1,7 @@
 import DiffAttnKernels
 import DiffAttnModule
 
-/// Family D (spec §8): family A attention over the text tokens, plus for each adapter an
+/// Family D (attention_processor.py:IPAdapterAttnProcessor): family A attention over the text tokens, plus for each adapter an
 /// attention from the same queries to its image tokens, scaled and added before `to_out`.
 struct IPAdapterPlan {
     var main: StandardPlan
@@ -37,7 +37,7 @@ extension Attention {
         text.ipHiddenStates = nil
         let main = try planStandard(text, recipe)
         let batch = main.batch, width = derived.innerDim
-        let adapters = min(images.count, p.scale.count, p.numTokens.count)  // zip truncates (§8.2 step 3)
+        let adapters = min(images.count, p.scale.count, p.numTokens.count)  // zip truncates (attention_processor.py:IPAdapterAttnProcessor.__call__)
         var masks = [Tensor?](repeating: nil, count: images.count)
         let validates = !(p.kind == .ipAdapterXFormersAttnProcessor && images.isEmpty)
         if let given = inputs.ipAdapterMasks, validates {
@@ -114,7 +114,7 @@ extension Attention {
     }
 }
 
-// The steps the classic IP-Adapter shares with the Flux IP-Adapter (spec processors-dit §6.3).
+// The steps the classic IP-Adapter shares with the Flux IP-Adapter (transformer_flux.py:FluxIPAdapterAttnProcessor.__call__).
 extension Attention {
     /// Adapter `k`'s image tokens: (B, tokens, C) or (B, images, tokens, C), C the width its
     /// `to_k_ip` takes.

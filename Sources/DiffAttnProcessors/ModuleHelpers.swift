@@ -1,7 +1,7 @@
 import DiffAttnKernels
 import DiffAttnModule
 
-// The public helper methods of diffusers' `Attention` (spec §3.8–§3.10).
+// The public helper methods of diffusers' `Attention` (attention_processor.py:Attention.prepare_attention_mask … Attention.get_attention_scores).
 extension Attention {
     /// `head_to_batch_dim`: (B, N, W) or (B, E, N, W) → (B·H, N', W/H) for `outDim` 3, else
     /// (B, H, N', W/H); a 4-D input's images are concatenated image-major (N' = E·N).

@@ -2,7 +2,7 @@ import DiffAttnKernels
 import DiffAttnModule
 
 // `norm_q` / `norm_k` as the SDPA processors apply them: after the head split, over each head's
-// D values (spec §2.4). Norms sized for another width fail as torch's would (the across-heads
+// D values (attention_processor.py:Attention.__init__ (qk_norm)). Norms sized for another width fail as torch's would (the across-heads
 // kinds, or D ≠ dim_head), except the weightless RMS and L2 norms, which check no size.
 extension Attention {
     func checkQKNorm(headDim d: Int) throws {

@@ -1,7 +1,7 @@
 import DiffAttnKernels
 import DiffAttnModule
 
-// The steps processors compose (DESIGN.md "Processors: compositions, not copies"). Each one
+// The steps processors compose (docs/design.md: a processor is a composition of these steps, not a copy). Each one
 // is written once here; a processor's recipe decides which run.
 extension Attention {
     /// `y = layer(x)` for the Linear layer `prefix` over the last axis of `x`.
@@ -35,7 +35,7 @@ extension Attention {
         }
     }
 
-    /// GroupNorm `prefix` on a (B, tokens, C) sequence (channels last) — spec §4.1.
+    /// GroupNorm `prefix` on a (B, tokens, C) sequence (channels last) — attention_processor.py:AttnProcessor.__call__ (group_norm).
     func groupNormTokens(_ x: inout Tensor, _ prefix: String, groups: Int, eps: Float) {
         let (b, n, c) = (x.shape[0], x.shape[1], x.shape[2])
         let w = weight(prefix + ".weight")!, bias = weight(prefix + ".bias")!
@@ -50,7 +50,7 @@ extension Attention {
         }
     }
 
-    /// `norm_encoder_hidden_states` (spec §3.11): LayerNorm over channels, or GroupNorm with the
+    /// `norm_encoder_hidden_states` (attention_processor.py:Attention.norm_encoder_hidden_states): LayerNorm over channels, or GroupNorm with the
     /// sequence read channels-first.
     public func normEncoderHiddenStates(_ e: Tensor) throws -> Tensor {
         guard config.crossAttentionNorm != .none else {
@@ -82,7 +82,7 @@ extension Attention {
         return y
     }
 
-    /// (B, C, H, W) → (B, H·W, C): token `t = row·W + col` (spec §4.3).
+    /// (B, C, H, W) → (B, H·W, C): token `t = row·W + col` (attention_processor.py:AttnProcessor.__call__ (4-D input)).
     func tokensFromImage(_ x: Tensor) -> Tensor {
         let (b, c) = (x.shape[0], x.shape[1]), n = x.shape[2] * x.shape[3]
         return x.storage.withUnsafeBufferPointer { src in

@@ -1,7 +1,7 @@
 import DiffAttnKernels
 import DiffAttnModule
 
-/// Family A (spec §5): AttnProcessor, AttnProcessor2_0 and their kin, steps A1–A17.
+/// Family A (attention_processor.py:AttnProcessor.__call__): AttnProcessor, AttnProcessor2_0 and their kin, steps A1–A17.
 /// `plan` checks everything diffusers would reject and resolves shapes and the mask without
 /// touching the weights; `run` computes.
 struct StandardPlan {
@@ -121,7 +121,7 @@ extension Attention {
     }
 
     /// Q, K, V from the separate projections, or from the fused ones (FusedAttnProcessor2_0
-    /// picks `to_qkv` or `to_q` + `to_kv` by whether encoder states were passed — spec §5.3).
+    /// picks `to_qkv` or `to_q` + `to_kv` by whether encoder states were passed — attention_processor.py:FusedAttnProcessor2_0.__call__).
     func projectQKV(_ x: Tensor, context: Tensor, crossAttention: Bool, fused: Bool) throws -> (Tensor, Tensor, Tensor) {
         guard fused else { return (try project(x, "to_q"), try project(context, "to_k"), try project(context, "to_v")) }
         if crossAttention {

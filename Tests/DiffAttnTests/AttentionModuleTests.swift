@@ -1,6 +1,6 @@
 // The Attention module: construction rules, state-dict layout, processors' documented
-// differences (spec attention-core §2, §5, §12). Numbers against diffusers itself are in
-// Tests/python (golden fixtures); these tests check relations the spec states.
+// differences (attention_processor.py:Attention.__init__, attention_processor.py:AttnProcessor.__call__, docs/quirks.md). Numbers against diffusers itself are in
+// Tests/python (golden fixtures); these tests check relations that hold in diffusers.
 import DiffAttn
 import DiffAttnKernels
 import XCTest

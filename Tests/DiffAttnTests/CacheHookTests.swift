@@ -1,4 +1,4 @@
-// Caches (Hooks/): the spec's conformance vectors and the pieces the fixtures do not isolate.
+// Caches (Hooks/): conformance vectors worked out from diffusers' hooks and the pieces the fixtures do not isolate.
 
 import DiffAttn
 import DiffAttnKernels
@@ -24,7 +24,7 @@ final class CacheHookTests: XCTestCase {
         return out
     }
 
-    func testTaylorSeerConformanceVector() throws {  // spec §10.3: interval 2, before 2
+    func testTaylorSeerConformanceVector() throws {  // hooks/taylorseer_cache.py:TaylorSeerCacheHook: interval 2, before 2
         let m = try Model(className: "FluxTransformer2DModel", config: Self.flux)
         var c = TaylorSeerCacheConfig()
         c.cacheInterval = 2; c.disableCacheBeforeStep = 2; c.cacheIdentifiers = ["transformer_blocks\\.0"]
@@ -39,7 +39,7 @@ final class CacheHookTests: XCTestCase {
         XCTAssertEqual(got, "CCSCSCSC")
     }
 
-    func testMagCacheConformanceAndResampling() throws {  // spec §11
+    func testMagCacheConformanceAndResampling() throws {  // hooks/mag_cache.py
         XCTAssertEqual(MagCacheConfig.resample([1.0, 1.1, 1.0], 5), [1.0, 1.0, 1.1, 1.0, 1.0])
         let m = try Model(className: "FluxTransformer2DModel", config: Self.flux)
         try m.applyMagCache(try MagCacheConfig(threshold: 0.5, maxSkipSteps: 2, retentionRatio: 0.25, numInferenceSteps: 4, magRatios: [1, 1, 1, 1]))

@@ -1,4 +1,4 @@
-// The DiT IP-Adapter processors (spec processors-dit §3.5, §6.3): the relations the spec states
+// The DiT IP-Adapter processors (attention_processor.py:SD3IPAdapterJointAttnProcessor2_0, transformer_flux.py:FluxIPAdapterAttnProcessor.__call__): the relations diffusers implies
 // between them and the plain joint processors. Numbers against diffusers are in Tests/python.
 import DiffAttn
 import DiffAttnKernels
@@ -85,7 +85,7 @@ final class DiTIPAdapterTests: XCTestCase {
         let doubled = try a.forward(inputs)[2]
         assertClose(doubled, Tensor(shape: first[2].shape, storage: first[2].storage.map { 2 * $0 }), "ip_out is scale-linear")
         // Without text, FluxAttnProcessor fails on a module with added projections; the IP-Adapter
-        // guards its join by the encoder states and returns the raw attention (§6.2 step 3, §6.3).
+        // guards its join by the encoder states and returns the raw attention (transformer_flux.py:FluxAttnProcessor.__call__, transformer_flux.py:FluxIPAdapterAttnProcessor.__call__).
         var imageOnly = inputs
         imageOnly.encoderHiddenStates = nil
         XCTAssertEqual(try a.forward(imageOnly).map(\.shape), [[2, 7, 32]])

@@ -1,4 +1,4 @@
-// diffusers' prepare_attention_mask, shape table and quirks (spec attention-core §3.8).
+// diffusers' prepare_attention_mask, shape table and quirks (attention_processor.py:Attention.prepare_attention_mask).
 import DiffAttn
 import DiffAttnKernels
 import XCTest

@@ -1,5 +1,5 @@
 // The JSON and safetensors parsers on malformed input: every case is an error with a message,
-// never a trap (spec models §22; issue 5).
+// never a trap (docs/deviations.md; issue 5).
 import DiffAttn
 import DiffAttnKernels
 import XCTest

@@ -11,7 +11,7 @@ additions per forward case:
                IP-Adapters); it is installed before the weights are drawn, so ``state_dict`` holds
                its ``processor.*`` entries and the test installs it before loading.
 ``reference``  (optional) the class whose numbers are recorded when the named one cannot run on
-               a CPU without extra packages (xFormers, torch_xla, Ascend NPU); spec §6.4, §16.
+               a CPU without extra packages (xFormers, torch_xla, Ascend NPU); see docs/deviations.md.
 Outputs of joint processors are lists of array references (image, text). Keyword values may be
 nested lists (rotary pairs, Allegro's tables and positions); complex tables (Lumina) are stored
 as complex64.
@@ -181,7 +181,7 @@ def build(g):
     g.add("pag_joint_batch3", "sd3_pag", "Attention", sd3, "PAGJointAttnProcessor2_0", [rnd("x3", 3, S, C), rnd("e3", 3, T, 24)])
     g.add("pag_cfg_joint_batch4", "sd3_error", "Attention", sd3, "PAGCFGJointAttnProcessor2_0", [x4, e4])
     g.add("pag_joint_no_encoder", "sd3_error", "Attention", sd3, "PAGJointAttnProcessor2_0", [x4])
-    # --- SD3 IP-Adapter (§3.5): hidden_size = inner width, its own per-head RMS norms ---
+    # --- SD3 IP-Adapter (attention_processor.py:SD3IPAdapterJointAttnProcessor2_0): hidden_size = inner width, its own per-head RMS norms ---
     ip16, temb12 = rnd("ip16", B, 3, 20), rnd("temb12", B, 12)
     sd3ip = dict(hidden_size=C, ip_hidden_states_dim=20, head_dim=16, timesteps_emb_dim=12)
     ipk = {"ip_hidden_states": ip16, "temb": temb12}
@@ -229,7 +229,7 @@ def build(g):
     g.add("flux_xla", "flux", "FluxAttention", flux, "XLAFluxFlashAttnProcessor2_0", [x, e32], {"image_rotary_emb": rot}, reference="FluxAttnProcessor")
     g.add("flux_xla_mask", "flux_error", "FluxAttention", flux, "XLAFluxFlashAttnProcessor2_0", [x, e32, keep], {"image_rotary_emb": rot})
     g.add("flux_fused_npu", "flux_error", "FluxAttention", flux, "FusedFluxAttnProcessor2_0_NPU", [x, e32], {"image_rotary_emb": rot})
-    # --- Flux IP-Adapter (§6.3): (img, txt, ip_out); biased per-adapter projections ---
+    # --- Flux IP-Adapter (transformer_flux.py:FluxIPAdapterAttnProcessor.__call__): (img, txt, ip_out); biased per-adapter projections ---
     fip = dict(hidden_size=C, cross_attention_dim=24, num_tokens=[3, 2], scale=[0.7, 1.4])
     ips = [rnd("fip0", B, 3, 24), rnd("fip1", B, 2, 24)]
     for p in ("FluxIPAdapterAttnProcessor", "FluxIPAdapterJointAttnProcessor2_0"):

@@ -236,7 +236,7 @@ static void test_create_info(void) {
           (long long)info.out_dim, info.scale);
     da_attention_destroy(a);
 
-    /* spec §2.2 quirk example: heads=4, dim_head=8, out_dim=48 → heads 6, sliceable 4 */
+    /* attention_processor.py:Attention.__init__: heads=4, dim_head=8, out_dim=48 → heads 6, sliceable 4 */
     da_attention_config_init(&c, sizeof c);
     c.query_dim = 48;
     c.heads = 4;
@@ -354,7 +354,7 @@ static void test_create_info(void) {
     EXPECT_ST(da_attention_get_info(a, &info), DA_OK);
     CHECK(info.processor == DA_PROCESSOR_ATTN_PROCESSOR && info.out_context_dim == 32, "processor %d octx %lld",
           info.processor, (long long)info.out_context_dim);
-    /* context_pre_only=False creates to_add_out even without added_kv_proj_dim (spec §2.3) */
+    /* context_pre_only=False creates to_add_out even without added_kv_proj_dim (attention_processor.py:Attention.__init__) */
     int has_add_out = 0, has_norm_cross = 0;
     EXPECT_ST(da_attention_weight_count(a, &count), DA_OK);
     for (int64_t i = 0; i < count; i++) {

@@ -256,7 +256,7 @@ static void test_cross_attention_masks(void) {
     EXPECT_ST(da_attention_forward(a, &args, tens(&to, out1, 3, xs, NULL), 1), DA_OK);
     r = max_rel_diff(out1, out, B * L * C);
     CHECK(r < 1e-5, "bool mask (code 6) == -inf float mask under 2_0: rel %g", r);
-    /* 2-D (B, S) bool mask is accepted by 2_0 (spec §5.2) */
+    /* 2-D (B, S) bool mask is accepted by 2_0 (attention_processor.py:AttnProcessor2_0.__call__) */
     int64_t m2[2] = {B, S};
     args.attention_mask = tens_bool(&tb, bm, 2, m2, NULL, kDLUInt);
     EXPECT_ST(da_attention_forward(a, &args, tens(&to, out1, 3, xs, NULL), 1), DA_OK);

@@ -1,4 +1,4 @@
-/* The module's helper methods: prepare_attention_mask (spec §3.8 table), head_to_batch_dim /
+/* The module's helper methods: prepare_attention_mask (attention_processor.py:Attention.prepare_attention_mask), head_to_batch_dim /
  * batch_to_head_dim, get_attention_scores, norm_encoder_hidden_states. */
 #include "capi_test.h"
 
@@ -52,7 +52,7 @@ static void test_prepare_mask(void) {
         DLManagedTensor *m = NULL;
         EXPECT_ST(da_attention_prepare_attention_mask(a, tens(&t, data, rows[r].nd, rows[r].in, NULL), 7, 2, 3, &m), DA_OK);
         fmt_shape(m, sbuf, sizeof sbuf);
-        CHECK(shape_is(m, rows[r].nd, rows[r].out3), "§3.8 row %zu out_dim=3: got %s", r, sbuf);
+        CHECK(shape_is(m, rows[r].nd, rows[r].out3), "attention_processor.py:Attention.prepare_attention_mask row %zu out_dim=3: got %s", r, sbuf);
         if (m && r == 4 && shape_is(m, 3, rows[r].out3)) {
             /* (2,1,4) → (8,1,11): row k is input row k/4, then 7 zeros */
             const float *v = (const float *)m->dl_tensor.data;
@@ -65,7 +65,7 @@ static void test_prepare_mask(void) {
         m = NULL;
         EXPECT_ST(da_attention_prepare_attention_mask(a, tens(&t, data, rows[r].nd, rows[r].in, NULL), 7, 2, 4, &m), DA_OK);
         fmt_shape(m, sbuf, sizeof sbuf);
-        CHECK(shape_is(m, rows[r].nd4, rows[r].out4), "§3.8 row %zu out_dim=4: got %s", r, sbuf);
+        CHECK(shape_is(m, rows[r].nd4, rows[r].out4), "attention_processor.py:Attention.prepare_attention_mask row %zu out_dim=4: got %s", r, sbuf);
         da_tensor_free(m);
         /* a boolean mask keeps its dtype; padding is False */
         m = NULL;

@@ -101,7 +101,7 @@ def test_switch_changes_what_diffusers_changes(name, switch):
     one_head = any(r["sliceable_head_dim"] == 1 for r in case["modules"])
     if switch == "slice_auto" and one_head:
         # diffusers installs SlicedAttnProcessor(0) on one-head layers and fails at forward;
-        # we refuse size 0 up front (deliberate deviation, spec models §8 / §22.6).
+        # we refuse size 0 up front (deliberate deviation, unets/unet_2d_condition.py:UNet2DConditionModel.set_attention_slice / docs/deviations.md).
         with pytest.raises(ValueError, match="must be at least 1"):
             apply(m, switch)
         return

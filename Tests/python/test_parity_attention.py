@@ -149,7 +149,7 @@ def test_helper(case):
 
 
 def test_head_batch_round_trip():
-    """head_to_batch_dim then batch_to_head_dim is the identity (spec §12)."""
+    """head_to_batch_dim then batch_to_head_dim is the identity (docs/quirks.md)."""
     attn = diffattn.Attention(query_dim=32, heads=4, dim_head=8)
     t = np.random.default_rng(1).standard_normal((2, 6, 32)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(attn.batch_to_head_dim(attn.head_to_batch_dim(t))), t)

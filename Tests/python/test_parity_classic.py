@@ -124,7 +124,7 @@ def run_step(case, module, step, i):
             try:
                 out = act()
             except allowed:
-                return False  # the spec lets a port reject this; the rest of the script is moot
+                return False  # a port may reject this (see the fixture); the rest of the script is moot
         else:
             out = act()
         if "processor_class" in expect:

@@ -5,7 +5,7 @@ import DiffAttnModule
 // projections, per-stream qk-norms, the identity path of PAG, and the chunk rule of torch.
 extension Attention {
     /// `[to_q | to_k | to_v](x)` from the separate layers or split from a fused layer's output in
-    /// equal parts (spec §2.6; only right without GQA).
+    /// equal parts (attention_processor.py:Attention.fuse_projections; only right without GQA).
     func projectParts(_ x: Tensor, fused: Bool, separate: [String], fusedName: String) throws -> [Tensor] {
         guard fused else { return try separate.map { try project(x, $0) } }
         guard parameters.contains(fusedName + ".weight") else {
@@ -36,12 +36,12 @@ extension Attention {
         applyQKNorm(&t, prefix, headDim: headDim)
     }
 
-    /// PAG's identity attention: `to_out(to_v(x))` (spec §2.7).
+    /// PAG's identity attention: `to_out(to_v(x))` (attention_processor.py:PAGIdentitySelfAttnProcessor2_0.__call__).
     func identityAttention(_ x: Tensor) throws -> Tensor { try project(try project(x, "to_v"), "to_out.0") }
 }
 
 /// `torch.chunk(x, n)` along the batch unpacked into `n` parts: the slice boundaries, or the
-/// ValueError Python's unpacking raises when fewer parts come out (spec §1.3).
+/// ValueError Python's unpacking raises when fewer parts come out (torch.chunk).
 func pagChunkRanges(batch: Int, chunks n: Int) throws -> (original: Range<Int>, perturbed: Range<Int>) {
     let size = (batch + n - 1) / n
     let produced = size == 0 ? 0 : (batch + size - 1) / size

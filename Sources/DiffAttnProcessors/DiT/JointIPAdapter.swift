@@ -10,7 +10,7 @@ struct JointIPPlan {
     var temb: Tensor?
 }
 
-// The IP-Adapter branches of the joint pipeline (spec processors-dit §3.5, §6.3): the
+// The IP-Adapter branches of the joint pipeline (attention_processor.py:SD3IPAdapterJointAttnProcessor2_0, transformer_flux.py:FluxIPAdapterAttnProcessor.__call__): the
 // processors' own weights live under `processor.` with diffusers' names.
 extension Attention {
     /// Checks the IP inputs; nil when the branch does not run (scale 0 or no image tokens for SD3,
@@ -66,7 +66,7 @@ extension Attention {
         }
     }
 
-    /// SD3 (§3.5 step 3): `scale · SDPA(norm_q(q), [norm_k(k) ; norm_ip_k(k_ip)], [v ; v_ip])` over the
+    /// SD3 (attention_processor.py:SD3IPAdapterJointAttnProcessor2_0): `scale · SDPA(norm_q(q), [norm_k(k) ; norm_ip_k(k_ip)], [v ; v_ip])` over the
     /// raw image projections, added to the image stream.
     func addSD3ImageAttention(_ y: inout Tensor, raw: [Tensor], _ ip: JointIPPlan, heads: Int, headDim d: Int) throws {
         let tokens = ip.images[0], temb = ip.temb!
@@ -97,7 +97,7 @@ extension Attention {
         addScaled(&y, ip.scales[0], out)
     }
 
-    /// Flux (§6.3 step 2): Σ_i scale_i · attention(query, to_k_ip[i](P_i), to_v_ip[i](P_i)).
+    /// Flux (transformer_flux.py:FluxIPAdapterAttnProcessor.__call__): Σ_i scale_i · attention(query, to_k_ip[i](P_i), to_v_ip[i](P_i)).
     func fluxImageAttention(query: Tensor, _ ip: JointIPPlan, heads: Int) throws -> Tensor {
         var sum = Tensor(shape: query.shape, repeating: 0)
         for (k, tokens) in ip.images.enumerated() {

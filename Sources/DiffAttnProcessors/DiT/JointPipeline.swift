@@ -11,7 +11,7 @@ struct JointPlan {
 }
 
 // SD3 joint (and its fused, xFormers and PAG kin), AuraFlow, Flux and Mochi: image and text
-// tokens projected by their own layers and attended as one sequence (spec §3, §5, §6, §10.2).
+// tokens projected by their own layers and attended as one sequence (attention_processor.py:JointAttnProcessor2_0.__call__, attention_processor.py:AuraFlowAttnProcessor2_0.__call__, transformer_flux.py:FluxAttnProcessor.__call__, transformer_mochi.py:MochiAttnProcessor2_0.__call__).
 extension Attention {
     func planJoint(_ inputs: AttentionInputs, _ r: DiTRecipe) throws -> JointPlan {
         let x = inputs.hiddenStates, name = processor.kind.name
@@ -140,7 +140,7 @@ extension Attention {
         let er = try pagChunkRanges(batch: e!.shape[0], chunks: r.pagChunks)
         let original = try jointCore(sliceBatch(x, xr.original), sliceBatch(e!, er.original), inputs, r, plan, mask: nil)
         let s = x.shape[1], l = s + e!.shape[1]
-        // §3.4: each perturbed image query sees only itself among image keys, plus all text keys.
+        // attention_processor.py:PAGJointAttnProcessor2_0.__call__: each perturbed image query sees only itself among image keys, plus all text keys.
         var identity = Tensor(shape: [1, 1, l, l], repeating: 0)
         for i in 0..<s { for j in 0..<s where i != j { identity.storage[i * l + j] = -.infinity } }
         let perturbed = try jointCore(sliceBatch(x, xr.perturbed), sliceBatch(e!, er.perturbed), inputs, r, plan,
@@ -197,7 +197,7 @@ extension Attention {
         return [imageOut, text, try fluxImageAttention(query: image[0], ip, heads: h)]
     }
 
-    /// Mochi (§10.2 step 5): row r of sample b is the r-th selected text token's output; the rest are zero.
+    /// Mochi (transformer_mochi.py:MochiAttnProcessor2_0.__call__): row r of sample b is the r-th selected text token's output; the rest are zero.
     private func compactSelected(_ y: Tensor, _ m: AttentionMask, batchOffset: Int) -> Tensor {
         let (b, t, w) = (y.shape[0], y.shape[1], y.shape[2])
         var out = Tensor(shape: y.shape, repeating: 0)

@@ -10,7 +10,7 @@ struct LinearFamilyPlan {
     var outputShapes: [[Int]]
 }
 
-// LuminaAttnProcessor2_0 (spec §9) and the Sana ReLU linear-attention processors (§12.1–12.3):
+// LuminaAttnProcessor2_0 (attention_processor.py:LuminaAttnProcessor2_0.__call__) and the Sana ReLU linear-attention processors (attention_processor.py:SanaLinearAttnProcessor2_0.__call__):
 // both normalise queries and keys over the whole projection width, before the head split.
 extension Attention {
     func planLumina(_ inputs: AttentionInputs) throws -> LinearFamilyPlan {

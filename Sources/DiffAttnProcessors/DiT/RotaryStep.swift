@@ -14,7 +14,7 @@ struct RotaryLayoutSpec {
 }
 
 // The rotary step: validates the caller's tables against the activations and applies the kernel
-// to a token range of a (B, L, H·D) projection in place (spec processors-dit §2.5).
+// to a token range of a (B, L, H·D) projection in place (embeddings.py:apply_rotary_emb).
 extension Attention {
     func rotate(_ t: inout Tensor, heads: Int, headDim: Int, tokens: Range<Int>, cos: Tensor, sin: Tensor,
                 _ spec: RotaryLayoutSpec) {
@@ -43,7 +43,7 @@ extension Attention {
         }
     }
 
-    /// Allegro's three axes (§2.5 R-A): chunk sizes ⌈D/3⌉, tables (N_axis, d_axis), positions
+    /// Allegro's three axes (embeddings.py:apply_rotary_emb): chunk sizes ⌈D/3⌉, tables (N_axis, d_axis), positions
     /// (1 or B, L) in range. Returns one layout per axis.
     func allegroLayouts(_ dit: DiTInputs, batch: Int, tokens: Int, headDim: Int) throws -> [RotaryLayoutSpec] {
         guard dit.allegroTables.count == 3, dit.allegroPositions.count == 3 else {

@@ -1,7 +1,7 @@
 import DiffAttnKernels
 import DiffAttnModule
 
-// SanaMultiscaleLinearAttention with SanaMultiscaleAttnProcessor2_0 (spec §12.4–12.6): q/k/v as
+// SanaMultiscaleLinearAttention with SanaMultiscaleAttnProcessor2_0 (attention_processor.py:SanaMultiscaleLinearAttention … SanaMultiscaleAttnProcessor2_0.__call__): q/k/v as
 // 1×1 projections, multiscale depthwise + grouped convolutions, ReLU linear attention over
 // groups of 3·D consecutive channels, output projection and norm.
 extension Attention {

@@ -12,7 +12,7 @@ struct StandardDiTPlan {
 
 // The AttnProcessor2_0-style DiT processors: Hunyuan (+fused, +PAG), Allegro, Stable Audio,
 // Mochi VAE, the PAG identity-self pair and CogVideoX (text prepended to the input)
-// (spec §2.4, §4, §7, §8, §10.3, §11, §13).
+// (attention_processor.py:AttnProcessor2_0.__call__, attention_processor.py:AllegroAttnProcessor2_0.__call__, attention_processor.py:CogVideoXAttnProcessor2_0.__call__, attention_processor.py:HunyuanAttnProcessor2_0.__call__, attention_processor.py:MochiVaeAttnProcessor2_0.__call__, attention_processor.py:StableAudioAttnProcessor2_0.__call__, attention_processor.py:PAGIdentitySelfAttnProcessor2_0.__call__).
 extension Attention {
     func planStandardDiT(_ inputs: AttentionInputs, _ r: DiTRecipe) throws -> StandardDiTPlan {
         let x = inputs.hiddenStates, name = processor.kind.name
@@ -135,7 +135,7 @@ extension Attention {
         let text = r.prependsEncoder ? e?.shape[1] ?? 0 : 0
         if r.prependsEncoder, let enc = e { x = concatTokens([enc, x]); e = nil }
         if r.appliesGroupNorm, let groups = config.normNumGroups { groupNormTokens(&x, "group_norm", groups: groups, eps: Float(config.eps)) }
-        // Mochi VAE's single-frame shortcut (§10.3 step 3), equal to attention over one key.
+        // Mochi VAE's single-frame shortcut (attention_processor.py:MochiVaeAttnProcessor2_0.__call__), equal to attention over one key.
         if r.usesModuleCausal && x.shape[1] == 1 { return [try identityAttention(x)] }
         var context = x
         if let e { context = r.appliesNormCross && config.crossAttentionNorm != .none ? try normEncoderHiddenStates(e) : e }
