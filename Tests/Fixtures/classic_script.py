@@ -151,14 +151,7 @@ def weight_values(sd_shapes, seed):
         shape = tuple(shape)
         leaf = k.rsplit(".", 1)[-1]
         is_norm = ("norm" in k) and "conv" not in k
-        if leaf == "weight" and is_norm:
-            a = 1.0 + 0.3 * rng.standard_normal(shape)
-        elif leaf == "bias":
-            a = 0.1 * rng.standard_normal(shape)
-        else:
-            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
-            a = rng.standard_normal(shape) / np.sqrt(fan_in)
-        out[k] = G.f16r(a)
+        out[k] = G.random_weight(rng, shape, leaf, is_norm)
     return out
 
 

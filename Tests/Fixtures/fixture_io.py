@@ -81,6 +81,19 @@ def sync_dir(out_dir, blobs, check, label):
     return 0
 
 
+def random_weight(rng, shape, leaf, is_norm):
+    """A parameter's random value: norm weights near 1, biases small, others scaled by 1/sqrt(fan_in);
+    float16-representable (f16r)."""
+    if leaf == "weight" and is_norm:
+        a = 1.0 + 0.3 * rng.standard_normal(shape)
+    elif leaf == "bias":
+        a = 0.1 * rng.standard_normal(shape)
+    else:
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
+        a = rng.standard_normal(shape) / np.sqrt(fan_in)
+    return f16r(a)
+
+
 def jsonable(v):
     if isinstance(v, (np.floating, float)):
         return float(v)

@@ -3,7 +3,7 @@ runs it and records each case of Tests/Fixtures/attention/ (format: generate.py'
 
 import numpy as np
 
-from fixture_io import err_record, f16r, jsonable, ref, rng_for
+from fixture_io import err_record, jsonable, random_weight, ref, rng_for
 
 PROCS = ("AttnProcessor", "AttnProcessor2_0")
 ATTRS = ("heads", "inner_dim", "inner_kv_dim", "scale", "sliceable_head_dim", "is_cross_attention")
@@ -38,14 +38,7 @@ class Gen:
             shape = tuple(v.shape)
             leaf = k.rsplit(".", 1)[-1]
             is_norm = ("norm" in k) and not k.startswith("spatial_norm.conv")
-            if leaf == "weight" and is_norm:
-                a = 1.0 + 0.3 * rng.standard_normal(shape)
-            elif leaf == "bias":
-                a = 0.1 * rng.standard_normal(shape)
-            else:
-                fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
-                a = rng.standard_normal(shape) / np.sqrt(fan_in)
-            new[k] = f16r(a)
+            new[k] = random_weight(rng, shape, leaf, is_norm)
         attn.load_state_dict({k: torch.from_numpy(v) for k, v in new.items()}, strict=True)
         return new
 

@@ -82,7 +82,7 @@ import os
 import sys
 
 from fixture_io import (DATE, additive, dump_index, err_record, f16r, golden_index, jsonable, keep_mask,  # noqa: F401
-                        randn, ref, rng_for, sync_dir, write_npz)
+                        random_weight, randn, ref, rng_for, sync_dir, write_npz)
 from gen_attention import ATTRS, PROCS, Gen, apply_view  # noqa: F401  (G.ATTRS for gen_classic)
 from gen_attention_grid import build_grid
 
