@@ -86,7 +86,10 @@ def test_the_checker_finds_a_hidden_sibling_import():
 
 def test_every_mirrored_struct_is_checked_and_a_mismatch_fails():
     import diffattn  # noqa: F401  (loads every declaration module)
-    from diffattn import _cache_lib, _hook_lib, _lib, _model_lib
+
+    # (diffattn._lib the attribute is the loaded library; the modules are in sys.modules)
+    _lib, _hook_lib, _cache_lib, _model_lib = (sys.modules[f"diffattn.{m}"]
+                                               for m in ("_lib", "_hook_lib", "_cache_lib", "_model_lib"))
 
     mirrored = [v for m in (_lib, _hook_lib, _cache_lib, _model_lib) for v in vars(m).values()
                 if isinstance(v, type) and issubclass(v, ctypes.Structure) and v.__module__ == m.__name__]
@@ -119,5 +122,5 @@ def test_processor_classes_come_from_the_library():
     # the families choose the constructors
     assert diffattn.CustomDiffusionXFormersAttnProcessor().train_q_out is False
     assert diffattn.CustomDiffusionAttnProcessor(hidden_size=8).train_q_out is True
-    assert diffattn.IPAdapterXFormersAttnProcessor(hidden_size=8).num_tokens == [4]
+    assert list(diffattn.IPAdapterXFormersAttnProcessor(hidden_size=8).num_tokens) == [4]
     assert diffattn.FluxIPAdapterAttnProcessor(8, 8).call_keywords[-1] == "ip_adapter_masks"
