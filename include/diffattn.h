@@ -1059,7 +1059,7 @@ da_status da_pab_config_init(da_pab_config *config, size_t struct_size);
  * root. A cached output is a copy: callers own what da_attention_forward wrote. */
 da_status da_model_apply_pyramid_attention_broadcast(da_model model, const da_pab_config *config, int64_t *hooked);
 
-/* ---- caches and layer skip (diffusers hooks/*.py; TeaCache from its paper; docs/caches.md) ---- */
+/* ---- caches and layer skip (diffusers hooks/ folder; TeaCache from its paper; docs/caches.md) -- */
 /*                                                                                            */
 /* THE BLOCK PROTOCOL. The host runs transformer blocks (and feed-forwards) itself, so caches   */
 /* that skip them are asked around each host-run module, by its path:                         */
