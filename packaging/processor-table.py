@@ -15,9 +15,12 @@ import os
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Only two calls are needed, so the library is opened directly rather than through the binding.
+# Only a few calls are needed, so the library is opened directly rather than through the binding.
 lib = ctypes.CDLL(os.environ.get("DIFFATTN_LIBRARY") or os.path.join(REPO, ".build", "release", "libdiffattn.so"))
 lib.da_processor_name.restype, lib.da_processor_name.argtypes = ctypes.c_char_p, [ctypes.c_int32]
+lib.da_processor_kind_count.restype, lib.da_processor_kind_count.argtypes = ctypes.c_int64, []
+lib.da_processor_kind_at.restype = ctypes.c_int32
+lib.da_processor_kind_at.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_int32)]
 lib.da_processor_is_implemented.restype, lib.da_processor_is_implemented.argtypes = ctypes.c_int32, [ctypes.c_int32]
 
 BEGIN, END = "<!-- processor-table:begin -->", "<!-- processor-table:end -->"
@@ -46,7 +49,12 @@ def model_status(class_name):
 
 
 def table():
-    kinds = [k for k in range(1, 1024) if lib.da_processor_name(k) is not None]
+    kinds = []
+    for i in range(lib.da_processor_kind_count()):
+        kind = ctypes.c_int32()
+        if lib.da_processor_kind_at(i, ctypes.byref(kind)) != 0:
+            sys.exit(f"processor-table.py: da_processor_kind_at({i}) failed")
+        kinds.append(kind.value)
     done = [k for k in kinds if lib.da_processor_is_implemented(k)]
     lines = [f"{len(done)} of {len(kinds)} diffusers processor classes run in this build "
              f"(`da_processor_is_implemented`); the others have their enum value and Python class "
