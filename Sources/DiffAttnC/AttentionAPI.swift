@@ -36,7 +36,7 @@ public func da_attention_destroy(_ attention: OpaquePointer?) {
 @_cdecl("da_attention_get_config")
 public func da_attention_get_config(_ attention: OpaquePointer?, _ config: UnsafeMutablePointer<da_attention_config>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let a = try attentionHandles.lookup(attention)
         let configOut = try writableStruct(config, "config")
         cConfig(a.config, into: &configOut.pointee)
     }
@@ -45,7 +45,7 @@ public func da_attention_get_config(_ attention: OpaquePointer?, _ config: Unsaf
 @_cdecl("da_attention_get_info")
 public func da_attention_get_info(_ attention: OpaquePointer?, _ info: UnsafeMutablePointer<da_attention_info>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let a = try attentionHandles.lookup(attention)
         let infoOut = try writableStruct(info, "info")
         let d = a.derived
         infoOut.pointee.is_cross_attention = d.isCrossAttention ? 1 : 0
@@ -65,7 +65,7 @@ public func da_attention_get_info(_ attention: OpaquePointer?, _ info: UnsafeMut
 @_cdecl("da_attention_set_processor")
 public func da_attention_set_processor(_ attention: OpaquePointer?, _ processor: UnsafePointer<da_processor_config>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let a = try attentionHandles.lookup(attention)
         let processorValue = try readStruct(processor, "processor")
         try a.setProcessor(try swiftProcessor(processorValue))
     }
@@ -74,7 +74,7 @@ public func da_attention_set_processor(_ attention: OpaquePointer?, _ processor:
 @_cdecl("da_attention_get_processor")
 public func da_attention_get_processor(_ attention: OpaquePointer?, _ processor: UnsafeMutablePointer<da_processor_config>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let a = try attentionHandles.lookup(attention)
         let processorOut = try writableStruct(processor, "processor")
         cProcessor(a.processor, into: &processorOut.pointee)
     }
@@ -83,7 +83,7 @@ public func da_attention_get_processor(_ attention: OpaquePointer?, _ processor:
 @_cdecl("da_attention_update_processor")
 public func da_attention_update_processor(_ attention: OpaquePointer?, _ processor: UnsafePointer<da_processor_config>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let a = try attentionHandles.lookup(attention)
         let processorValue = try readStruct(processor, "processor")
         try a.updateProcessor(try swiftProcessor(processorValue))
     }
@@ -94,7 +94,7 @@ public func da_attention_get_ip_adapter_scale(_ attention: OpaquePointer?, _ sca
                                               _ capacity: Int64, _ counts: UnsafeMutablePointer<Int32>?,
                                               _ numAdapters: Int32, _ numValues: UnsafeMutablePointer<Int64>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let a = try attentionHandles.lookup(attention)
         guard a.processor.hasIPAdapterScale else {
             throw DiffAttnError.state("\(a.processor.kind.name) has no IP-Adapter scale")
         }
@@ -119,7 +119,7 @@ public func da_attention_get_ip_adapter_scale(_ attention: OpaquePointer?, _ sca
 // MARK: Switches
 
 private func withAttention(_ attention: OpaquePointer?, _ body: (Attention) throws -> Void) -> da_status {
-    guarded { try body(try attentionHandles.lookup(attention, argument: "attention")) }
+    guarded { try body(try attentionHandles.lookup(attention)) }
 }
 
 @_cdecl("da_attention_set_attention_slice")
@@ -160,7 +160,7 @@ public func da_attention_unfuse_projections(_ attention: OpaquePointer?) -> da_s
 @_cdecl("da_attention_weight_count")
 public func da_attention_weight_count(_ attention: OpaquePointer?, _ count: UnsafeMutablePointer<Int64>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let a = try attentionHandles.lookup(attention)
         guard let count else { throw DiffAttnError.argument("count is NULL") }
         count.pointee = Int64(a.parameters.specs.count)
     }
@@ -169,7 +169,7 @@ public func da_attention_weight_count(_ attention: OpaquePointer?, _ count: Unsa
 @_cdecl("da_attention_weight_info")
 public func da_attention_weight_info(_ attention: OpaquePointer?, _ index: Int64, _ info: UnsafeMutablePointer<da_weight_info>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let a = try attentionHandles.lookup(attention)
         let infoOut = try writableStruct(info, "info")
         let spec = try element(a.parameters.specs, at: index, "weights in this module")
         try fillWeightInfo(infoOut, name: spec.name, shape: spec.shape)
@@ -184,7 +184,7 @@ private func weightName(_ name: UnsafePointer<CChar>?) throws -> String {
 @_cdecl("da_attention_set_weight")
 public func da_attention_set_weight(_ attention: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ value: UnsafePointer<DLTensor>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let a = try attentionHandles.lookup(attention)
         let key = try weightName(name)
         let spec = try a.parameters.requireSpec(named: key)
         let g = try geometry(value, "value")
@@ -198,7 +198,7 @@ public func da_attention_set_weight(_ attention: OpaquePointer?, _ name: UnsafeP
 @_cdecl("da_attention_get_weight")
 public func da_attention_get_weight(_ attention: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<DLTensor>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let a = try attentionHandles.lookup(attention)
         let key = try weightName(name)
         _ = try a.parameters.requireSpec(named: key)
         let value = a.parameters[key]!

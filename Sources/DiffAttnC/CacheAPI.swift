@@ -5,7 +5,6 @@ import DiffAttnKernels
 // Thunks for the block protocol, cache contexts, FirstBlockCache, MagCache, TeaCache and the
 // CacheMixin calls. No logic beyond parse, validate, call.
 
-private func model(_ h: OpaquePointer?) throws -> Model { try modelHandles.lookup(h, argument: "model").model }
 
 private func setCount(_ p: UnsafeMutablePointer<Int64>?, _ n: Int) { p?.pointee = Int64(n) }
 
@@ -92,7 +91,7 @@ public func da_model_set_cache_context(_ h: OpaquePointer?, _ name: UnsafePointe
 
 @_cdecl("da_first_block_cache_config_init")
 public func da_first_block_cache_config_init(_ c: UnsafeMutablePointer<da_first_block_cache_config>?, _ size: Int) -> da_status {
-    initStruct(c, size, "config") { var v = da_first_block_cache_config(); v.threshold = 0.05; return v }
+    initStruct(c, size, "config") { var v = da_first_block_cache_config(); v.threshold = FirstBlockCacheConfig().threshold; return v }
 }
 
 func firstBlockCacheConfig(_ c: da_first_block_cache_config) -> FirstBlockCacheConfig { FirstBlockCacheConfig(threshold: c.threshold) }
@@ -109,8 +108,10 @@ public func da_model_apply_first_block_cache(_ h: OpaquePointer?, _ config: Unsa
 @_cdecl("da_mag_cache_config_init")
 public func da_mag_cache_config_init(_ c: UnsafeMutablePointer<da_mag_cache_config>?, _ size: Int) -> da_status {
     initStruct(c, size, "config") {
+        let s = try MagCacheConfig(calibrate: true)  // the one form valid without ratios
         var v = da_mag_cache_config()
-        v.threshold = 0.06; v.max_skip_steps = 3; v.retention_ratio = 0.2; v.num_inference_steps = 28
+        v.threshold = s.threshold; v.max_skip_steps = Int64(s.maxSkipSteps); v.retention_ratio = s.retentionRatio
+        v.num_inference_steps = Int64(s.numInferenceSteps)
         return v
     }
 }
@@ -146,7 +147,12 @@ public func da_model_mag_cache_calibration(_ h: OpaquePointer?, _ ratios: Unsafe
 
 @_cdecl("da_teacache_config_init")
 public func da_teacache_config_init(_ c: UnsafeMutablePointer<da_teacache_config>?, _ size: Int) -> da_status {
-    initStruct(c, size, "config") { var v = da_teacache_config(); v.rel_l1_thresh = 0.4; v.num_inference_steps = 28; return v }
+    initStruct(c, size, "config") {
+        let s = try TeaCacheConfig()
+        var v = da_teacache_config()
+        v.rel_l1_thresh = s.relL1Thresh; v.num_inference_steps = Int64(s.numInferenceSteps)
+        return v
+    }
 }
 
 func teaCacheConfig(_ c: da_teacache_config) throws -> TeaCacheConfig {
@@ -175,9 +181,7 @@ public func da_model_enable_cache(_ h: OpaquePointer?, _ kind: Int32, _ config: 
             case .fasterCache: _ = try applyFasterCacheC(m, config.assumingMemoryBound(to: da_faster_cache_config.self))
             case .firstBlockCache: _ = try m.applyFirstBlockCache(firstBlockCacheConfig(try readStruct(config.assumingMemoryBound(to: da_first_block_cache_config.self), "config")))
             case .magCache: _ = try m.applyMagCache(try magCacheConfig(try readStruct(config.assumingMemoryBound(to: da_mag_cache_config.self), "config")))
-            case .pyramidAttentionBroadcast:
-                let s = da_model_apply_pyramid_attention_broadcast(h, config.assumingMemoryBound(to: da_pab_config.self), nil)
-                guard s == DA_OK else { throw DiffAttnError(DiffAttnError.Kind(rawValue: s) ?? .internal, String(cString: da_last_error())) }
+            case .pyramidAttentionBroadcast: _ = try applyPyramidAttentionBroadcastC(m, config.assumingMemoryBound(to: da_pab_config.self))
             case .taylorSeerCache: _ = try applyTaylorSeerC(m, config.assumingMemoryBound(to: da_taylorseer_cache_config.self))
             case .teaCache: _ = try m.applyTeaCache(try teaCacheConfig(try readStruct(config.assumingMemoryBound(to: da_teacache_config.self), "config")))
             }

@@ -4,17 +4,22 @@ import DiffAttnKernels
 
 // Thunks for FasterCache, TaylorSeer and layer skip (configs with lists and callbacks).
 
-private func model(_ h: OpaquePointer?) throws -> Model { try modelHandles.lookup(h, argument: "model").model }
 
 @_cdecl("da_faster_cache_config_init")
 public func da_faster_cache_config_init(_ c: UnsafeMutablePointer<da_faster_cache_config>?, _ size: Int) -> da_status {
     initStruct(c, size, "config") {
+        let s = FasterCacheConfig()
         var v = da_faster_cache_config()
-        v.spatial_attention_block_skip_range = 2
-        v.spatial_attention_timestep_skip_range = (-1, 681); v.temporal_attention_timestep_skip_range = (-1, 681)
-        v.low_frequency_weight_update_timestep_range = (99, 901); v.high_frequency_weight_update_timestep_range = (-1, 301)
-        v.alpha_low_frequency = 1.1; v.alpha_high_frequency = 1.1
-        v.unconditional_batch_skip_range = 5; v.unconditional_batch_timestep_skip_range = (-1, 641)
+        v.spatial_attention_block_skip_range = Int64(s.spatialAttentionBlockSkipRange ?? 0)
+        v.temporal_attention_block_skip_range = Int64(s.temporalAttentionBlockSkipRange ?? 0)
+        v.spatial_attention_timestep_skip_range = s.spatialAttentionTimestepSkipRange
+        v.temporal_attention_timestep_skip_range = s.temporalAttentionTimestepSkipRange
+        v.low_frequency_weight_update_timestep_range = s.lowFrequencyWeightUpdateTimestepRange
+        v.high_frequency_weight_update_timestep_range = s.highFrequencyWeightUpdateTimestepRange
+        v.alpha_low_frequency = s.alphaLowFrequency; v.alpha_high_frequency = s.alphaHighFrequency
+        v.unconditional_batch_skip_range = Int64(s.unconditionalBatchSkipRange)
+        v.unconditional_batch_timestep_skip_range = s.unconditionalBatchTimestepSkipRange
+        v.is_guidance_distilled = s.isGuidanceDistilled ? 1 : 0
         return v
     }
 }
@@ -39,20 +44,12 @@ func applyFasterCacheC(_ m: Model, _ config: UnsafePointer<da_faster_cache_confi
     if let l = try stringList(c.temporal_attention_block_identifiers, c.num_temporal_attention_block_identifiers, "temporal_attention_block_identifiers") { s.temporalAttentionBlockIdentifiers = l }
     if let f = c.tensor_format { s.tensorFormat = String(cString: f) }
     s.isGuidanceDistilled = c.is_guidance_distilled != 0
-    let user = UncheckedPointer(c.callback_user_data)
-    if let cb = c.current_timestep_callback {
-        s.currentTimestepCallback = {
-            var t = 0.0
-            let status = cb(user.raw, &t)
-            guard status == DA_OK else { throw DiffAttnError(DiffAttnError.Kind(rawValue: status) ?? .internal, "current_timestep_callback returned \(status)") }
-            return t
-        }
-    }
+    if let cb = c.current_timestep_callback { s.currentTimestepCallback = timestepCallback(cb, c.callback_user_data) }
     if let cb = c.attention_weight_callback {
+        let user = UncheckedPointer(c.callback_user_data)
         s.attentionWeightCallback = { path in
             var w = 0.0
-            let status = path.withCString { cb(user.raw, $0, &w) }
-            guard status == DA_OK else { throw DiffAttnError(DiffAttnError.Kind(rawValue: status) ?? .internal, "attention_weight_callback returned \(status)") }
+            try checkCallback(path.withCString { cb(user.raw, $0, &w) }, "attention_weight_callback")
             return w
         }
     }
@@ -84,8 +81,11 @@ public func da_model_faster_cache_denoiser_output(_ h: OpaquePointer?, _ out: Un
 @_cdecl("da_taylorseer_cache_config_init")
 public func da_taylorseer_cache_config_init(_ c: UnsafeMutablePointer<da_taylorseer_cache_config>?, _ size: Int) -> da_status {
     initStruct(c, size, "config") {
+        let s = TaylorSeerCacheConfig()
         var v = da_taylorseer_cache_config()
-        v.cache_interval = 5; v.disable_cache_before_step = 3; v.disable_cache_after_step = -1; v.max_order = 1
+        v.cache_interval = Int64(s.cacheInterval); v.disable_cache_before_step = Int64(s.disableCacheBeforeStep)
+        v.disable_cache_after_step = Int64(s.disableCacheAfterStep ?? -1); v.max_order = Int64(s.maxOrder)
+        v.taylor_factors_float32 = s.taylorFactorsBFloat16 ? 0 : 1; v.use_lite_mode = s.useLiteMode ? 1 : 0
         return v
     }
 }
@@ -116,8 +116,10 @@ public func da_model_apply_taylorseer_cache(_ h: OpaquePointer?, _ config: Unsaf
 @_cdecl("da_layer_skip_config_init")
 public func da_layer_skip_config_init(_ c: UnsafeMutablePointer<da_layer_skip_config>?, _ size: Int) -> da_status {
     initStruct(c, size, "config") {
+        let s = try LayerSkipConfig(indices: [])
         var v = da_layer_skip_config()
-        v.skip_attention = 1; v.skip_ff = 1; v.dropout = 1
+        v.skip_attention = s.skipAttention ? 1 : 0; v.skip_attention_scores = s.skipAttentionScores ? 1 : 0
+        v.skip_ff = s.skipFF ? 1 : 0; v.dropout = s.dropout
         return v
     }
 }
@@ -132,7 +134,7 @@ public func da_model_apply_layer_skip(_ h: OpaquePointer?, _ config: UnsafePoint
             throw DiffAttnError.argument("indices/num_indices are invalid (\(c.num_indices))")
         }
         let idx = c.indices.map { p in (0..<Int(c.num_indices)).map { Int(clamping: p[$0]) } } ?? []
-        var s = try LayerSkipConfig(indices: idx, fqn: c.fqn.map { String(cString: $0) } ?? "auto", skipAttention: c.skip_attention != 0,
+        var s = try LayerSkipConfig(indices: idx, fqn: c.fqn.map { String(cString: $0) } ?? LayerSkipConfig(indices: []).fqn, skipAttention: c.skip_attention != 0,
                                     skipAttentionScores: c.skip_attention_scores != 0, skipFF: c.skip_ff != 0, dropout: c.dropout)
         let plan = try m.applyLayerSkip(&s, name: c.name.map { String(cString: $0) })
         hooked?.pointee = Int64(plan.count)

@@ -159,8 +159,9 @@ func swiftProcessor(_ p: da_processor_config) throws -> ProcessorConfig {
     guard adapters >= 1 && adapters <= 1024 else {
         throw DiffAttnError.argument("processor->num_ip_adapters must be in 1...1024, got \(p.num_ip_adapters)")
     }
+    let defaultTokens = s.numTokens[0]
     s.numTokens = try (0..<adapters).map { k in
-        guard let tokens = p.num_tokens else { return 4 }
+        guard let tokens = p.num_tokens else { return defaultTokens }
         guard tokens[k] >= 1 && tokens[k] <= Int64(1 << 24) else {
             throw DiffAttnError.argument("processor->num_tokens[\(k)] must be in 1...\(1 << 24), got \(tokens[k])")
         }

@@ -134,7 +134,7 @@ public func da_rotary_tables(_ positions: UnsafePointer<Double>?, _ count: Int64
         let tables = try rotaryTablesForAxes(values, rows: n, axesDim: dims, theta: theta, linearFactor: linearFactor,
                                              ntkFactor: ntkFactor, layout: rule, float64: float64 != 0)
         let c = try makeManaged(tables.cos)
-        do { sinOut.pointee = try makeManaged(tables.sin) } catch { da_tensor_free(c); throw error }
+        do { sinOut.pointee = try makeManaged(tables.sin) } catch { release(c); throw error }
         cosOut.pointee = c
     }
 }

@@ -37,7 +37,7 @@ private func readInputs(_ args: UnsafePointer<da_forward_args>?) throws -> Atten
 public func da_attention_output_shapes(_ attention: OpaquePointer?, _ args: UnsafePointer<da_forward_args>?,
                                        _ shapes: UnsafeMutablePointer<da_output_shapes>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let a = try attentionHandles.lookup(attention)
         let shapesOut = try writableStruct(shapes, "shapes")
         let result = try a.outputShapes(try readInputs(args))
         shapesOut.pointee.count = Int32(result.count)
@@ -57,7 +57,7 @@ public func da_attention_output_shapes(_ attention: OpaquePointer?, _ args: Unsa
 public func da_attention_forward(_ attention: OpaquePointer?, _ args: UnsafePointer<da_forward_args>?,
                                  _ outputs: UnsafeMutablePointer<DLTensor>?, _ numOutputs: Int32) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let a = try attentionHandles.lookup(attention)
         let inputs = try readInputs(args)
         let shapes = try a.outputShapes(inputs)
         guard let outputs else { throw DiffAttnError.argument("outputs is NULL; expected \(shapes.count) DLTensor(s)") }
@@ -76,7 +76,7 @@ public func da_attention_forward_alloc(_ attention: OpaquePointer?, _ args: Unsa
                                        _ outputs: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?,
                                        _ capacity: Int32, _ numOutputs: UnsafeMutablePointer<Int32>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let a = try attentionHandles.lookup(attention)
         guard let outputs, let numOutputs else { throw DiffAttnError.argument("outputs and num_outputs must not be NULL") }
         numOutputs.pointee = 0
         let results = try a.forward(try readInputs(args))
@@ -87,7 +87,7 @@ public func da_attention_forward_alloc(_ attention: OpaquePointer?, _ args: Unsa
         do {
             for r in results { made.append(try makeManaged(r)) }
         } catch {
-            made.forEach { da_tensor_free($0) }
+            made.forEach { release($0) }
             throw error
         }
         for (i, m) in made.enumerated() { outputs[i] = m }
@@ -103,7 +103,7 @@ public func da_attention_prepare_attention_mask(_ attention: OpaquePointer?, _ m
                                                 _ out: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?) -> da_status {
     guarded {
         try deliver({
-            let a = try attentionHandles.lookup(attention, argument: "attention")
+            let a = try attentionHandles.lookup(attention)
             guard let m = try readMask(mask, "mask") else { throw DiffAttnError.argument("mask is NULL (None gives None; no call is needed)") }
             guard targetLength >= 0, targetLength <= 1 << 24, batchSize >= 0, batchSize <= 1 << 24 else {
                 throw DiffAttnError.argument("target_length and batch_size must be in 0...\(1 << 24), got \(targetLength) and \(batchSize)")
@@ -120,7 +120,7 @@ public func da_attention_head_to_batch_dim(_ attention: OpaquePointer?, _ tensor
                                            _ out: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?) -> da_status {
     guarded {
         try deliver({
-            let a = try attentionHandles.lookup(attention, argument: "attention")
+            let a = try attentionHandles.lookup(attention)
             return try makeManaged(try a.headToBatchDim(try readTensor(tensor, "tensor"), outDim: Int(outDim))) }, to: out)
     }
 }
@@ -130,7 +130,7 @@ public func da_attention_batch_to_head_dim(_ attention: OpaquePointer?, _ tensor
                                            _ out: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?) -> da_status {
     guarded {
         try deliver({
-            let a = try attentionHandles.lookup(attention, argument: "attention")
+            let a = try attentionHandles.lookup(attention)
             return try makeManaged(try a.batchToHeadDim(try readTensor(tensor, "tensor"))) }, to: out)
     }
 }
@@ -141,7 +141,7 @@ public func da_attention_get_attention_scores(_ attention: OpaquePointer?, _ que
                                               _ out: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?) -> da_status {
     guarded {
         try deliver({
-            let a = try attentionHandles.lookup(attention, argument: "attention")
+            let a = try attentionHandles.lookup(attention)
             let q = try readTensor(query, "query"), k = try readTensor(key, "key")
             return try makeManaged(try a.getAttentionScores(query: q, key: k, mask: try readMask(mask, "attention_mask")))
         }, to: out)
@@ -153,7 +153,7 @@ public func da_attention_norm_encoder_hidden_states(_ attention: OpaquePointer?,
                                                     _ out: UnsafeMutablePointer<UnsafeMutablePointer<DLManagedTensor>?>?) -> da_status {
     guarded {
         try deliver({
-            let a = try attentionHandles.lookup(attention, argument: "attention")
+            let a = try attentionHandles.lookup(attention)
             return try makeManaged(try a.normEncoderHiddenStates(try readTensor(e, "encoder_hidden_states"))) }, to: out)
     }
 }

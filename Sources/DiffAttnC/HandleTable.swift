@@ -19,10 +19,13 @@ final class HandleTable<Object: AnyObject & Sendable>: Sendable {
     /// Distinguishes handle kinds: a `da_attention` is never mistaken for another kind's handle.
     private let tag: UInt64
     let kindName: String
+    /// The name C declarations give a parameter of this kind; errors name it.
+    let argument: String
 
-    init(tag: UInt8, kindName: String) {
+    init(tag: UInt8, kindName: String, argument: String) {
         self.tag = UInt64(tag) << 56
         self.kindName = kindName
+        self.argument = argument
     }
 
     func insert(_ object: Object, borrowed: Bool = false) -> OpaquePointer {
@@ -44,7 +47,8 @@ final class HandleTable<Object: AnyObject & Sendable>: Sendable {
         return index >= 0 ? (index, UInt32(bits & 0xFF_FFFF)) : nil
     }
 
-    func lookup(_ handle: OpaquePointer?, argument: String = "handle") throws -> Object {
+    /// The live object behind a caller's handle, or an error naming the parameter.
+    func lookup(_ handle: OpaquePointer?) throws -> Object {
         guard handle != nil else { throw DiffAttnError(.invalidHandle, "\(argument) is NULL; expected a live \(kindName)") }
         let found: Object? = state.withLock { s in
             guard let (i, g) = decode(handle), i < s.slots.count, s.slots[i].generation & 0xFF_FFFF == g else { return nil }
@@ -70,6 +74,11 @@ final class HandleTable<Object: AnyObject & Sendable>: Sendable {
     }
 }
 
-let attentionHandles = HandleTable<Attention>(tag: 0xA1, kindName: "da_attention")
-let modelHandles = HandleTable<ModelBox>(tag: 0xA2, kindName: "da_model")
-let pipelineHandles = HandleTable<Pipeline>(tag: 0xA3, kindName: "da_pipeline")
+let attentionHandles = HandleTable<Attention>(tag: 0xA1, kindName: "da_attention", argument: "attention")
+let modelHandles = HandleTable<ModelBox>(tag: 0xA2, kindName: "da_model", argument: "model")
+let pipelineHandles = HandleTable<Pipeline>(tag: 0xA3, kindName: "da_pipeline", argument: "pipeline")
+let hookHandles = HandleTable<HookBox>(tag: 0xA4, kindName: "da_hook", argument: "hook")
+let registryHandles = HandleTable<HookRegistry>(tag: 0xA5, kindName: "da_hook_registry", argument: "registry")
+
+/// The model behind a `da_model` handle (its table holds it with the attention handles it lent).
+func model(_ h: OpaquePointer?) throws -> Model { try modelHandles.lookup(h).model }

@@ -97,8 +97,6 @@ private func withEditable<T>(_ tensors: [Tensor], _ body: (UnsafeMutablePointer<
 
 final class HookBox: Sendable { let hook: CHook; init(_ h: CHook) { hook = h } }
 
-let hookHandles = HandleTable<HookBox>(tag: 0xA4, kindName: "da_hook")
-let registryHandles = HandleTable<HookRegistry>(tag: 0xA5, kindName: "da_hook_registry")
 private let lentRegistries = Locked([ObjectIdentifier: OpaquePointer]())
 
 /// The borrowed handle of a registry (one per registry, removed when its owner goes).
@@ -120,7 +118,6 @@ func releaseRegistryHandles(_ registries: [HookRegistry]) {
     }
 }
 
-private func registry(_ h: OpaquePointer?) throws -> HookRegistry { try registryHandles.lookup(h, argument: "registry") }
 
 @_cdecl("da_hook_callbacks_init")
 public func da_hook_callbacks_init(_ cb: UnsafeMutablePointer<da_hook_callbacks>?, _ size: Int) -> da_status {
@@ -143,7 +140,7 @@ public func da_hook_destroy(_ h: OpaquePointer?) { hookHandles.remove(h) }
 public func da_model_hook_registry(_ h: OpaquePointer?, _ path: UnsafePointer<CChar>?,
                                    _ out: UnsafeMutablePointer<OpaquePointer?>?) -> da_status {
     guarded {
-        let m = try modelHandles.lookup(h, argument: "model").model
+        let m = try model(h)
         let out = try output(out, "out")
         out.pointee = nil
         out.pointee = registryHandle(try m.hookRegistry(at: try cString(path, "path")))
@@ -153,7 +150,7 @@ public func da_model_hook_registry(_ h: OpaquePointer?, _ path: UnsafePointer<CC
 @_cdecl("da_attention_hook_registry")
 public func da_attention_hook_registry(_ h: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(h, argument: "attention")
+        let a = try attentionHandles.lookup(h)
         let out = try output(out, "out")
         out.pointee = registryHandle(a.hooks())
     }
@@ -162,21 +159,21 @@ public func da_attention_hook_registry(_ h: OpaquePointer?, _ out: UnsafeMutable
 @_cdecl("da_hook_registry_register")
 public func da_hook_registry_register(_ r: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ hook: OpaquePointer?) -> da_status {
     guarded {
-        let reg = try registry(r)
+        let reg = try registryHandles.lookup(r)
         let n = try cString(name, "name")
-        try reg.register(try hookHandles.lookup(hook, argument: "hook").hook, name: n)
+        try reg.register(try hookHandles.lookup(hook).hook, name: n)
     }
 }
 
 @_cdecl("da_hook_registry_remove")
 public func da_hook_registry_remove(_ r: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ recurse: Int32) -> da_status {
-    guarded { let reg = try registry(r); try reg.remove(try cString(name, "name"), recurse: recurse != 0) }
+    guarded { let reg = try registryHandles.lookup(r); try reg.remove(try cString(name, "name"), recurse: recurse != 0) }
 }
 
 @_cdecl("da_hook_registry_has_hook")
 public func da_hook_registry_has_hook(_ r: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ present: UnsafeMutablePointer<Int32>?) -> da_status {
     guarded {
-        let reg = try registry(r)
+        let reg = try registryHandles.lookup(r)
         let n = try cString(name, "name")
         try output(present, "present").pointee = reg.hook(named: n) == nil ? 0 : 1
     }
@@ -184,13 +181,13 @@ public func da_hook_registry_has_hook(_ r: OpaquePointer?, _ name: UnsafePointer
 
 @_cdecl("da_hook_registry_hook_count")
 public func da_hook_registry_hook_count(_ r: OpaquePointer?, _ count: UnsafeMutablePointer<Int64>?) -> da_status {
-    guarded { let reg = try registry(r); try output(count, "count").pointee = Int64(reg.hookNames.count) }
+    guarded { let reg = try registryHandles.lookup(r); try output(count, "count").pointee = Int64(reg.hookNames.count) }
 }
 
 @_cdecl("da_hook_registry_hook_name")
 public func da_hook_registry_hook_name(_ r: OpaquePointer?, _ index: Int64, _ name: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> da_status {
     guarded {
-        let names = try registry(r).hookNames
+        let names = try registryHandles.lookup(r).hookNames
         let out = try output(name, "name")
         out.pointee = internedCString(try element(names, at: index, "hooks in this registry"))
     }
@@ -198,21 +195,21 @@ public func da_hook_registry_hook_name(_ r: OpaquePointer?, _ index: Int64, _ na
 
 @_cdecl("da_hook_registry_reset_stateful_hooks")
 public func da_hook_registry_reset_stateful_hooks(_ r: OpaquePointer?, _ recurse: Int32) -> da_status {
-    guarded { try registry(r).resetStatefulHooks(recurse: recurse != 0) }
+    guarded { try registryHandles.lookup(r).resetStatefulHooks(recurse: recurse != 0) }
 }
 
 @_cdecl("da_hook_registry_enter")
-public func da_hook_registry_enter(_ r: OpaquePointer?) -> da_status { guarded { try registry(r).enter() } }
+public func da_hook_registry_enter(_ r: OpaquePointer?) -> da_status { guarded { try registryHandles.lookup(r).enter() } }
 
 @_cdecl("da_hook_registry_exit")
-public func da_hook_registry_exit(_ r: OpaquePointer?) -> da_status { guarded { try registry(r).exit() } }
+public func da_hook_registry_exit(_ r: OpaquePointer?) -> da_status { guarded { try registryHandles.lookup(r).exit() } }
 
 @_cdecl("da_model_begin_step")
 public func da_model_begin_step(_ h: OpaquePointer?, _ timestep: Double) -> da_status {
-    guarded { try modelHandles.lookup(h, argument: "model").model.beginStep(timestep: timestep) }
+    guarded { try model(h).beginStep(timestep: timestep) }
 }
 
 @_cdecl("da_model_end_step")
 public func da_model_end_step(_ h: OpaquePointer?) -> da_status {
-    guarded { try modelHandles.lookup(h, argument: "model").model.endStep() }
+    guarded { try model(h).endStep() }
 }

@@ -45,11 +45,14 @@ func makeManaged(_ mask: AttentionMask) throws -> UnsafeMutablePointer<DLManaged
     }
 }
 
-@_cdecl("da_tensor_free")
-public func da_tensor_free(_ tensor: UnsafeMutablePointer<DLManagedTensor>?) {
+/// Releases a tensor through its own deleter (tensors of other producers included).
+func release(_ tensor: UnsafeMutablePointer<DLManagedTensor>?) {
     guard let tensor, let d = tensor.pointee.deleter else { return }
     d(tensor)
 }
+
+@_cdecl("da_tensor_free")
+public func da_tensor_free(_ tensor: UnsafeMutablePointer<DLManagedTensor>?) { release(tensor) }
 
 /// Stores a new tensor into a caller's out-pointer after checking it.
 func deliver(_ value: () throws -> UnsafeMutablePointer<DLManagedTensor>,

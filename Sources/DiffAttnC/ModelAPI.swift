@@ -39,7 +39,6 @@ func output<T>(_ p: UnsafeMutablePointer<T>?, _ name: String) throws -> UnsafeMu
     return p
 }
 
-private func model(_ h: OpaquePointer?) throws -> Model { try modelHandles.lookup(h, argument: "model").model }
 
 /// DA_SLICE_* + sizes → the Swift request (validated before use).
 func sliceRequest(_ mode: Int32, _ sizes: UnsafePointer<Int64>?, _ count: Int64) throws -> SliceRequest {
@@ -170,7 +169,7 @@ public func da_model_set_attention_slice(_ h: OpaquePointer?, _ mode: Int32, _ s
 public func da_model_get_attention(_ h: OpaquePointer?, _ path: UnsafePointer<CChar>?,
                                    _ out: UnsafeMutablePointer<OpaquePointer?>?) -> da_status {
     guarded {
-        let box = try modelHandles.lookup(h, argument: "model")
+        let box = try modelHandles.lookup(h)
         let out = try output(out, "out")
         out.pointee = nil
         out.pointee = try box.borrow(try cString(path, "path"))
@@ -226,7 +225,7 @@ private func castingArguments(_ storage: Int32, _ patterns: UnsafePointer<Unsafe
 public func da_attention_enable_layerwise_casting(_ attention: OpaquePointer?, _ storage: Int32,
                                                   _ patterns: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let a = try attentionHandles.lookup(attention)
         let (format, skip) = try castingArguments(storage, patterns, count)
         try a.enableLayerwiseCasting(storage: format, skipModulesPattern: skip)
     }

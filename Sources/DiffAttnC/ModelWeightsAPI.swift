@@ -4,7 +4,6 @@ import DiffAttnKernels
 
 // Thunks for model weights and checkpoints, and for da_pipeline.
 
-private func model(_ h: OpaquePointer?) throws -> Model { try modelHandles.lookup(h, argument: "model").model }
 
 private func fill(_ report: UnsafeMutablePointer<da_load_report>?, _ r: LoadReport) throws {
     guard report != nil else { return }
@@ -79,7 +78,6 @@ public func da_model_get_weight(_ h: OpaquePointer?, _ name: UnsafePointer<CChar
 
 // MARK: Pipelines
 
-private func pipeline(_ h: OpaquePointer?) throws -> Pipeline { try pipelineHandles.lookup(h, argument: "pipeline") }
 
 @_cdecl("da_pipeline_create")
 public func da_pipeline_create(_ out: UnsafeMutablePointer<OpaquePointer?>?) -> da_status {
@@ -91,25 +89,25 @@ public func da_pipeline_destroy(_ h: OpaquePointer?) { pipelineHandles.remove(h)
 
 @_cdecl("da_pipeline_add")
 public func da_pipeline_add(_ h: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ m: OpaquePointer?) -> da_status {
-    guarded { let p = try pipeline(h); try p.add(try cString(name, "name"), try model(m)) }
+    guarded { let p = try pipelineHandles.lookup(h); try p.add(try cString(name, "name"), try model(m)) }
 }
 
 @_cdecl("da_pipeline_fuse_qkv_projections")
 public func da_pipeline_fuse_qkv_projections(_ h: OpaquePointer?, _ unet: Int32, _ vae: Int32) -> da_status {
-    guarded { try pipeline(h).fuseQKVProjections(unet: unet != 0, vae: vae != 0) }
+    guarded { try pipelineHandles.lookup(h).fuseQKVProjections(unet: unet != 0, vae: vae != 0) }
 }
 
 @_cdecl("da_pipeline_unfuse_qkv_projections")
 public func da_pipeline_unfuse_qkv_projections(_ h: OpaquePointer?, _ unet: Int32, _ vae: Int32) -> da_status {
-    guarded { try pipeline(h).unfuseQKVProjections(unet: unet != 0, vae: vae != 0) }
+    guarded { try pipelineHandles.lookup(h).unfuseQKVProjections(unet: unet != 0, vae: vae != 0) }
 }
 
 @_cdecl("da_pipeline_set_attention_slicing")
 public func da_pipeline_set_attention_slicing(_ h: OpaquePointer?, _ mode: Int32, _ sizes: UnsafePointer<Int64>?, _ count: Int64) -> da_status {
-    guarded { let p = try pipeline(h); try p.setAttentionSlicing(try sliceRequest(mode, sizes, count)) }
+    guarded { let p = try pipelineHandles.lookup(h); try p.setAttentionSlicing(try sliceRequest(mode, sizes, count)) }
 }
 
 @_cdecl("da_pipeline_set_use_memory_efficient_attention_xformers")
 public func da_pipeline_set_use_memory_efficient_attention_xformers(_ h: OpaquePointer?, _ valid: Int32) -> da_status {
-    guarded { try pipeline(h).setUseMemoryEfficientAttentionXformers(valid != 0) }
+    guarded { try pipelineHandles.lookup(h).setUseMemoryEfficientAttentionXformers(valid != 0) }
 }

@@ -3,7 +3,6 @@ import DiffAttn
 
 // Thunks for group offloading and pyramid attention broadcast.
 
-private func model(_ h: OpaquePointer?) throws -> Model { try modelHandles.lookup(h, argument: "model").model }
 
 /// `count` C strings, or nil for a NULL list.
 func stringList(_ p: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int64, _ name: String) throws -> [String]? {
@@ -22,7 +21,15 @@ private func optionalRange(_ v: Int64, _ name: String) throws -> Int? {
 
 @_cdecl("da_group_offload_config_init")
 public func da_group_offload_config_init(_ c: UnsafeMutablePointer<da_group_offload_config>?, _ size: Int) -> da_status {
-    initStruct(c, size, "config") { da_group_offload_config() }
+    initStruct(c, size, "config") {
+        let s = GroupOffloadConfig()
+        var v = da_group_offload_config()
+        v.offload_type = s.offloadType.rawValue
+        v.num_blocks_per_group = Int64(s.numBlocksPerGroup ?? 0)
+        v.non_blocking = s.nonBlocking ? 1 : 0; v.use_stream = s.useStream ? 1 : 0
+        v.record_stream = s.recordStream ? 1 : 0; v.low_cpu_mem_usage = s.lowCPUMemUsage ? 1 : 0
+        return v
+    }
 }
 
 @_cdecl("da_model_enable_group_offload")
@@ -32,7 +39,7 @@ public func da_model_enable_group_offload(_ h: OpaquePointer?, _ device: UnsafeP
         let m = try model(h)
         let c = try readStruct(config, "config")
         var s = GroupOffloadConfig()
-        s.onloadDevice = device.map { String(cString: $0) } ?? "cpu"
+        if let device { s.onloadDevice = String(cString: device) }
         guard let type = GroupOffloadingType(rawValue: c.offload_type) else {
             throw DiffAttnError.value("'\(c.offload_type)' is not a valid GroupOffloadingType (DA_OFFLOAD_BLOCK_LEVEL or DA_OFFLOAD_LEAF_LEVEL)")
         }
@@ -75,47 +82,58 @@ public func da_model_group_offload_stats(_ h: OpaquePointer?, _ stats: UnsafeMut
 @_cdecl("da_pab_config_init")
 public func da_pab_config_init(_ c: UnsafeMutablePointer<da_pab_config>?, _ size: Int) -> da_status {
     initStruct(c, size, "config") {
+        let s = PyramidAttentionBroadcastConfig()
         var v = da_pab_config()
-        v.spatial_attention_timestep_skip_range = (100, 800)
-        v.temporal_attention_timestep_skip_range = (100, 800)
-        v.cross_attention_timestep_skip_range = (100, 800)
+        v.spatial_attention_block_skip_range = Int64(s.spatialAttentionBlockSkipRange ?? 0)
+        v.temporal_attention_block_skip_range = Int64(s.temporalAttentionBlockSkipRange ?? 0)
+        v.cross_attention_block_skip_range = Int64(s.crossAttentionBlockSkipRange ?? 0)
+        v.spatial_attention_timestep_skip_range = s.spatialAttentionTimestepSkipRange
+        v.temporal_attention_timestep_skip_range = s.temporalAttentionTimestepSkipRange
+        v.cross_attention_timestep_skip_range = s.crossAttentionTimestepSkipRange
         return v
     }
+}
+
+func applyPyramidAttentionBroadcastC(_ m: Model, _ config: UnsafePointer<da_pab_config>?) throws -> Int {
+    let c = try readStruct(config, "config")
+    var s = PyramidAttentionBroadcastConfig()
+    s.spatialAttentionBlockSkipRange = try optionalRange(c.spatial_attention_block_skip_range, "spatial_attention_block_skip_range")
+    s.temporalAttentionBlockSkipRange = try optionalRange(c.temporal_attention_block_skip_range, "temporal_attention_block_skip_range")
+    s.crossAttentionBlockSkipRange = try optionalRange(c.cross_attention_block_skip_range, "cross_attention_block_skip_range")
+    s.spatialAttentionTimestepSkipRange = c.spatial_attention_timestep_skip_range
+    s.temporalAttentionTimestepSkipRange = c.temporal_attention_timestep_skip_range
+    s.crossAttentionTimestepSkipRange = c.cross_attention_timestep_skip_range
+    if let l = try stringList(c.spatial_attention_block_identifiers, c.num_spatial_attention_block_identifiers, "spatial_attention_block_identifiers") { s.spatialAttentionBlockIdentifiers = l }
+    if let l = try stringList(c.temporal_attention_block_identifiers, c.num_temporal_attention_block_identifiers, "temporal_attention_block_identifiers") { s.temporalAttentionBlockIdentifiers = l }
+    if let l = try stringList(c.cross_attention_block_identifiers, c.num_cross_attention_block_identifiers, "cross_attention_block_identifiers") { s.crossAttentionBlockIdentifiers = l }
+    if let cb = c.current_timestep_callback {
+        s.currentTimestepCallback = timestepCallback(cb, c.callback_user_data)
+    } else {
+        s.useStepTimestep = true
+    }
+    return try m.applyPyramidAttentionBroadcast(&s).count
 }
 
 @_cdecl("da_model_apply_pyramid_attention_broadcast")
 public func da_model_apply_pyramid_attention_broadcast(_ h: OpaquePointer?, _ config: UnsafePointer<da_pab_config>?,
                                                        _ hooked: UnsafeMutablePointer<Int64>?) -> da_status {
-    guarded {
-        let m = try model(h)
-        let c = try readStruct(config, "config")
-        var s = PyramidAttentionBroadcastConfig()
-        s.spatialAttentionBlockSkipRange = try optionalRange(c.spatial_attention_block_skip_range, "spatial_attention_block_skip_range")
-        s.temporalAttentionBlockSkipRange = try optionalRange(c.temporal_attention_block_skip_range, "temporal_attention_block_skip_range")
-        s.crossAttentionBlockSkipRange = try optionalRange(c.cross_attention_block_skip_range, "cross_attention_block_skip_range")
-        s.spatialAttentionTimestepSkipRange = c.spatial_attention_timestep_skip_range
-        s.temporalAttentionTimestepSkipRange = c.temporal_attention_timestep_skip_range
-        s.crossAttentionTimestepSkipRange = c.cross_attention_timestep_skip_range
-        if let l = try stringList(c.spatial_attention_block_identifiers, c.num_spatial_attention_block_identifiers, "spatial_attention_block_identifiers") { s.spatialAttentionBlockIdentifiers = l }
-        if let l = try stringList(c.temporal_attention_block_identifiers, c.num_temporal_attention_block_identifiers, "temporal_attention_block_identifiers") { s.temporalAttentionBlockIdentifiers = l }
-        if let l = try stringList(c.cross_attention_block_identifiers, c.num_cross_attention_block_identifiers, "cross_attention_block_identifiers") { s.crossAttentionBlockIdentifiers = l }
-        if let cb = c.current_timestep_callback {
-            let user = UncheckedPointer(c.callback_user_data)
-            s.currentTimestepCallback = {
-                var t = 0.0
-                let status = cb(user.raw, &t)
-                guard status == DA_OK else {
-                    throw DiffAttnError(DiffAttnError.Kind(rawValue: status) ?? .internal, "current_timestep_callback returned \(status)")
-                }
-                return t
-            }
-        } else {
-            s.useStepTimestep = true
-        }
-        let plan = try m.applyPyramidAttentionBroadcast(&s)
-        if let hooked { hooked.pointee = Int64(plan.count) }
-    }
+    guarded { let n = try applyPyramidAttentionBroadcastC(try model(h), config); hooked?.pointee = Int64(n) }
 }
 
 /// A caller's user-data pointer carried into a closure (the caller owns its thread safety).
 struct UncheckedPointer: @unchecked Sendable { let raw: UnsafeMutableRawPointer? ; init(_ p: UnsafeMutableRawPointer?) { raw = p } }
+
+/// A status a caller's callback returned, as the error it stands for (`what` names the callback).
+func checkCallback(_ status: Int32, _ what: String) throws {
+    guard status == DA_OK else { throw DiffAttnError(DiffAttnError.Kind(rawValue: status) ?? .internal, "\(what) returned \(status)") }
+}
+
+/// A C `current_timestep_callback` as the closure the cache configs take.
+func timestepCallback(_ cb: da_timestep_callback, _ userData: UnsafeMutableRawPointer?) -> () throws -> Double {
+    let user = UncheckedPointer(userData)
+    return {
+        var t = 0.0
+        try checkCallback(cb(user.raw, &t), "current_timestep_callback")
+        return t
+    }
+}

@@ -5,13 +5,16 @@ import DiffAttnKernels
 // da_scaled_dot_product_attention: torch's F.scaled_dot_product_attention on caller tensors,
 // read in place through their strides.
 
+/// The options `da_sdpa_options_init` writes and a NULL `options` means.
+private func defaultOptions() -> da_sdpa_options {
+    var o = da_sdpa_options()
+    o.algorithm = DA_SDPA_AUTO
+    return o
+}
+
 @_cdecl("da_sdpa_options_init")
 public func da_sdpa_options_init(_ options: UnsafeMutablePointer<da_sdpa_options>?, _ size: Int) -> da_status {
-    initStruct(options, size, "options") {
-        var o = da_sdpa_options()
-        o.algorithm = DA_SDPA_AUTO
-        return o
-    }
+    initStruct(options, size, "options") { defaultOptions() }
 }
 
 /// A rank-3 or rank-4 operand as (batch, heads, tokens, channels) sizes and strides.
@@ -42,9 +45,7 @@ public func da_scaled_dot_product_attention(_ query: UnsafePointer<DLTensor>?, _
                                             _ value: UnsafePointer<DLTensor>?, _ attnMask: UnsafePointer<DLTensor>?,
                                             _ options: UnsafePointer<da_sdpa_options>?, _ out: UnsafeMutablePointer<DLTensor>?) -> da_status {
     guarded {
-        var opts = da_sdpa_options()
-        opts.algorithm = DA_SDPA_AUTO
-        if options != nil { opts = try readStruct(options, "options") }
+        let opts = options == nil ? defaultOptions() : try readStruct(options, "options")
         guard opts.dropout_p == 0 else { throw DiffAttnError.argument("dropout_p must be 0 (libdiffattn is inference only), got \(opts.dropout_p)") }
         guard [DA_SDPA_AUTO, DA_SDPA_MATH, DA_SDPA_FLASH].contains(opts.algorithm) else {
             throw DiffAttnError.argument("options->algorithm must be DA_SDPA_AUTO, DA_SDPA_MATH or DA_SDPA_FLASH, got \(opts.algorithm)")
