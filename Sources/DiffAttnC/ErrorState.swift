@@ -49,7 +49,7 @@ func guarded(_ body: () throws -> Void) -> da_status {
 }
 
 @_cdecl("da_last_error")
-public func da_last_error() -> UnsafePointer<CChar> {
+public func da_last_error() -> UnsafePointer<CChar>? {
     guard let p = pthread_getspecific(messageKey) else { return emptyMessage }
     return UnsafePointer(p.assumingMemoryBound(to: CChar.self))
 }
@@ -68,7 +68,7 @@ private let statusNames: [Int32: UnsafePointer<CChar>] = {
 private let unknownStatusName = staticCString("DA_ERR_UNKNOWN")
 
 @_cdecl("da_status_name")
-public func da_status_name(_ status: da_status) -> UnsafePointer<CChar> {
+public func da_status_name(_ status: da_status) -> UnsafePointer<CChar>? {
     statusNames[status] ?? unknownStatusName
 }
 

@@ -7,7 +7,7 @@ import DiffAttnKernels
 private let versionCString = staticCString("\(DA_VERSION_MAJOR).\(DA_VERSION_MINOR).\(DA_VERSION_PATCH)")
 
 @_cdecl("da_version")
-public func da_version() -> UnsafePointer<CChar> { versionCString }
+public func da_version() -> UnsafePointer<CChar>? { versionCString }
 
 @_cdecl("da_version_number")
 public func da_version_number() -> UInt32 { UInt32(DA_VERSION_MAJOR * 10000 + DA_VERSION_MINOR * 100 + DA_VERSION_PATCH) }
@@ -69,15 +69,15 @@ public func da_processor_config_init(_ config: UnsafeMutablePointer<da_processor
 // MARK: Capabilities
 
 @_cdecl("da_cpu_features")
-public func da_cpu_features() -> UnsafePointer<CChar> { internedCString(CPUFeatures.current.summary) }
+public func da_cpu_features() -> UnsafePointer<CChar>? { internedCString(CPUFeatures.current.summary) }
 
 @_cdecl("da_kernel_paths")
-public func da_kernel_paths() -> UnsafePointer<CChar> {
+public func da_kernel_paths() -> UnsafePointer<CChar>? {
     internedCString(KernelPath.allCases.filter(\.isSupported).map(\.name).joined(separator: ","))
 }
 
 @_cdecl("da_kernel_path")
-public func da_kernel_path() -> UnsafePointer<CChar> { internedCString(KernelPath.selected.name) }
+public func da_kernel_path() -> UnsafePointer<CChar>? { internedCString(KernelPath.selected.name) }
 
 @_cdecl("da_set_kernel_path")
 public func da_set_kernel_path(_ name: UnsafePointer<CChar>?) -> da_status {

@@ -99,6 +99,9 @@ locals=$(echo "$nmout" | awk '$2 ~ /^[a-z]$/ {print $3}')
 if [ -n "$locals" ]; then
     echo "NOTE local-binding (not exported, not resolvable) entries in .dynsym: $(echo $locals)"
 fi
+# The compile-time signature check (every thunk has its declaration's exact type) is generated
+# from this header; the committed copy must match it, or the build checked an older header.
+if out=$("${PYTHON:-python3}" "$ROOT/packaging/gen-signature-check.py" --check 2>&1); then pass "$out"; else fail "$out"; fi
 undefined_da=$(nm -D --undefined-only "$LIB" | grep -E ' da_' || true)
 if [ -z "$undefined_da" ]; then pass "no undefined da_* references"; else fail "undefined da_* references: $undefined_da"; fi
 
