@@ -58,15 +58,15 @@ public func da_attention_forward(_ attention: OpaquePointer?, _ args: UnsafePoin
                                  _ outputs: UnsafeMutablePointer<DLTensor>?, _ numOutputs: Int32) -> da_status {
     guarded {
         let a = try attentionHandles.lookup(attention)
-        let inputs = try readInputs(args)
-        let shapes = try a.outputShapes(inputs)
+        let plan = try a.plan(try readInputs(args))
+        let shapes = plan.outputShapes
         guard let outputs else { throw DiffAttnError.argument("outputs is NULL; expected \(shapes.count) DLTensor(s)") }
         guard Int(numOutputs) == shapes.count else {
             throw DiffAttnError.argument("num_outputs is \(numOutputs); \(a.processor.kind.name) returns \(shapes.count) tensor(s)")
         }
         // Check every destination before computing, so that nothing is written on failure.
         for (i, shape) in shapes.enumerated() { _ = try checkedOutput(outputs + i, "outputs[\(i)]", shape: shape) }
-        let results = try a.forward(inputs)
+        let results = try a.forward(plan)
         for (i, r) in results.enumerated() { try writeTensor(r, into: outputs + i, "outputs[\(i)]") }
     }
 }

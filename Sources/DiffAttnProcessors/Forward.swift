@@ -14,18 +14,22 @@ extension Attention {
         return recipe
     }
 
-    /// The shapes `forward` would return for these inputs, after every check it makes.
-    public func outputShapes(_ inputs: AttentionInputs) throws -> [[Int]] {
+    /// Plans a forward: every check `forward` makes, the prepared mask, the output shapes. A
+    /// caller that needs the shapes first (the C API checks its destinations) runs the same plan.
+    public func plan(_ inputs: AttentionInputs) throws -> ForwardPlan {
         let recipe = try recipe()
         switch recipe.family {
-        case .standard: return [try planStandard(inputs, recipe).outputShape]
-        case .addedKV: return [try planAddedKV(inputs, recipe).outputShape]
-        case .customDiffusion: return [try planCustomDiffusion(inputs, recipe).outputShape]
-        case .ipAdapter: return [try planIPAdapter(inputs, recipe).main.outputShape]
-        case .deprecatedLoRA: return []
-        case .dit(let dit): return try planDiT(inputs, dit).outputShapes
+        case .standard: return ForwardPlan(inputs, .standard(try planStandard(inputs, recipe)))
+        case .addedKV: return ForwardPlan(inputs, .addedKV(try planAddedKV(inputs, recipe)))
+        case .customDiffusion: return ForwardPlan(inputs, .customDiffusion(try planCustomDiffusion(inputs, recipe)))
+        case .ipAdapter: return ForwardPlan(inputs, .ipAdapter(try planIPAdapter(inputs, recipe)))
+        case .deprecatedLoRA: return ForwardPlan(inputs, .none)
+        case .dit(let dit): return ForwardPlan(inputs, .dit(try planDiT(inputs, dit)))
         }
     }
+
+    /// The shapes `forward` would return for these inputs, after every check it makes.
+    public func outputShapes(_ inputs: AttentionInputs) throws -> [[Int]] { try plan(inputs).outputShapes }
 
     /// The module's call: its interceptor (the hooks, if any) around `forwardWithoutHooks`, as
     /// diffusers' wrapped forward (hooks/hooks.py:HookRegistry.register_hook).
@@ -34,17 +38,58 @@ extension Attention {
         return try r.call(inputs) { try self.forwardWithoutHooks($0) }
     }
 
+    /// `forward` for planned inputs. Without hooks the plan runs as it is; hooks may rewrite the
+    /// inputs or answer from a cache, so a hooked call plans what reaches the processor.
+    public func forward(_ plan: ForwardPlan) throws -> [Tensor] {
+        guard let r = interceptor, !r.isEmpty else {
+            try checkResident()
+            return try run(plan)
+        }
+        return try r.call(plan.inputs) { try self.forwardWithoutHooks($0) }
+    }
+
     /// Runs the processor. Read-only on the module, so concurrent calls are safe.
     public func forwardWithoutHooks(_ inputs: AttentionInputs) throws -> [Tensor] {
-        try parameters.checkResident(owner: interceptor?.path ?? "")
-        let recipe = try recipe()
-        switch recipe.family {
-        case .standard: return [try runStandard(inputs, try planStandard(inputs, recipe))]
-        case .addedKV: return [try runAddedKV(inputs, try planAddedKV(inputs, recipe))]
-        case .customDiffusion: return [try runCustomDiffusion(inputs, try planCustomDiffusion(inputs, recipe))]
-        case .ipAdapter: return [try runIPAdapter(try planIPAdapter(inputs, recipe))]
-        case .deprecatedLoRA: return []
-        case .dit(let dit): return try runDiT(inputs, planDiT(inputs, dit))
+        try checkResident()
+        return try run(plan(inputs))
+    }
+
+    private func checkResident() throws { try parameters.checkResident(owner: interceptor?.path ?? "") }
+
+    private func run(_ plan: ForwardPlan) throws -> [Tensor] {
+        let inputs = plan.inputs
+        switch plan.family {
+        case .standard(let p): return [try runStandard(inputs, p)]
+        case .addedKV(let p): return [try runAddedKV(inputs, p)]
+        case .customDiffusion(let p): return [try runCustomDiffusion(inputs, p)]
+        case .ipAdapter(let p): return [try runIPAdapter(p)]
+        case .none: return []
+        case .dit(let p): return try runDiT(inputs, p)
+        }
+    }
+}
+
+/// A checked forward of one module: its inputs, the processor family's plan (prepared mask
+/// included) and the shapes it returns. Made by `Attention.plan`, run by `Attention.forward`.
+public struct ForwardPlan {
+    enum Family {
+        case standard(StandardPlan), addedKV(AddedKVPlan), customDiffusion(CustomDiffusionPlan)
+        case ipAdapter(IPAdapterPlan), dit(DiTPlan), none
+    }
+    let inputs: AttentionInputs
+    let family: Family
+    public let outputShapes: [[Int]]
+
+    init(_ inputs: AttentionInputs, _ family: Family) {
+        self.inputs = inputs
+        self.family = family
+        switch family {
+        case .standard(let p): outputShapes = [p.outputShape]
+        case .addedKV(let p): outputShapes = [p.outputShape]
+        case .customDiffusion(let p): outputShapes = [p.outputShape]
+        case .ipAdapter(let p): outputShapes = [p.main.outputShape]
+        case .dit(let p): outputShapes = p.outputShapes
+        case .none: outputShapes = []
         }
     }
 }
