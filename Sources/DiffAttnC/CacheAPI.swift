@@ -117,11 +117,7 @@ public func da_mag_cache_config_init(_ c: UnsafeMutablePointer<da_mag_cache_conf
 }
 
 func magCacheConfig(_ c: da_mag_cache_config) throws -> MagCacheConfig {
-    guard c.max_skip_steps >= 0 else { throw DiffAttnError.argument("max_skip_steps must be non-negative, got \(c.max_skip_steps)") }
-    guard c.num_inference_steps >= 1, c.num_inference_steps <= 1 << 20 else {
-        throw DiffAttnError.argument("num_inference_steps must be in 1...\(1 << 20), got \(c.num_inference_steps)")
-    }
-    return try MagCacheConfig(threshold: c.threshold, maxSkipSteps: Int(c.max_skip_steps), retentionRatio: c.retention_ratio,
+    try MagCacheConfig(threshold: c.threshold, maxSkipSteps: Int(c.max_skip_steps), retentionRatio: c.retention_ratio,
                               numInferenceSteps: Int(c.num_inference_steps),
                               magRatios: try doubleList(c.mag_ratios, c.num_mag_ratios, "mag_ratios"), calibrate: c.calibrate != 0)
 }
@@ -156,10 +152,7 @@ public func da_teacache_config_init(_ c: UnsafeMutablePointer<da_teacache_config
 }
 
 func teaCacheConfig(_ c: da_teacache_config) throws -> TeaCacheConfig {
-    guard c.num_inference_steps >= 1, c.num_inference_steps <= 1 << 20 else {
-        throw DiffAttnError.argument("num_inference_steps must be in 1...\(1 << 20), got \(c.num_inference_steps)")
-    }
-    return try TeaCacheConfig(relL1Thresh: c.rel_l1_thresh,
+    try TeaCacheConfig(relL1Thresh: c.rel_l1_thresh,
                               coefficients: try doubleList(c.coefficients, c.num_coefficients, "coefficients") ?? TeaCacheConfig.fluxCoefficients,
                               numInferenceSteps: Int(c.num_inference_steps))
 }

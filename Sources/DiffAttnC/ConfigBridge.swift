@@ -64,21 +64,18 @@ func swiftConfig(_ c: da_attention_config) throws -> AttentionConfig {
     guard let crossNorm = CrossAttentionNorm(rawValue: c.cross_attention_norm) else {
         throw DiffAttnError.value("unknown cross_attention_norm: \(c.cross_attention_norm). Should be None, 'layer_norm' or 'group_norm'")
     }
-    func size(_ v: Int64, _ name: String) throws -> Int {
-        guard v > 0 && v <= Int64(1 << 24) else { throw DiffAttnError.argument("\(name) must be in 1...\(1 << 24), got \(v)") }
-        return Int(v)
-    }
-    var s = AttentionConfig(queryDim: try size(c.query_dim, "query_dim"))
+    // Sizes are range-checked by Attention's construction checks (Attention.validate).
+    var s = AttentionConfig(queryDim: Int(c.query_dim))
     s.crossAttentionDim = try optionalSize(c.cross_attention_dim, "cross_attention_dim")
-    s.heads = try size(try moduleHeads(c), "heads")
+    s.heads = Int(try moduleHeads(c))
     s.kvHeads = try optionalSize(c.kv_heads, "kv_heads")
-    s.dimHead = try size(c.dim_head, "dim_head")
+    s.dimHead = Int(c.dim_head)
     s.dropout = c.dropout
     s.bias = flag(c.bias)
     s.upcastAttention = flag(c.upcast_attention)
     s.upcastSoftmax = flag(c.upcast_softmax)
     s.crossAttentionNorm = crossNorm
-    s.crossAttentionNormNumGroups = try size(c.cross_attention_norm_num_groups, "cross_attention_norm_num_groups")
+    s.crossAttentionNormNumGroups = Int(c.cross_attention_norm_num_groups)
     s.qkNorm = qk
     s.addedKVProjDim = try optionalSize(c.added_kv_proj_dim, "added_kv_proj_dim")
     s.addedProjBias = try tristate(c.added_proj_bias, "added_proj_bias")
@@ -142,31 +139,19 @@ func cConfig(_ s: AttentionConfig, into c: inout da_attention_config) {
 func swiftProcessor(_ p: da_processor_config) throws -> ProcessorConfig {
     let kind = try processorKind(p.kind, "processor->kind")
     var s = ProcessorConfig(kind: kind)
-    if kind == .slicedAttnProcessor || kind == .slicedAttnAddedKVProcessor {
-        guard p.slice_size >= 0 && p.slice_size <= Int64(1 << 24) else {
-            throw DiffAttnError.value("\(kind.name) needs slice_size in 0...\(1 << 24), got \(p.slice_size)")
-        }
-        s.sliceSize = Int(p.slice_size)
-    }
+    if kind == .slicedAttnProcessor || kind == .slicedAttnAddedKVProcessor { s.sliceSize = Int(p.slice_size) }
     s.hiddenSize = try optionalSize(p.hidden_size, "processor->hidden_size")
     s.crossAttentionDim = try optionalSize(p.cross_attention_dim, "processor->cross_attention_dim")
     s.trainKV = flag(p.train_kv)
     s.trainQOut = flag(p.train_q_out)
     s.outBias = flag(p.out_bias)
-    guard p.dropout.isFinite else { throw DiffAttnError.argument("processor->dropout must be finite") }
     s.dropout = p.dropout
     let adapters = Int(p.num_ip_adapters)
     guard adapters >= 1 && adapters <= 1024 else {
         throw DiffAttnError.argument("processor->num_ip_adapters must be in 1...1024, got \(p.num_ip_adapters)")
     }
     let defaultTokens = s.numTokens[0]
-    s.numTokens = try (0..<adapters).map { k in
-        guard let tokens = p.num_tokens else { return defaultTokens }
-        guard tokens[k] >= 1 && tokens[k] <= Int64(1 << 24) else {
-            throw DiffAttnError.argument("processor->num_tokens[\(k)] must be in 1...\(1 << 24), got \(tokens[k])")
-        }
-        return Int(tokens[k])
-    }
+    s.numTokens = (0..<adapters).map { k in p.num_tokens.map { Int($0[k]) } ?? defaultTokens }
     var next = 0
     s.scale = try (0..<adapters).map { k in
         let count = p.scale_counts.map { Int($0[k]) } ?? 0
@@ -175,14 +160,10 @@ func swiftProcessor(_ p: da_processor_config) throws -> ProcessorConfig {
         }
         let values = (0..<max(count, 1)).map { i in p.scales.map { Float($0[next + i]) } ?? s.defaultScale }
         next += max(count, 1)
-        guard values.allSatisfy(\.isFinite) else { throw DiffAttnError.argument("processor->scales must be finite") }
         return count == 0 ? .uniform(values[0]) : .perImage(values)
     }
     s.ipHiddenStatesDim = try optionalSize(p.ip_hidden_states_dim, "processor->ip_hidden_states_dim")
     s.headDim = try optionalSize(p.head_dim, "processor->head_dim")
-    guard p.timesteps_emb_dim > 0 && p.timesteps_emb_dim <= Int64(1 << 24) else {
-        throw DiffAttnError.argument("processor->timesteps_emb_dim must be in 1...\(1 << 24), got \(p.timesteps_emb_dim)")
-    }
     s.timestepsEmbDim = Int(p.timesteps_emb_dim)
     return s
 }

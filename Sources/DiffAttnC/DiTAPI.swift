@@ -25,11 +25,8 @@ func readModuleFields(_ c: da_attention_config, into s: inout AttentionConfig) t
     guard c.num_kernel_sizes >= 1, c.num_kernel_sizes <= 16 else {
         throw DiffAttnError.argument("num_kernel_sizes must be in 1...16, got \(c.num_kernel_sizes)")
     }
-    guard c.out_channels > 0, c.out_channels <= 1 << 24 else {
-        throw DiffAttnError.argument("out_channels must be in 1...\(1 << 24), got \(c.out_channels)")
-    }
     var m = MultiscaleOptions()
-    m.outChannels = Int(c.out_channels)
+    m.outChannels = Int(c.out_channels)  // range-checked with the module (Attention.validateModule)
     m.mult = c.mult
     m.normType = norm
     m.kernelSizes = withUnsafeBytes(of: c.kernel_sizes) { raw in

@@ -17,7 +17,8 @@ public struct MagCacheConfig: Sendable {
                 magRatios: [Double]? = nil, calibrate: Bool = false) throws {
         self.threshold = threshold; self.maxSkipSteps = maxSkipSteps; self.retentionRatio = retentionRatio
         self.numInferenceSteps = numInferenceSteps; self.calibrate = calibrate
-        guard numInferenceSteps >= 1 else { throw DiffAttnError.value("num_inference_steps must be at least 1, got \(numInferenceSteps)") }
+        guard maxSkipSteps >= 0 else { throw DiffAttnError.argument("max_skip_steps must be non-negative, got \(maxSkipSteps)") }
+        try checkInferenceSteps(numInferenceSteps)
         guard let r = magRatios, !r.isEmpty || calibrate else {
             if calibrate { return }
             throw DiffAttnError.value("`mag_ratios` must be provided for MagCache inference because these ratios are model-dependent. To get them for your model, set `calibrate=True` in the config and run one full inference pass.")

@@ -15,6 +15,17 @@ public struct TaylorSeerCacheConfig: Sendable {
     public var cacheIdentifiers: [String]?
     public var useLiteMode = false
     public init() {}
+
+    /// The ranges the step arithmetic needs (the refresh test's modulo, the factor orders).
+    func validate() throws {
+        guard cacheInterval >= 1, cacheInterval <= 1 << 30 else {
+            throw DiffAttnError.argument("cache_interval must be in 1...\(1 << 30), got \(cacheInterval)")
+        }
+        guard maxOrder >= 0, maxOrder <= 16 else { throw DiffAttnError.argument("max_order must be in 0...16, got \(maxOrder)") }
+        guard disableCacheBeforeStep >= -(1 << 30), disableCacheBeforeStep <= 1 << 30 else {
+            throw DiffAttnError.argument("disable_cache_before_step is out of range: \(disableCacheBeforeStep)")
+        }
+    }
 }
 
 /// `TaylorSeerState` of one module in one context.
@@ -141,8 +152,7 @@ extension Model {
     /// dotted path). Lite mode: every block inactive, `proj_out` active. Returns (path, active).
     @discardableResult
     public func applyTaylorSeerCache(_ config: TaylorSeerCacheConfig) throws -> [(String, Bool)] {
-        guard config.cacheInterval >= 1 else { throw DiffAttnError.value("cache_interval must be at least 1, got \(config.cacheInterval)") }
-        guard config.maxOrder >= 0 else { throw DiffAttnError.value("max_order must be non-negative, got \(config.maxOrder)") }
+        try config.validate()
         var inactiveP = config.skipPredictIdentifiers ?? []
         var activeP = config.cacheIdentifiers ?? []
         if activeP.isEmpty { activeP = Model.taylorSeerDefaultPatterns }  // `active or defaults`

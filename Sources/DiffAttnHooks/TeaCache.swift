@@ -18,7 +18,7 @@ public struct TeaCacheConfig: Sendable {
     public init(relL1Thresh: Double = 0.4, coefficients: [Double] = TeaCacheConfig.fluxCoefficients, numInferenceSteps: Int = 28) throws {
         guard relL1Thresh.isFinite, relL1Thresh >= 0 else { throw DiffAttnError.value("rel_l1_thresh must be a non-negative number, got \(relL1Thresh)") }
         guard !coefficients.isEmpty, coefficients.allSatisfy(\.isFinite) else { throw DiffAttnError.value("coefficients must be a non-empty list of finite numbers") }
-        guard numInferenceSteps >= 1 else { throw DiffAttnError.value("num_inference_steps must be at least 1, got \(numInferenceSteps)") }
+        try checkInferenceSteps(numInferenceSteps)
         self.relL1Thresh = relL1Thresh; self.coefficients = coefficients; self.numInferenceSteps = numInferenceSteps
     }
 
@@ -27,6 +27,11 @@ public struct TeaCacheConfig: Sendable {
 
     /// `poly1d(coefficients)(x)` by Horner's rule.
     package func rescale(_ x: Double) -> Double { coefficients.reduce(0) { $0 * x + $1 } }
+}
+
+/// The step count of MagCache and TeaCache: at least one step, and few enough for their tables.
+func checkInferenceSteps(_ n: Int) throws {
+    guard n >= 1, n <= 1 << 20 else { throw DiffAttnError.argument("num_inference_steps must be in 1...\(1 << 20), got \(n)") }
 }
 
 struct TeaCacheState {

@@ -3,6 +3,13 @@ public enum IPAdapterScale: Sendable, Equatable {
     case uniform(Float)
     case perImage([Float])
 
+    var isFinite: Bool {
+        switch self {
+        case .uniform(let s): return s.isFinite
+        case .perImage(let s): return s.allSatisfy(\.isFinite)
+        }
+    }
+
     package var isZero: Bool {
         switch self {
         case .uniform(let s): return s == 0
@@ -76,9 +83,20 @@ public struct ProcessorConfig: Sendable, Equatable {
         }
         if kind == .slicedAttnProcessor || kind == .slicedAttnAddedKVProcessor {
             // 0 is accepted here and fails at call time, as diffusers' division by it does.
-            guard let s = sliceSize, s >= 0 else {
-                throw DiffAttnError.value("\(kind.name) needs a non-negative slice_size, got \(sliceSize.map(String.init) ?? "None")")
+            guard let s = sliceSize, s >= 0, s <= 1 << 24 else {
+                throw DiffAttnError.value("\(kind.name) needs slice_size in 0...\(1 << 24), got \(sliceSize.map(String.init) ?? "None")")
             }
+        }
+        // The port's guards on values a C caller could make absurd, before any use of them.
+        guard dropout.isFinite else { throw DiffAttnError.argument("dropout must be finite") }
+        for (k, tokens) in numTokens.enumerated() where tokens < 1 || tokens > 1 << 24 {
+            throw DiffAttnError.argument("num_tokens[\(k)] must be in 1...\(1 << 24), got \(tokens)")
+        }
+        guard scale.allSatisfy(\.isFinite) else { throw DiffAttnError.argument("scales must be finite") }
+        for (size, name) in [(hiddenSize, "hidden_size"), (crossAttentionDim, "cross_attention_dim"),
+                             (ipHiddenStatesDim, "ip_hidden_states_dim"), (headDim, "head_dim"),
+                             (timestepsEmbDim, "timesteps_emb_dim")] {
+            if let size, size < 1 || size > 1 << 24 { throw DiffAttnError.argument("\(name) must be in 1...\(1 << 24), got \(size)") }
         }
         switch family {
         case .customDiffusion:
@@ -98,10 +116,6 @@ public struct ProcessorConfig: Sendable, Equatable {
                 throw DiffAttnError.value("`scale` should be a list of integers with the same length as `num_tokens`.")
             }
         default: try validateDiTIPAdapter()
-        }
-        for size in [hiddenSize, crossAttentionDim, ipHiddenStatesDim, headDim, timestepsEmbDim].compactMap({ $0 })
-        where size < 1 || size > 1 << 24 {
-            throw DiffAttnError.argument("processor sizes must be in 1...\(1 << 24), got \(size)")
         }
         // The weights registerWeights would allocate: at most 2^30, never an allocation that traps.
         let hidden = hiddenSize ?? 0, input = crossAttentionDim ?? hidden

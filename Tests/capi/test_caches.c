@@ -145,6 +145,12 @@ static void test_layer_skip_and_misuse(void) {
     EXPECT_ST(da_taylorseer_cache_config_init(&ts, sizeof ts), DA_OK);
     ts.cache_interval = 0;
     EXPECT_ST(da_model_apply_taylorseer_cache(m, &ts, NULL), DA_ERR_INVALID_ARGUMENT);
+    ts.cache_interval = 5;
+    ts.disable_cache_before_step = INT64_MIN; /* |INT64_MIN| does not exist: a range check, not abs() */
+    EXPECT_ERR(da_model_apply_taylorseer_cache(m, &ts, NULL), DA_ERR_INVALID_ARGUMENT, "disable_cache_before_step");
+    ts.disable_cache_before_step = 3;
+    ts.max_order = 17;
+    EXPECT_ERR(da_model_apply_taylorseer_cache(m, &ts, NULL), DA_ERR_INVALID_ARGUMENT, "max_order");
 
     da_faster_cache_config fc;
     EXPECT_ST(da_faster_cache_config_init(&fc, sizeof fc), DA_OK);
