@@ -24,6 +24,10 @@ private func checkHeaderSignatures() {
     do { var h = CDiffAttnHeader.da_processor_name, t = DiffAttnC.da_processor_name; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_processor_kind_from_name, t = DiffAttnC.da_processor_kind_from_name; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_processor_is_implemented, t = DiffAttnC.da_processor_is_implemented; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_processor_kind_count, t = DiffAttnC.da_processor_kind_count; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_processor_kind_at, t = DiffAttnC.da_processor_kind_at; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_processor_family, t = DiffAttnC.da_processor_family; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_struct_size, t = DiffAttnC.da_struct_size; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_processor_config_init, t = DiffAttnC.da_processor_config_init; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_attention_config_init, t = DiffAttnC.da_attention_config_init; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_attention_create, t = DiffAttnC.da_attention_create; sameType(&h, &t) }
