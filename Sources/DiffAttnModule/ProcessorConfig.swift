@@ -55,10 +55,7 @@ public struct ProcessorConfig: Sendable, Equatable {
     public var hasIPAdapterScale: Bool { family.map { if case .ipAdapter = $0 { return true }; return false } ?? false || ditIPAdapter != .none }
 
     /// The DiT IP-Adapter branch this kind runs (none for every other kind).
-    var ditIPAdapter: DiTRecipe.IPAdapter {
-        if case .dit(let r) = family { return r.ipAdapter }
-        return .none
-    }
+    var ditIPAdapter: ProcessorRecipe.IPAdapter { ProcessorRecipe.recipe(for: kind)?.ipAdapter ?? .none }
 
     /// Whether this build computes `kind` (the enum reserves every diffusers class up front).
     public static func isImplemented(_ kind: ProcessorKind) -> Bool {
@@ -161,19 +158,20 @@ public enum ProcessorClassFamily: Sendable {
 extension ProcessorKind {
     /// The family of this class; nil for a kind this build has no recipe for.
     public var classFamily: ProcessorClassFamily? {
-        switch ProcessorRecipe.recipe(for: self)?.family {
-        case nil: return nil
-        case .standard: return .standard
-        case .addedKV: return .addedKV
-        case .customDiffusion: return .customDiffusion
-        case .ipAdapter: return .ipAdapter
-        case .deprecatedLoRA: return .deprecatedLoRA
-        case .dit(let r):
+        guard let r = ProcessorRecipe.recipe(for: self) else { return nil }
+        if r.isDiT {
             switch r.ipAdapter {
             case .none: return .dit
             case .sd3: return .ditSD3IPAdapter
             case .flux: return .ditFluxIPAdapter
             }
+        }
+        switch r.family {
+        case .addedKV: return .addedKV
+        case .customDiffusion: return .customDiffusion
+        case .ipAdapter: return .ipAdapter
+        case .deprecatedLoRA: return .deprecatedLoRA
+        default: return .standard
         }
     }
 }

@@ -24,7 +24,11 @@ extension Attention {
         case .customDiffusion: return ForwardPlan(inputs, .customDiffusion(try planCustomDiffusion(inputs, recipe)))
         case .ipAdapter: return ForwardPlan(inputs, .ipAdapter(try planIPAdapter(inputs, recipe)))
         case .deprecatedLoRA: return ForwardPlan(inputs, .none)
-        case .dit(let dit): return ForwardPlan(inputs, .dit(try planDiT(inputs, dit)))
+        case .joint: return ForwardPlan(inputs, .joint(recipe, try planJoint(inputs, recipe)))
+        case .lumina: return ForwardPlan(inputs, .lumina(try planLumina(inputs)))
+        case .sanaLinear: return ForwardPlan(inputs, .sanaLinear(recipe, try planSanaLinear(inputs, recipe)))
+        case .sanaMultiscale: return ForwardPlan(inputs, .sanaMultiscale(try planSanaMultiscale(inputs)))
+        case .failing(let message): throw DiffAttnError.value(message)
         }
     }
 
@@ -59,12 +63,15 @@ extension Attention {
     private func run(_ plan: ForwardPlan) throws -> [Tensor] {
         let inputs = plan.inputs
         switch plan.family {
-        case .standard(let p): return [try runStandard(inputs, p)]
+        case .standard(let p): return try runStandard(inputs, p)
         case .addedKV(let p): return [try runAddedKV(inputs, p)]
         case .customDiffusion(let p): return [try runCustomDiffusion(inputs, p)]
         case .ipAdapter(let p): return [try runIPAdapter(p)]
         case .none: return []
-        case .dit(let p): return try runDiT(inputs, p)
+        case .joint(let r, let p): return try runJoint(inputs, r, p)
+        case .lumina(let p): return try runLumina(inputs, p)
+        case .sanaLinear(let r, let p): return try runSanaLinear(inputs, r, p)
+        case .sanaMultiscale: return try runSanaMultiscale(inputs)
         }
     }
 }
@@ -74,7 +81,8 @@ extension Attention {
 public struct ForwardPlan {
     enum Family {
         case standard(StandardPlan), addedKV(AddedKVPlan), customDiffusion(CustomDiffusionPlan)
-        case ipAdapter(IPAdapterPlan), dit(DiTPlan), none
+        case ipAdapter(IPAdapterPlan), joint(ProcessorRecipe, JointPlan), lumina(LinearFamilyPlan)
+        case sanaLinear(ProcessorRecipe, LinearFamilyPlan), sanaMultiscale([[Int]]), none
     }
     let inputs: AttentionInputs
     let family: Family
@@ -84,11 +92,13 @@ public struct ForwardPlan {
         self.inputs = inputs
         self.family = family
         switch family {
-        case .standard(let p): outputShapes = [p.outputShape]
+        case .standard(let p): outputShapes = p.outputShapes
         case .addedKV(let p): outputShapes = [p.outputShape]
         case .customDiffusion(let p): outputShapes = [p.outputShape]
         case .ipAdapter(let p): outputShapes = [p.main.outputShape]
-        case .dit(let p): outputShapes = p.outputShapes
+        case .joint(_, let p): outputShapes = p.outputShapes
+        case .lumina(let p), .sanaLinear(_, let p): outputShapes = p.outputShapes
+        case .sanaMultiscale(let shapes): outputShapes = shapes
         case .none: outputShapes = []
         }
     }

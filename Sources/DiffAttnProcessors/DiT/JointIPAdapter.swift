@@ -15,7 +15,7 @@ struct JointIPPlan {
 extension Attention {
     /// Checks the IP inputs; nil when the branch does not run (scale 0 or no image tokens for SD3,
     /// no encoder states for Flux, as diffusers skips it there).
-    func planJointIP(_ inputs: AttentionInputs, _ r: DiTRecipe, batch: Int, headDim: Int, hasEncoder: Bool) throws -> JointIPPlan? {
+    func planJointIP(_ inputs: AttentionInputs, _ r: ProcessorRecipe, batch: Int, headDim: Int, hasEncoder: Bool) throws -> JointIPPlan? {
         let p = processor, name = p.kind.name, inner = derived.innerDim
         switch r.ipAdapter {
         case .none: return nil

@@ -13,7 +13,7 @@ struct JointPlan {
 // SD3 joint (and its fused, xFormers and PAG kin), AuraFlow, Flux and Mochi: image and text
 // tokens projected by their own layers and attended as one sequence (attention_processor.py:JointAttnProcessor2_0.__call__, attention_processor.py:AuraFlowAttnProcessor2_0.__call__, transformer_flux.py:FluxAttnProcessor.__call__, transformer_mochi.py:MochiAttnProcessor2_0.__call__).
 extension Attention {
-    func planJoint(_ inputs: AttentionInputs, _ r: DiTRecipe) throws -> JointPlan {
+    func planJoint(_ inputs: AttentionInputs, _ r: ProcessorRecipe) throws -> JointPlan {
         let x = inputs.hiddenStates, name = processor.kind.name
         guard x.rank == 3, x.shape[2] == config.queryDim else {
             throw DiffAttnError.shape("\(name) expects hidden_states (batch, tokens, \(config.queryDim)), got \(describe(x.shape))")
@@ -26,8 +26,8 @@ extension Attention {
         if r.addedProjectionsNeedEncoder && e == nil && config.addedKVProjDim != nil {
             throw DiffAttnError.state("'NoneType' object has no attribute 'unflatten': \(name) on a module with added_kv_proj_dim needs encoder_hidden_states")
         }
-        let fused = r.fusion == .always || (r.fusion == .moduleFlag && fusedProjections)
-        if fused && !hasLayer("to_qkv") { throw DiffAttnError.state("'\(config.moduleClass.name)' object has no attribute 'to_qkv'") }
+        let fused = usesFusedProjections(r)
+        if fused { try checkFusedLayer("to_qkv") }
         var t = 0
         if let e {
             guard e.rank == 3, e.shape[0] == batch else {
@@ -98,7 +98,7 @@ extension Attention {
         return JointPlan(heads: heads, headDim: headDim, fused: fused, mask: mask, ip: ip, outputShapes: shapes)
     }
 
-    private func needsTextLayer(_ r: DiTRecipe) -> Bool {
+    private func needsTextLayer(_ r: ProcessorRecipe) -> Bool {
         switch r.textOut {
         case .addOutUnlessContextPreOnly: return config.contextPreOnly != true
         case .addOut: return true
@@ -107,7 +107,7 @@ extension Attention {
     }
 
     /// The layer the text stream goes through, or nil when it is returned un-projected.
-    private func textOutputLayer(_ r: DiTRecipe) -> String? {
+    private func textOutputLayer(_ r: ProcessorRecipe) -> String? {
         switch r.textOut {
         case .addOutUnlessContextPreOnly, .addOut, .addOutIfPresent:
             return needsTextLayer(r) || r.textOut == .addOutIfPresent ? (hasLayer("to_add_out") ? "to_add_out" : nil) : nil
@@ -115,7 +115,7 @@ extension Attention {
         }
     }
 
-    private func checkJointRotary(_ dit: DiTInputs, _ r: DiTRecipe, batch: Int, imageTokens s: Int, length: Int,
+    private func checkJointRotary(_ dit: DiTInputs, _ r: ProcessorRecipe, batch: Int, imageTokens s: Int, length: Int,
                                   heads: Int, headDim: Int) throws {
         guard let pair = dit.rotary else { return }
         switch r.rotary {
@@ -133,7 +133,7 @@ extension Attention {
         return KernelMask(mask: .boolean(keep), strides: Strides4(batch: s + t, head: 0, token: 0, channel: 1))
     }
 
-    func runJoint(_ inputs: AttentionInputs, _ r: DiTRecipe, _ plan: JointPlan) throws -> [Tensor] {
+    func runJoint(_ inputs: AttentionInputs, _ r: ProcessorRecipe, _ plan: JointPlan) throws -> [Tensor] {
         let x = inputs.hiddenStates, e = inputs.encoderHiddenStates
         guard r.pagChunks > 0 else { return try jointCore(x, e, inputs, r, plan, mask: plan.mask) }
         let xr = try pagChunkRanges(batch: x.shape[0], chunks: r.pagChunks)
@@ -148,7 +148,7 @@ extension Attention {
         return zip(original, perturbed).map { concatBatch([$0, $1]) }
     }
 
-    private func jointCore(_ x: Tensor, _ e: Tensor?, _ inputs: AttentionInputs, _ r: DiTRecipe, _ plan: JointPlan,
+    private func jointCore(_ x: Tensor, _ e: Tensor?, _ inputs: AttentionInputs, _ r: ProcessorRecipe, _ plan: JointPlan,
                            mask: KernelMask?) throws -> [Tensor] {
         let (h, d) = (plan.heads, plan.headDim)
         var image = try projectParts(x, fused: plan.fused, separate: ["to_q", "to_k", "to_v"], fusedName: "to_qkv")
@@ -184,8 +184,7 @@ extension Attention {
                 rotate(&k, heads: h, headDim: d, tokens: range, cos: pair.cos, sin: pair.sin, spec)
             }
         }
-        let scale: Float? = r.scale == .module ? derived.scale : nil
-        let y = attend(query: q, key: k, value: v, heads: h, mask: mask, kernel: .sdpa, scale: scale)
+        let y = attend(query: q, key: k, value: v, heads: h, mask: mask, kernel: r.kernel)
         var imageY = e == nil ? y : sliceTokens(y, imageRange)
         if r.ipAdapter == .sd3, let ip = plan.ip { try addSD3ImageAttention(&imageY, raw: raw, ip, heads: h, headDim: d) }
         guard e != nil else { return [r.projectsWithoutEncoder ? try project(imageY, "to_out.0") : imageY] }

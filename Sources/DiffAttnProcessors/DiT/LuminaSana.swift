@@ -80,7 +80,7 @@ extension Attention {
         return [y.reshaped(plan.outputShapes[0])]
     }
 
-    func planSanaLinear(_ inputs: AttentionInputs, _ r: DiTRecipe) throws -> LinearFamilyPlan {
+    func planSanaLinear(_ inputs: AttentionInputs, _ r: ProcessorRecipe) throws -> LinearFamilyPlan {
         let x = inputs.hiddenStates, name = processor.kind.name
         guard x.rank == 3, x.shape[2] == config.queryDim else { throw DiffAttnError.shape("\(name) expects hidden_states (batch, tokens, \(config.queryDim)), got \(describe(x.shape))") }
         if r.pagChunks > 0 { _ = try pagChunkRanges(batch: x.shape[0], chunks: r.pagChunks) }
@@ -100,7 +100,7 @@ extension Attention {
                                 outputShapes: [[x.shape[0], x.shape[1], derived.outDim]])
     }
 
-    func runSanaLinear(_ inputs: AttentionInputs, _ r: DiTRecipe, _ plan: LinearFamilyPlan) throws -> [Tensor] {
+    func runSanaLinear(_ inputs: AttentionInputs, _ r: ProcessorRecipe, _ plan: LinearFamilyPlan) throws -> [Tensor] {
         let x = inputs.hiddenStates
         guard r.pagChunks > 0 else { return [try sanaCore(x, inputs.encoderHiddenStates ?? x, r, plan)] }
         let ranges = try pagChunkRanges(batch: x.shape[0], chunks: r.pagChunks)
@@ -108,7 +108,7 @@ extension Attention {
         return [concatBatch([try sanaCore(original, original, r, plan), try identityAttention(sliceBatch(x, ranges.perturbed))])]
     }
 
-    private func sanaCore(_ x: Tensor, _ e: Tensor, _ r: DiTRecipe, _ plan: LinearFamilyPlan) throws -> Tensor {
+    private func sanaCore(_ x: Tensor, _ e: Tensor, _ r: ProcessorRecipe, _ plan: LinearFamilyPlan) throws -> Tensor {
         var q = try project(x, "to_q"), k = try project(e, "to_k")
         let v = try project(e, "to_v")
         if r.appliesQKNorm && config.qkNorm != .none {
