@@ -117,7 +117,28 @@ static void test_offload_files_removed(void) {
     CHECK(rmdir(dir) == 0, "the directory stays and is empty");
 }
 
+/* torch.nn.GroupNorm refuses widths its groups do not divide; diffusers' constructors then fail. */
+static void test_group_norm_groups_checked(void) {
+    const char *unet = "{\"block_out_channels\": [32, 64], \"norm_num_groups\": 7, \"cross_attention_dim\": 32, "
+                       "\"attention_head_dim\": 8, \"layers_per_block\": 1, "
+                       "\"down_block_types\": [\"CrossAttnDownBlock2D\", \"DownBlock2D\"], "
+                       "\"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\"]}";
+    da_model m = NULL;
+    EXPECT_ERR(da_model_create("UNet2DConditionModel", unet, &m), DA_ERR_VALUE,
+               "num_channels (32) must be divisible by num_groups (7)");
+    CHECK(m == NULL, "no model on failure");
+    EXPECT_ERR(da_model_create("AutoencoderKL", "{\"block_out_channels\": [32], \"norm_num_groups\": 7}", &m),
+               DA_ERR_VALUE, "num_channels (32) must be divisible by num_groups (7)");
+    const char *ok = "{\"block_out_channels\": [32, 64], \"norm_num_groups\": 8, \"cross_attention_dim\": 32, "
+                     "\"attention_head_dim\": 8, \"layers_per_block\": 1, "
+                     "\"down_block_types\": [\"CrossAttnDownBlock2D\", \"DownBlock2D\"], "
+                     "\"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\"]}";
+    EXPECT_ST(da_model_create("UNet2DConditionModel", ok, &m), DA_OK);
+    da_model_destroy(m);
+}
+
 void test_model_defaults(void) {
+    test_group_norm_groups_checked();
     test_default_processor_argument();
     test_attn_processor_keys_as_paths();
     test_offload_files_removed();
