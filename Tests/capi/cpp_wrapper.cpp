@@ -338,6 +338,13 @@ void test_model_pipeline_caches() {
 int main() {
     try {
         diffattn::check_abi();
+        std::vector<int32_t> kinds = diffattn::processor_kinds();
+        CHECK(static_cast<int64_t>(kinds.size()) == da_processor_kind_count() && kinds[0] == DA_PROCESSOR_ATTN_PROCESSOR,
+              "processor_kinds = C list");
+        int32_t family = -1;
+        da_processor_family(DA_PROCESSOR_FLUX_ATTN_PROCESSOR, &family);
+        CHECK(diffattn::processor_family(DA_PROCESSOR_FLUX_ATTN_PROCESSOR) == family, "processor_family");
+        CHECK(diffattn::struct_size("da_attention_info") == sizeof(da_attention_info), "struct_size");
         test_attention_and_errors();
         test_sdpa_and_rotary();
         test_hooks();

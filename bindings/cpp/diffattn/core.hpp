@@ -122,6 +122,23 @@ inline int32_t processor_kind(const std::string &class_name) {
 
 inline bool processor_is_implemented(int32_t kind) { return da_processor_is_implemented(kind) != 0; }
 
+// Every processor kind (DA_PROCESSOR_* but DEFAULT), in the order of their values.
+inline std::vector<int32_t> processor_kinds() {
+    std::vector<int32_t> kinds(static_cast<std::size_t>(da_processor_kind_count()));
+    for (std::size_t i = 0; i < kinds.size(); ++i) check(da_processor_kind_at(static_cast<int64_t>(i), &kinds[i]));
+    return kinds;
+}
+
+// DA_PROCESSOR_FAMILY_* of a kind.
+inline int32_t processor_family(int32_t kind) {
+    int32_t family = 0;
+    check(da_processor_family(kind, &family));
+    return family;
+}
+
+// sizeof a struct of this header as the loaded library was compiled (0: unknown name).
+inline std::size_t struct_size(const std::string &name) { return da_struct_size(name.c_str()); }
+
 // A processor's constructor arguments with the kind's defaults (da_processor_config_init).
 inline da_processor_config processor_config(int32_t kind) {
     da_processor_config config{};
