@@ -22,8 +22,11 @@ deps:
 	@$(PYTHON) -c "import numpy, pytest" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q numpy pytest || $(PYTHON) -m pip install -q --break-system-packages numpy pytest
 
+# The SONAME link beside the library lets programs linked against the build tree run from it
+# (README "Use from C"): the loader looks for libdiffattn.so.0, the name recorded in them.
 build: deps
 	$(SWIFT) build -c release
+	ln -sfn libdiffattn.so $(RELEASE)/libdiffattn.so.0
 
 test: build test-swift test-c test-python test-packaging fuzz-smoke sanitize-address
 

@@ -22,6 +22,10 @@
  *    not be used by two threads at once unless a call says otherwise (forward is read-only on the
  *    module and may run concurrently with other forwards on the same handle; calls that change the
  *    module — set_weight, set_processor — must not overlap any other call on it).
+ *  - fork(): a child process may go on using the library, and the handles it inherited, when no
+ *    libdiffattn call was running in any thread of the parent at the fork (the kernels' worker
+ *    threads are started again in the child). Exception: a model with group offloading's
+ *    use_stream set — its prefetch thread exists only in the parent; create it in the child.
  */
 #ifndef DIFFATTN_H
 #define DIFFATTN_H
@@ -275,8 +279,11 @@ typedef struct da_processor_config {
 } da_processor_config;
 
 /* Fills `config` (whose size the caller passes as `struct_size`, i.e. sizeof *config) with the
- * defaults of processor `kind`. Errors: DA_ERR_INVALID_ARGUMENT (NULL, size too small),
- * DA_ERR_NOT_FOUND (unknown kind). Thread-safe. */
+ * defaults of processor `kind`. With DA_PROCESSOR_DEFAULT the fields every kind shares are filled
+ * and kind stays DA_PROCESSOR_DEFAULT: da_attention_set_processor and da_model_set_attn_processor(s)
+ * then install the default of each module's class (AttnProcessor2_0, or AttnProcessor without
+ * scale_qk; FluxAttnProcessor for FluxAttention, ...). Errors: DA_ERR_INVALID_ARGUMENT (NULL, size
+ * too small), DA_ERR_NOT_FOUND (unknown kind). Thread-safe. */
 da_status da_processor_config_init(da_processor_config *config, size_t struct_size, int32_t kind);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -589,7 +596,9 @@ da_status da_attention_output_shapes(da_attention attention, const da_forward_ar
  * num_outputs); DA_ERR_DTYPE (not float32 / not CPU; boolean mask where the processor's kernel
  * takes additive masks only); DA_ERR_SHAPE (every shape diffusers would reject, with the sizes);
  * DA_ERR_STATE (module lacks a layer the processor needs, deprecated LoRA processors);
- * DA_ERR_OUT_OF_MEMORY. Read-only on the module: concurrent forwards on one handle are allowed. */
+ * DA_ERR_OUT_OF_MEMORY. Empty inputs (batch, query or key length 0) are DA_ERR_SHAPE, where diffusers
+ * returns empty or NaN results (docs/deviations.md).
+ * Read-only on the module: concurrent forwards on one handle are allowed. */
 da_status da_attention_forward(da_attention attention, const da_forward_args *args,
                                DLTensor *outputs, int32_t num_outputs);
 
@@ -774,7 +783,8 @@ da_status da_model_set_attention_slice(da_model model, int32_t mode, const int64
 
 /* ---- modules -------------------------------------------------------------------------------- */
 
-/* The attention module at `path` ("transformer_blocks.0.attn") as a BORROWED da_attention: usable
+/* The attention module at `path` ("transformer_blocks.0.attn", or an attn_processors key such as
+ * da_model_attn_processor_name gives: "transformer_blocks.0.attn.processor") as a BORROWED da_attention: usable
  * with every da_attention_* call, owned by the model, the same handle on every call for a path,
  * valid until the model is destroyed (afterwards calls answer DA_ERR_INVALID_HANDLE).
  * da_attention_destroy on it does nothing. Errors: DA_ERR_NOT_FOUND (no module, or not attention). */
@@ -957,7 +967,8 @@ da_status da_model_end_step(da_model model);
 
 /* enable_group_offload options, diffusers' names and defaults. On a CPU: the offload target is
  * files under offload_to_disk_path (one per group, written when offloading is applied, checked by
- * size and checksum when read back), or without it a packed in-memory copy; use_stream = a
+ * size and checksum when read back, deleted when offloading is disabled or the model destroyed; the
+ * directory stays), or without it a packed in-memory copy; use_stream = a
  * background prefetch thread (forces num_blocks_per_group to 1; the first step learns the order);
  * non_blocking, record_stream (needs use_stream), low_cpu_mem_usage and exclude_kwargs are
  * accepted and change nothing here. block_modules: children treated as sub-models. */
@@ -1222,7 +1233,10 @@ da_status da_model_mag_cache_calibration(da_model model, double *ratios, int64_t
  * modulated_input since the previous step, rescaled by the polynomial `coefficients` (highest
  * degree first), is accumulated; below rel_l1_thresh the stack is skipped and its last residual
  * added; otherwise (and at the first and last step) it runs and the sum resets.
- * Hooks: teacache_leader_block_hook, teacache_block_hook. */
+ * A skip adds the residual to the hidden stream only: io.encoder_hidden_states is left unchanged,
+ * as the TeaCache of later diffusers releases (hooks/teacache.py) does for Flux, whose forward
+ * discards the encoder stream after the blocks; a host that reads it after a skipped stack gets
+ * the stack's input. Hooks: teacache_leader_block_hook, teacache_block_hook. */
 typedef struct da_teacache_config {
     uint32_t struct_size;
     double rel_l1_thresh;        /* 0.4 */

@@ -45,6 +45,8 @@ ln -s "$realname" "$run/$libdir/libdiffattn.so.0"
 
 install -m 0644 "$header" "$dev/usr/include/diffattn.h"
 install -m 0644 bindings/cpp/diffattn.hpp "$dev/usr/include/diffattn.hpp"
+install -d "$dev/usr/include/diffattn"  # the wrapper's parts, included by diffattn.hpp
+install -m 0644 bindings/cpp/diffattn/*.hpp "$dev/usr/include/diffattn/"
 ln -s "$realname" "$dev/$libdir/libdiffattn.so"
 sed -e "s/@MULTIARCH@/$multiarch/" -e "s/@VERSION@/$version/" packaging/diffattn.pc.in \
   > "$dev/$libdir/pkgconfig/diffattn.pc"

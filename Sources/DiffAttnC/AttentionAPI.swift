@@ -67,7 +67,7 @@ public func da_attention_set_processor(_ attention: OpaquePointer?, _ processor:
     guarded {
         let a = try attentionHandles.lookup(attention)
         let processorValue = try readStruct(processor, "processor")
-        try a.setProcessor(try swiftProcessor(processorValue))
+        try a.setProcessor(try swiftProcessor(processorValue, for: a))
     }
 }
 

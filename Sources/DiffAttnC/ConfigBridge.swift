@@ -136,6 +136,11 @@ func cConfig(_ s: AttentionConfig, into c: inout da_attention_config) {
     writeModuleFields(s, into: &c)
 }
 
+/// As `swiftProcessor(_:)`, DA_PROCESSOR_DEFAULT standing for the default of `module`'s class.
+func swiftProcessor(_ p: da_processor_config, for module: Attention) throws -> ProcessorConfig {
+    p.kind == DA_PROCESSOR_DEFAULT ? Attention.defaultProcessor(module.config) : try swiftProcessor(p)
+}
+
 func swiftProcessor(_ p: da_processor_config) throws -> ProcessorConfig {
     let kind = try processorKind(p.kind, "processor->kind")
     var s = ProcessorConfig(kind: kind)

@@ -61,7 +61,10 @@ public func da_processor_is_implemented(_ kind: Int32) -> Int32 {
 public func da_processor_config_init(_ config: UnsafeMutablePointer<da_processor_config>?, _ size: Int, _ kind: Int32) -> da_status {
     initStruct(config, size, "config") {
         var c = da_processor_config()
-        cProcessor(ProcessorConfig(kind: try processorKind(kind, "kind")), into: &c)
+        // DA_PROCESSOR_DEFAULT: the fields every kind shares; the kind is resolved per module when set.
+        let named = kind == DA_PROCESSOR_DEFAULT ? ProcessorKind.attnProcessor2_0 : try processorKind(kind, "kind")
+        cProcessor(ProcessorConfig(kind: named), into: &c)
+        c.kind = kind
         return c
     }
 }

@@ -115,13 +115,25 @@ public func da_model_attn_processor_get(_ h: OpaquePointer?, _ name: UnsafePoint
     }
 }
 
-private func processorArgument(_ p: UnsafePointer<da_processor_config>?, _ name: String) throws -> ProcessorConfig {
-    try swiftProcessor(try readStruct(p, name))
+/// The processor for attn_processors key `key`; DA_PROCESSOR_DEFAULT is the default of that module's
+/// class (an unknown key gets a stand-in: setAttnProcessors reports the key).
+private func processorArgument(_ p: UnsafePointer<da_processor_config>?, _ name: String, _ m: Model,
+                               key: String) throws -> ProcessorConfig {
+    let value = try readStruct(p, name)
+    guard value.kind == DA_PROCESSOR_DEFAULT else { return try swiftProcessor(value) }
+    guard let a = try? m.attention(at: attentionPath(key)) else { return ProcessorConfig(kind: .attnProcessor2_0) }
+    return Attention.defaultProcessor(a.config)
 }
 
 @_cdecl("da_model_set_attn_processor")
 public func da_model_set_attn_processor(_ h: OpaquePointer?, _ processor: UnsafePointer<da_processor_config>?) -> da_status {
-    guarded { let m = try model(h); try m.setAttnProcessor(try processorArgument(processor, "processor")) }
+    guarded {
+        let m = try model(h)
+        guard try readStruct(processor, "processor").kind == DA_PROCESSOR_DEFAULT else {
+            return try m.setAttnProcessor(try swiftProcessor(try readStruct(processor, "processor")))
+        }
+        try m.setAttnProcessors(try m.attnProcessors.map { key, _ in (key, try processorArgument(processor, "processor", m, key: key)) })
+    }
 }
 
 @_cdecl("da_model_set_attn_processors")
@@ -134,7 +146,8 @@ public func da_model_set_attn_processors(_ h: OpaquePointer?, _ names: UnsafePoi
         var map: [(String, ProcessorConfig)] = []
         for i in 0..<Int(count) {
             let p = processors! + i
-            map.append((try cString(names![i], "names[\(i)]"), try processorArgument(p, "processors[\(i)]")))
+            let key = try cString(names![i], "names[\(i)]")
+            map.append((key, try processorArgument(p, "processors[\(i)]", m, key: key)))
         }
         try m.setAttnProcessors(map)
     }
@@ -172,7 +185,7 @@ public func da_model_get_attention(_ h: OpaquePointer?, _ path: UnsafePointer<CC
         let box = try modelHandles.lookup(h)
         let out = try output(out, "out")
         out.pointee = nil
-        out.pointee = try box.borrow(try cString(path, "path"))
+        out.pointee = try box.borrow(attentionPath(try cString(path, "path")))  // attn_processors keys too
     }
 }
 

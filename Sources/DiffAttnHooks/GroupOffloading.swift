@@ -8,7 +8,7 @@ import DiffAttnModels
 /// module of a group onloads it ("first touch"; diffusers would fail with a device mismatch).
 final class GroupOffloadingHook: ModelHook, @unchecked Sendable {
     unowned let offloader: GroupOffloader
-    let group: ModuleGroup?
+    unowned let group: ModuleGroup?  // the offloader owns groups; a strong one here would keep the model alive through its hook registries
     let isRoot: Bool
 
     init(_ offloader: GroupOffloader, _ group: ModuleGroup?, isRoot: Bool) {

@@ -60,6 +60,10 @@ final class DiskStore: OffloadStore, @unchecked Sendable {
         file = directory + "/group_" + String(repeating: "0", count: 16 - hex.count) + hex + ".bin"
     }
 
+    /// The file belongs to this offloading only: it goes when offloading is disabled or the model
+    /// is destroyed (the directory, perhaps the caller's, stays).
+    deinit { unlink(file) }
+
     private func headerBytes(_ counts: [Int], checksum: UInt64) -> [UInt8] {
         var words: [UInt64] = [UInt64(counts.count)] + counts.map { UInt64($0) } + [checksum]
         return DiskStore.magic + words.withUnsafeMutableBytes { Array($0) }

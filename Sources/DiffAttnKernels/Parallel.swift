@@ -64,6 +64,23 @@ private final class WorkerPool: @unchecked Sendable {
     let finished = Atomic<Int>(0)
     let published = Atomic<Int>(0)   // generation, readable without the lock while spinning
 
+    init() {
+        // A forked child has only the thread that called fork(): without this, its first job
+        // would wait forever for workers that exist only in the parent.
+        pthread_atfork(nil, nil, { pool.restartAfterFork() })
+    }
+
+    /// In a forked child: no workers yet (the next job spawns them), locks and conditions fresh
+    /// (a vanished thread may have held them).
+    func restartAfterFork() {
+        pthread_mutex_init(submitLock, nil)
+        pthread_mutex_init(lock, nil)
+        pthread_cond_init(wake, nil)
+        pthread_cond_init(done, nil)
+        threads = 0
+        job = nil
+    }
+
     func run(_ job: UnsafeRawPointer, count: Int, helpers: Int) {
         while threads < helpers { spawn(index: threads + 1); threads += 1 }
         pthread_mutex_lock(lock)

@@ -65,7 +65,7 @@ enum AutoencoderKLBuilder {
             throw DiffAttnError.value("config of AutoencoderKL: block_out_channels (\(channels.count)), down_block_types (\(down.count)) and up_block_types (\(up.count)) must have the same, non-zero length")
         }
         let layers = try c.int("layers_per_block", 1)
-        let groups = try c.int("norm_num_groups", 32)
+        let groups = try UNet2DBuilder.groupNormGroups(c, channels: channels)
         let midAttention = try c.bool("mid_block_add_attention", true)
         func attention(_ width: Int) throws -> AttentionSpec {
             try AttentionRecipes.spatialSelfAttention(channels: width, headDim: width, groups: groups, eps: 1e-6)

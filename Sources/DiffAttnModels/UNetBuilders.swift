@@ -27,6 +27,7 @@ enum UNet2DBuilder {
             throw DiffAttnError.value("Must provide the same number of `block_out_channels` as `down_block_types`. `block_out_channels`: \(channels). `down_block_types`: \(down).")
         }
         guard !down.isEmpty else { throw DiffAttnError.value("config field 'down_block_types' of \(c.className) is empty") }
+        _ = try groupNormGroups(c, channels: channels)
         let n = down.count
         let t = try c.perBlock("transformer_layers_per_block", 1, count: n)
         let rt = c.has("reverse_transformer_layers_per_block")
@@ -34,6 +35,17 @@ enum UNet2DBuilder {
         return Common(down: down, up: up, channels: channels, layers: try c.perBlock("layers_per_block", 2, count: n),
                       cross: try c.perBlock("cross_attention_dim", defCross, count: n),
                       transformerLayers: t, reverseTransformerLayers: rt)
+    }
+
+    /// `norm_num_groups` (default 32), checked against every block width: each block's resnets are
+    /// GroupNorm(norm_num_groups, width), whose constructor refuses widths the groups do not divide
+    /// (torch.nn.GroupNorm.__init__, ValueError), although this library builds no resnets.
+    static func groupNormGroups(_ c: ModelConfig, channels: [Int]) throws -> Int {
+        let groups = try c.int("norm_num_groups", 32)
+        if let width = channels.first(where: { $0 % groups != 0 }) {
+            throw DiffAttnError.value("num_channels (\(width)) must be divisible by num_groups (\(groups)): block_out_channels and norm_num_groups of \(c.className)")
+        }
+        return groups
     }
 
     /// `Transformer2DModel` (or `DualTransformer2DModel`) at `node`: `transformer_blocks.k`.
@@ -62,7 +74,7 @@ enum UNet2DBuilder {
         let dual = try c.bool("dual_cross_attention", false)
         let upcast = try c.bool("upcast_attention", false)
         let gated = try (c.string("attention_type", "default") ?? "default").hasPrefix("gated")
-        let groups = try c.int("norm_num_groups", 32)
+        let groups = try groupNormGroups(c, channels: b.channels)
         let eps = 1e-5
         let downs = root.child("down_blocks"), ups = root.child("up_blocks")
 

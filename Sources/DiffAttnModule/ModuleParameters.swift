@@ -13,7 +13,8 @@ extension Attention {
         return c
     }
 
-    static func defaultProcessor(_ c: AttentionConfig) -> ProcessorConfig {
+    /// The processor a module of this class starts with (what DA_PROCESSOR_DEFAULT stands for).
+    public static func defaultProcessor(_ c: AttentionConfig) -> ProcessorConfig {
         switch c.moduleClass {
         case .attention: return defaultProcessor(scaleQK: c.scaleQK)
         case .fluxAttention: return ProcessorConfig(kind: .fluxAttnProcessor)

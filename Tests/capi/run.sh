@@ -34,6 +34,13 @@ fi
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/diffattn-capi.XXXXXX")"
 trap '[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
 
+# `make build` leaves the SONAME link in the build tree (README "Use from C"); a bare `swift build`
+# does not, so make the same link here when testing the build tree.
+if [ -z "${DIFFATTN_LIBDIR:-}" ] && [ -f "$LIBDIR/libdiffattn.so" ] && [ ! -e "$LIBDIR/libdiffattn.so.0" ]; then
+    echo "NOTE $LIBDIR/libdiffattn.so.0 was missing (swift build without make): linking it as make build does"
+    ln -sfn libdiffattn.so "$LIBDIR/libdiffattn.so.0"
+fi
+
 LDFLAGS="-L$LIBDIR -ldiffattn -Wl,-rpath,$LIBDIR -lm -pthread"
 # The executable asks for libdiffattn.so.0 (the SONAME). A build tree holds only libdiffattn.so,
 # so give the loader a libdiffattn.so.0 next to the test binaries when the directory lacks one.
@@ -120,7 +127,7 @@ if echo "$needed" | grep -qiE 'swift|Foundation|dispatch'; then fail "NEEDED has
 
 # ---- 4. the C test program -----------------------------------------------------------------
 CFLAGS="-std=gnu11 -O1 -g -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation -pthread"
-SOURCES="capi_main.c test_basics.c test_forward.c test_helpers.c test_sdpa.c test_misuse.c test_threads.c test_dit.c test_dit_ip.c test_caches.c test_casting.c test_processor_query.c"
+SOURCES="capi_main.c test_basics.c test_forward.c test_helpers.c test_sdpa.c test_misuse.c test_threads.c test_dit.c test_dit_ip.c test_caches.c test_casting.c test_processor_query.c test_model_defaults.c"
 srcs=""
 for s in $SOURCES; do srcs="$srcs $HERE/$s"; done
 if out=$("$CC" $CFLAGS -I"$INCLUDE" -I"$HERE" $srcs -o "$WORK/capi_tests" $LDFLAGS $RPATH_EXTRA 2>&1); then
@@ -156,6 +163,68 @@ if out=$("$CXX" -std=c++17 -O1 -Wall -Wextra -Werror -I"$INCLUDE" "$HERE/cpp_smo
     fi
 else
     fail "compile cpp_smoke.cpp: $out"
+fi
+
+# ---- 5b. the C++ wrapper against the C API, and the C++ examples, on this library -------------
+CXXWRAP="-std=c++17 -O1 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Werror -I$INCLUDE -I$ROOT/bindings/cpp"
+if out=$("$CXX" $CXXWRAP "$HERE/cpp_wrapper.cpp" -o "$WORK/cpp_wrapper" $LDFLAGS $RPATH_EXTRA 2>&1); then
+    pass "compile cpp_wrapper.cpp (diffattn.hpp, -Wconversion -Werror)"
+    set +e
+    timeout 120 "$WORK/cpp_wrapper" > "$WORK/cpp_wrapper.out" 2>&1
+    rc=$?
+    set -e
+    grep -v '^cpp-wrapper: ' "$WORK/cpp_wrapper.out" || true
+    line=$(grep -E '^cpp-wrapper: [0-9]+ passed, [0-9]+ failed$' "$WORK/cpp_wrapper.out" | tail -1 || true)
+    if [ -n "$line" ]; then
+        p=$(echo "$line" | sed -E 's/^cpp-wrapper: ([0-9]+) passed.*/\1/')
+        f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')
+        passed=$((passed + p))
+        failed=$((failed + f))
+        echo "C++ wrapper tests: $p passed, $f failed"
+        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then fail "cpp_wrapper exited with $rc"; fi
+    else
+        fail "cpp_wrapper did not finish (exit status $rc; a crash or a hang)"
+    fi
+else
+    fail "compile cpp_wrapper.cpp: $out"
+fi
+for src in "$ROOT"/examples/cpp/*.cpp; do
+    name=$(basename "$src" .cpp)
+    if out=$("$CXX" $CXXWRAP "$src" -o "$WORK/example-$name" $LDFLAGS $RPATH_EXTRA 2>&1); then
+        if out=$(cd "$WORK" && timeout 120 "./example-$name" 2>&1); then
+            pass "examples/cpp/$name.cpp builds and runs against this library"
+        else
+            fail "examples/cpp/$name.cpp: $out"
+        fi
+    else
+        fail "compile examples/cpp/$name.cpp: $out"
+    fi
+done
+
+# ---- 6. a C program against the build tree, linked as the README says -----------------------
+# No LD_LIBRARY_PATH and no extra link directory: the rpath and the SONAME link must suffice.
+if [ -z "${DIFFATTN_LIBDIR:-}" ]; then
+    awk '$0 == "## A complete C program" {f = 1; next} f && $0 == "```c" {c = 1; next}
+         c && $0 == "```" {exit} c {print}' "$ROOT/README.md" > "$WORK/hello.c"
+    if [ ! -s "$WORK/hello.c" ]; then
+        fail "build tree: no C program under the README's '## A complete C program'"
+    elif out=$(cd "$ROOT" && "$CC" "$WORK/hello.c" -I include -L .build/release -ldiffattn \
+            -Wl,-rpath,"$ROOT/.build/release" -o "$WORK/hello" 2>&1); then
+        if out=$(cd "$WORK" && env -u LD_LIBRARY_PATH timeout 60 ./hello 2>&1); then
+            pass "build tree: cc hello.c -I include -L .build/release -ldiffattn -Wl,-rpath,… runs: $out"
+        else
+            fail "build tree: the README's C program does not run from the build tree: $out"
+        fi
+    else
+        fail "build tree: compile the README's C program: $out"
+    fi
+fi
+
+# ---- 7. the API reference holds every section and comment of the header, and is up to date ---
+if out=$(python3 "$ROOT/Tests/packaging/api_docs_check.py" "$ROOT" 2>&1); then
+    pass "docs/api/diffattn.md: $(echo "$out" | tail -1)"
+else
+    fail "docs/api/diffattn.md: $out"
 fi
 
 finish

@@ -1,6 +1,7 @@
 /* Threads: da_last_error is thread-local and replaced by later failures; forwards on distinct
  * handles and on one shared handle run concurrently with results bitwise equal to serial runs. */
 #include <pthread.h>
+#include <unistd.h>
 
 #include "capi_test.h"
 
@@ -230,6 +231,52 @@ static void test_handle_churn(void) {
     CHECK(total == 0, "concurrent create/get_info/destroy on distinct handles: %d anomalies", total);
 }
 
+/* ---- a forked child ------------------------------------------------------------------------ */
+
+/* Runs in a child forked after the parent's worker threads started (they do not exist there). */
+static da_status forward_in_child(void *unused) {
+    (void)unused;
+    alarm(60); /* a hang becomes SIGALRM, reported as a crash */
+    da_attention_config cfg;
+    da_attention_config_init(&cfg, sizeof cfg);
+    cfg.query_dim = 64;
+    cfg.heads = 4;
+    cfg.dim_head = 16;
+    da_attention a = NULL;
+    da_status st = da_attention_create(&cfg, &a);
+    if (st != DA_OK) return st;
+    static float x[2 * 256 * 64], y[2 * 256 * 64];
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++) x[i] = (float)(i % 13) / 13.0f;
+    int64_t shape[3] = {2, 256, 64};
+    tensor_t tx, ty;
+    da_forward_args args;
+    da_forward_args_init(&args, sizeof args);
+    args.hidden_states = tens(&tx, x, 3, shape, NULL);
+    st = da_attention_forward(a, &args, tens(&ty, y, 3, shape, NULL), 1);
+    da_attention_destroy(a);
+    return st;
+}
+
+/* ThreadSanitizer ends a multi-threaded process's child that starts threads (die_after_fork). */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CAPI_UNDER_TSAN 1
+#endif
+#endif
+#ifdef __SANITIZE_THREAD__
+#define CAPI_UNDER_TSAN 1
+#endif
+
+static void test_forward_after_fork(void) {
+#ifdef CAPI_UNDER_TSAN
+    return;
+#endif
+    da_set_num_threads(2); /* the parent's pool has run jobs (run_concurrent) with a helper thread */
+    char msg[512];
+    int r = run_isolated(forward_in_child, NULL, msg, sizeof msg);
+    CHECK(r == 0, "a forward in a forked child: result %d (%s)", r, msg);
+}
+
 void test_threads(void) {
     test_thread_local_errors();
     da_set_num_threads(2);
@@ -239,4 +286,5 @@ void test_threads(void) {
     run_concurrent(1, DA_PROCESSOR_ATTN_PROCESSOR);
     test_concurrent_sdpa();
     test_handle_churn();
+    test_forward_after_fork();
 }

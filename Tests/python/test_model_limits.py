@@ -28,3 +28,14 @@ def test_tiny_model_still_builds():
         cfg = json.load(fh)
     model = diffattn.models.SD3Transformer2DModel.from_config(cfg)
     assert len(model.attn_processors) > 0
+
+
+def test_group_norm_groups_must_divide_block_widths():
+    # torch.nn.GroupNorm raises ValueError when diffusers builds the resnets of such a UNet.
+    with open(os.path.join(REPO, "Tests", "Fixtures", "models", "unet2d", "config.json")) as fh:
+        cfg = json.load(fh)
+    widths = cfg["block_out_channels"]
+    groups = next(g for g in range(3, 64) if widths[0] % g)
+    cfg["norm_num_groups"] = groups
+    with pytest.raises(ValueError, match=rf"num_channels \({widths[0]}\) must be divisible by num_groups \({groups}\)"):
+        diffattn.models.UNet2DConditionModel.from_config(cfg)
