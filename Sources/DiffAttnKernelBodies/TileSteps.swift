@@ -163,7 +163,11 @@ public func combineScores(_ t: AttentionTile, scores: UnsafeMutablePointer<Float
     let dv = t.valueDim
     for j in 0..<count {
         let row = (blockStart + j) * t.valueTokenStride
-        for c in 0..<dv { widened[j * dv + c] = widenedElement(t.value, row + c * t.valueChannelStride) }
+        if t.valueChannelStride == 1 {
+            widenRow((UnsafeRawPointer(t.value) + 2 * row).assumingMemoryBound(to: UInt16.self), dv, 1, into: widened + j * dv)
+        } else {
+            for c in 0..<dv { widened[j * dv + c] = widenedElement(t.value, row + c * t.valueChannelStride) }
+        }
     }
     vb.value = UnsafePointer(widened); vb.valueTokenStride = dv; vb.valueChannelStride = 1
     accumulateValues(vb, ot: ot, alpha: alpha, probabilities: probabilities, blockStart: 0, count: count,

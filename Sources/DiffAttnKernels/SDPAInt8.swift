@@ -118,7 +118,7 @@ private func quantiseValues(_ v: UnsafePointer<Float>, _ s: Strides4, bf16: Bool
     }
 }
 
-/// Runs the int8 kernels' vpmaddwd probe on the calling thread: `iterations · 384` integer
+/// Runs the int8 kernels' vpmaddwd probe on the calling thread: `iterations · 256` integer
 /// operations (a multiply-add counted as 2, as the float probe counts an FMA). For the benchmark.
 @inline(never) public func int8ThroughputProbe(iterations: Int, seed: Int32) -> Int32 {
     int8AttentionSupported ? diffattn_int8_throughput_avx2(Int64(iterations), seed) : 0

@@ -12,7 +12,7 @@ func measureInt8Peak(quick: Bool) -> Double {
     let seconds = bestTime(repeats: quick ? 5 : 10) {
         Parallel.forEach(threads) { t in sink[t] = int8ThroughputProbe(iterations: iterations, seed: Int32(t)) }
     }
-    return Double(threads * iterations * 384) / seconds / 1e9
+    return Double(threads * iterations * 256) / seconds / 1e9
 }
 
 func runPrecisionBenchmark(quick: Bool, fmaPeak: Double) {

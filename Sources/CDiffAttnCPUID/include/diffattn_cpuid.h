@@ -23,6 +23,6 @@ void diffattn_int8_scores_avx2(const int32_t *qp, int64_t pairs, const int16_t *
 void diffattn_int8_pack_probabilities_avx2(const float *st, int64_t count, int32_t *pp);
 void diffattn_int8_values_avx2(const int32_t *pp, int64_t pairs, const int32_t *v, int64_t vstride,
                                int64_t channels, const float *scale, const float *alpha, float *ot);
-/// vpmaddwd throughput probe: `iterations` · 12 · 16 · 2 integer operations.
+/// vpmaddwd throughput probe: `iterations` · 8 · 16 · 2 integer operations.
 int32_t diffattn_int8_throughput_avx2(int64_t iterations, int32_t seed);
 #endif
