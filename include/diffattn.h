@@ -205,6 +205,9 @@ void da_tensor_free(DLManagedTensor *tensor);
 #define DA_PROCESSOR_SANA_MULTISCALE_ATTN_PROCESSOR_2_0 173
 #define DA_PROCESSOR_PAG_IDENTITY_SELF_ATTN_PROCESSOR_2_0 180
 #define DA_PROCESSOR_PAG_CFG_IDENTITY_SELF_ATTN_PROCESSOR_2_0 181
+/* libdiffattn's own, not a diffusers class: AttnProcessor2_0 with SDPA at DA_PRECISION_INT8 (lossy,
+ * opt-in; see da_sdpa_options.precision). Setting it on a CPU without AVX2: DA_ERR_UNSUPPORTED. */
+#define DA_PROCESSOR_ATTN_PROCESSOR_INT8 190
 
 /* diffusers' class name of a processor kind ("AttnProcessor2_0"), or NULL for an unknown value.
  * Static string; thread-safe. */
@@ -668,7 +671,7 @@ typedef struct da_sdpa_options {
     int32_t enable_gqa; /* 0; 1 lets query heads be a multiple of key/value heads */
     double scale;       /* used when has_scale */
     int32_t algorithm;  /* DA_SDPA_AUTO */
-    /* Added in 0.x (struct_size-versioned: a struct ending at `algorithm` is still accepted). */
+    /* Added after the first fields: a caller whose struct_size ends at `algorithm` gets the default. */
     int32_t precision;  /* DA_PRECISION_DEFAULT */
 } da_sdpa_options;
 

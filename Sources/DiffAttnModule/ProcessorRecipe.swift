@@ -1,3 +1,5 @@
+import DiffAttnKernels
+
 /// Which shared steps a processor kind runs and which of diffusers' quirks it carries — data,
 /// not code: every kind of one family runs the same pipeline (docs/design.md (processor families), docs/quirks.md).
 package struct ProcessorRecipe: Sendable {
@@ -37,6 +39,8 @@ package struct ProcessorRecipe: Sendable {
         case .attnProcessor2_0, .xlaFlashAttnProcessor2_0:
             // XLA: its Pallas branch needs a TPU; below 4096 tokens it is exactly AttnProcessor2_0 (attention_processor.py:XLAFlashAttnProcessor2_0.__call__).
             return .init(family: .standard, kernel: .sdpa, appliesQKNorm: true)
+        case .attnProcessorInt8:   // ours: AttnProcessor2_0's steps, SDPA in int8
+            return .init(family: .standard, kernel: .sdpaInt8, appliesQKNorm: true)
         case .fusedAttnProcessor2_0:
             return .init(family: .standard, kernel: .sdpa, appliesQKNorm: true, fusedProjections: true)
         case .slicedAttnProcessor:
@@ -86,6 +90,8 @@ package struct KernelChoice: Sendable, Equatable {
     package var algorithm: SDPAAlgorithmChoice
     package var fullyMaskedRowsAreNaN: Bool
     package var acceptsBooleanMasks: Bool
+    /// `.int8` only for AttnProcessorInt8.
+    package var precision: SDPAPrecision = .standard
 
     /// `get_attention_scores` · V: attn.scale, NaN rows, additive masks only.
     static let classic = KernelChoice(scale: .module, masks: .batchFlattened, algorithm: .math,
@@ -93,6 +99,9 @@ package struct KernelChoice: Sendable, Equatable {
     /// torch SDPA as the 2_0 processors call it; runs the tiled memory-efficient kernel.
     package static let sdpa = KernelChoice(scale: .headDim, masks: .headsView, algorithm: .flash,
                                    fullyMaskedRowsAreNaN: false, acceptsBooleanMasks: true)
+    /// `sdpa` with int8 Q·Kᵀ and P·V (SageAttention's recipe; DiffAttnKernels/SDPAInt8.swift).
+    package static let sdpaInt8 = KernelChoice(scale: .headDim, masks: .headsView, algorithm: .flash,
+                                               fullyMaskedRowsAreNaN: false, acceptsBooleanMasks: true, precision: .int8)
     package static let sdpaPrepared4D = KernelChoice(scale: .headDim, masks: .broadcast, algorithm: .flash,
                                              fullyMaskedRowsAreNaN: false, acceptsBooleanMasks: true)
     static let sdpaBroadcastPrepared = sdpaPrepared4D

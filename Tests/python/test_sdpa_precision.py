@@ -107,3 +107,19 @@ def test_torch_bfloat16_if_available():
     assert out.dtype == torch.bfloat16
     want = reference(*(t.float().numpy() for t in (tq, tk, tv)))
     assert rel_max(out.float().numpy(), want) <= 2e-4 + 2 ** -8
+
+
+def test_attn_processor_int8_on_a_module():
+    """AttnProcessorInt8 is AttnProcessor2_0 with int8 SDPA: same output up to the int8 error."""
+    rng = np.random.default_rng(8)
+    attn = diffattn.Attention(query_dim=64, heads=2, dim_head=32, cross_attention_dim=48)
+    attn.load_state_dict({k: 0.2 * rng.standard_normal(v.shape).astype(np.float32)
+                          for k, v in attn.state_dict().items()})
+    x = rng.standard_normal((2, 130, 64)).astype(np.float32)
+    e = rng.standard_normal((2, 77, 48)).astype(np.float32)
+    want = attn(x, encoder_hidden_states=e)
+    attn.set_processor(diffattn.AttnProcessorInt8())
+    got = attn(x, encoder_hidden_states=e)
+    cosine, l1 = int8_metrics(got, want.astype(np.float64))
+    assert cosine >= 0.999 and l1 <= 0.03, (cosine, l1)
+    assert not np.array_equal(got, want)  # the int8 path really ran
