@@ -44,7 +44,7 @@ def main():
     print(f"threads {opts.threads}, median of {opts.repeats}; torch {torch.__version__}")
     print(f"{'SDPA (B,H,N,D)':<22}{'torch q':>9}{'torch b':>9}{'ours q':>9}{'ours b':>9}"
           f"{'torch ×':>9}{'ours ×':>9}{'t/o q':>8}{'t/o b':>8}")
-    for b, h, n, d in [(2, 8, 1024, 64), (2, 8, 2048, 40), (2, 10, 4096, 64)]:
+    for b, h, n, d in [(2, 8, 1024, 64), (2, 8, 2048, 40)]:
         q, k, v = (rng.standard_normal((b, h, n, d)).astype(np.float32) for _ in range(3))
         tq, tk, tv = map(torch.from_numpy, (q, k, v))
         run_torch = lambda: torch.nn.functional.scaled_dot_product_attention(tq, tk, tv)
