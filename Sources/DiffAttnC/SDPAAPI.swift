@@ -145,6 +145,9 @@ public func da_scaled_dot_product_attention(_ query: UnsafePointer<DLTensor>?, _
         var run = problem
         run.outputFormat = bfloat16Output ? .bfloat16 : .float32
         run.precision = opts.precision == DA_PRECISION_INT8 ? .int8 : .standard
+        if run.precision == .int8 && int8AttentionScratchFloats(run) > maxWorkingElements {
+            throw DiffAttnError(.outOfMemory, "DA_PRECISION_INT8 would hold \(int8AttentionScratchFloats(run)) floats of quantised key/value (one copy per batch element and key/value head), above the limit of \(maxWorkingElements)")
+        }
         scaledDotProductAttention(run, algorithm: opts.algorithm == DA_SDPA_MATH ? .math : .flash)
     }
 }

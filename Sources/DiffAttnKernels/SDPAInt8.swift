@@ -11,6 +11,18 @@ import CDiffAttnCPUID
 /// run it faster but are not used yet (no machine to test them on).
 public var int8AttentionSupported: Bool { CPUFeatures.current.haswellClass }
 
+/// Floats of quantised K and V the int8 path allocates for `p` (one copy per batch element and
+/// key/value head, even where the caller's K/V broadcast over the batch): callers that take sizes
+/// from outside check it before running.
+public func int8AttentionScratchFloats(_ p: SDPAProblem) -> Int {
+    let pairs = (p.headDim + 1) / 2, keyPairs = (p.keyLength + 1) / 2
+    let blocks = (p.keyLength + TileGeometry.keyBlock - 1) / TileGeometry.keyBlock
+    let perHead = p.keyLength.multipliedReportingOverflow(by: pairs).partialValue + blocks
+        + keyPairs.multipliedReportingOverflow(by: p.valueDim).partialValue + p.valueDim
+    let (total, overflow) = (p.batch * p.keyValueHeads).multipliedReportingOverflow(by: perHead)
+    return overflow ? .max : total
+}
+
 /// `scaledDotProductAttention` with `precision == .int8`; always the flash order.
 /// Precondition: `int8AttentionSupported` (the C boundary refuses otherwise).
 func scaledDotProductAttentionInt8(_ p: SDPAProblem) {
