@@ -405,6 +405,15 @@ static void test_sdpa_bf16_and_int8(void) {
     EXPECT_ERR(da_scaled_dot_product_attention(tens(&tq, q, 4, qs, NULL), tens(&tk, k, 4, ks, NULL),
                                                tens(&tv, v, 4, ks, NULL), NULL, &opt, tens(&to, o, 4, qs, NULL)),
                DA_ERR_INVALID_ARGUMENT, "precision");
+    /* int8 copies K/V per batch element: a key broadcast over a huge batch is refused, not allocated. */
+    if (st == DA_OK) {
+        opt.precision = DA_PRECISION_INT8;
+        int64_t big[4] = {(int64_t)1 << 22, H, N, D}, bigst[4] = {0, qst[1], qst[2], qst[3]};
+        int64_t kb[4] = {1, H, S, D};
+        EXPECT_ERR(da_scaled_dot_product_attention(tens(&tq, q, 4, big, bigst), tens(&tk, k, 4, kb, NULL),
+                                                   tens(&tv, v, 4, kb, NULL), NULL, &opt, tens(&to, o, 4, big, bigst)),
+                   DA_ERR_OUT_OF_MEMORY, "quantised key/value");
+    }
     opt.precision = DA_PRECISION_DEFAULT;
     EXPECT_ERR(da_scaled_dot_product_attention(tens_bf16(&tq, hq, 4, qs), tens(&tk, k, 4, ks, NULL),
                                                tens_bf16(&tv, hv, 4, ks), NULL, &opt, tens(&to, o, 4, qs, NULL)),
