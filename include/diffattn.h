@@ -209,6 +209,9 @@ void da_tensor_free(DLManagedTensor *tensor);
 #define DA_PROCESSOR_SANA_MULTISCALE_ATTN_PROCESSOR_2_0 173
 #define DA_PROCESSOR_PAG_IDENTITY_SELF_ATTN_PROCESSOR_2_0 180
 #define DA_PROCESSOR_PAG_CFG_IDENTITY_SELF_ATTN_PROCESSOR_2_0 181
+/* libdiffattn's own, not a diffusers class: AttnProcessor2_0 with SDPA at DA_PRECISION_INT8 (lossy,
+ * opt-in; see da_sdpa_options.precision). Setting it on a CPU without AVX2: DA_ERR_UNSUPPORTED. */
+#define DA_PROCESSOR_ATTN_PROCESSOR_INT8 190
 
 /* diffusers' class name of a processor kind ("AttnProcessor2_0"), or NULL for an unknown value.
  * Static string; thread-safe. */
@@ -677,13 +680,26 @@ typedef struct da_sdpa_options {
     int32_t enable_gqa; /* 0; 1 lets query heads be a multiple of key/value heads */
     double scale;       /* used when has_scale */
     int32_t algorithm;  /* DA_SDPA_AUTO */
+    /* Added after the first fields: a caller whose struct_size ends at `algorithm` gets the default. */
+    int32_t precision;  /* DA_PRECISION_DEFAULT */
 } da_sdpa_options;
+
+#define DA_PRECISION_DEFAULT 0 /* arithmetic in float32 (bfloat16 operands are widened in the tile) */
+#define DA_PRECISION_INT8 1    /* opt-in, lossy: SageAttention's recipe (docs/performance.md): Q per
+                                * 64-row tile and K per 96-key block (smoothed by its mean over
+                                * tokens) quantised to int8, Q·Kᵀ in integers, softmax in float32,
+                                * P in 15-bit fixed point against V int8 per channel. Always the
+                                * flash order. Needs AVX2 (DA_ERR_UNSUPPORTED otherwise); inputs
+                                * must be finite (non-finite values give unspecified outputs). */
 
 /* Defaults into `options`. Errors: DA_ERR_INVALID_ARGUMENT. Thread-safe. */
 da_status da_sdpa_options_init(da_sdpa_options *options, size_t struct_size);
 
 /* out = softmax(scale·Q·Kᵀ + mask)·V with torch's semantics, on strided float32 tensors:
- * query (B, H, Nq, D), key (B, Hkv, Nk, D), value (B, Hkv, Nk, Dv), out (B, H, Nq, Dv); rank 3
+ * query (B, H, Nq, D), key (B, Hkv, Nk, D), value (B, Hkv, Nk, Dv), out (B, H, Nq, Dv). Query, key
+ * and value may instead all be bfloat16 (kDLBfloat, 16 bits): products and sums then run in
+ * float32 (each bf16 widens exactly), softmax in float32; `out` may be float32 or bfloat16 (its
+ * dtype chooses; bf16 rounds to nearest even). Rank 3
  * tensors are taken as B = 1. `attn_mask` (NULL for none) is float32 additive or boolean and
  * broadcasts to (B, H, Nq, Nk) by trailing-axis rules. A query row with every key removed gives
  * zeros. `options` NULL means defaults. The inputs are read in place (no copies).

@@ -17,7 +17,7 @@ struct TensorGeometry {
     var elementBytes: Int
 }
 
-enum ElementKind { case float32, boolean }
+enum ElementKind { case float32, boolean, bfloat16 }
 
 func dtypeName(_ t: DLDataType) -> String {
     let names: [UInt8: String] = [0: "int", 1: "uint", 2: "float", 4: "bfloat", 5: "complex", 6: "bool"]
@@ -28,18 +28,22 @@ func elementKind(_ t: DLDataType) -> ElementKind? {
     if t.lanes != 1 { return nil }
     if t.code == 2 && t.bits == 32 { return .float32 }
     if (t.code == 1 || t.code == 6) && t.bits == 8 { return .boolean }
+    if t.code == 4 && t.bits == 16 { return .bfloat16 }
     return nil
 }
 
 /// Validates a DLTensor's pointers, device, rank, sizes and strides.
-func geometry(_ p: UnsafePointer<DLTensor>?, _ name: String, allowBoolean: Bool = false) throws -> TensorGeometry {
+func geometry(_ p: UnsafePointer<DLTensor>?, _ name: String, allowBoolean: Bool = false,
+              allowBFloat16: Bool = false) throws -> TensorGeometry {
     guard let p else { throw DiffAttnError.argument("\(name) is NULL; expected a DLTensor") }
     let t = p.pointee
     guard t.device.device_type == kDLCPU else {
         throw DiffAttnError.dtype("\(name) must be on the CPU (device_type kDLCPU = 1), got device_type \(t.device.device_type.rawValue)")
     }
-    guard let kind = elementKind(t.dtype), kind == .float32 || allowBoolean else {
-        throw DiffAttnError.dtype("\(name) must be float32\(allowBoolean ? " or bool" : ""), got \(dtypeName(t.dtype))")
+    guard let kind = elementKind(t.dtype),
+          kind == .float32 || (kind == .boolean && allowBoolean) || (kind == .bfloat16 && allowBFloat16) else {
+        let also = allowBoolean ? " or bool" : allowBFloat16 ? " or bfloat16" : ""
+        throw DiffAttnError.dtype("\(name) must be float32\(also), got \(dtypeName(t.dtype))")
     }
     guard t.ndim >= 0 && t.ndim <= Int32(DA_MAX_NDIM) else {
         throw DiffAttnError.shape("\(name) has ndim \(t.ndim); expected 0...\(DA_MAX_NDIM)")

@@ -24,10 +24,13 @@ public enum TileGeometry {
 
     /// Scratch floats one worker needs; every region is a whole number of 256-byte rows,
     /// so a 64-byte aligned base keeps each region aligned.
-    public static func scratchFloats(mode: TileMode, headDim: Int, valueDim: Int, keyLength: Int) -> Int {
+    /// `bfloat16` adds room for one key block of K and V widened to float32.
+    public static func scratchFloats(mode: TileMode, headDim: Int, valueDim: Int, keyLength: Int,
+                                     bfloat16: Bool = false) -> Int {
         let scoreRows = mode == .flash ? keyBlock : (max(keyLength, 1) + keyBlock - 1) / keyBlock * keyBlock
         let outputRows = mode == .probabilities ? 0 : max(valueDim, 1)
-        return lanes * (max(headDim, 1) + scoreRows + keyBlock + outputRows + 3)
+        let widened = bfloat16 ? keyBlock * (max(headDim, 1) + max(valueDim, 1)) : 0
+        return lanes * (max(headDim, 1) + scoreRows + keyBlock + outputRows + 3) + widened
     }
 }
 
@@ -45,6 +48,11 @@ public struct AttentionTile {
     public var rows: Int, firstRow: Int, keyLength: Int, headDim: Int, valueDim: Int
     public var scale: Float, isCausal: Bool, fullyMaskedGiveNaN: Bool
     public var mode: TileMode
+    /// 1: query, key and value hold bfloat16 bit patterns (the pointers' addresses, element
+    /// strides); they are widened to float32 as the tile reads them. 0: float32.
+    public var inputFormat = 0
+    /// 1: output rows are written as bfloat16 (round to nearest even). 0: float32.
+    public var outputFormat = 0
     /// `TileGeometry.scratchFloats(...)` floats, 64-byte aligned.
     public var scratch: UnsafeMutablePointer<Float>
 
@@ -100,12 +108,15 @@ public func attentionTileBody(_ t: AttentionTile, wide: Bool, fused: Bool,
 
     // Flash folds scale·log2(e) into Q so that its softmax is a bare exp2.
     let queryScale: Float = flash ? t.scale * log2e : 1
+    let bf16 = t.inputFormat == 1
     for d in 0..<depth {
         for lane in 0..<lanes {
-            qt[d * lanes + lane] = lane < t.rows
-                ? t.query[lane * t.queryTokenStride + d * t.queryChannelStride] * queryScale : 0
+            let i = lane * t.queryTokenStride + d * t.queryChannelStride
+            qt[d * lanes + lane] = lane < t.rows ? (bf16 ? widenedElement(t.query, i) : t.query[i]) * queryScale : 0
         }
     }
+    // bf16: each key block of K and V is widened here first, and the kernels read that copy.
+    let widenedKeys = alpha + lanes, widenedValues = widenedKeys + block * max(depth, 1)
     for i in 0..<(channels * lanes) where t.mode != .probabilities { ot[i] = 0 }
     for lane in 0..<lanes {
         runningMax[lane] = -.infinity; runningSum[lane] = 0; alpha[lane] = 1
@@ -117,15 +128,20 @@ public func attentionTileBody(_ t: AttentionTile, wide: Bool, fused: Bool,
     while blockStart < keyEnd {
         let count = min(block, keyEnd - blockStart)
         let scores = flash ? st : st + blockStart * lanes
-        computeScores(t, qt: qt, blockStart: blockStart, count: count, scores: scores, wide: wide, fused: fused)
+        if bf16 {
+            let kb = widenKeyBlock(t, blockStart: blockStart, count: count, into: widenedKeys)
+            computeScores(kb, qt: qt, blockStart: 0, count: count, scores: scores, wide: wide, fused: fused)
+        } else {
+            computeScores(t, qt: qt, blockStart: blockStart, count: count, scores: scores, wide: wide, fused: fused)
+        }
         let maskOnTile = t.maskKind != 0 && t.maskTokenStride != 0
         if maskOnTile {
             fillMaskTile(t, blockStart: blockStart, count: count, tile: maskTile, multiplier: flash ? log2e : 1)
         }
         combine(t, scores, blockStart, count, maskOnTile ? maskTile : nil, flash, runningMax, runningSum, alpha)
         if flash {
-            accumulateValues(t, ot: ot, alpha: alpha, probabilities: scores, blockStart: blockStart,
-                             count: count, wide: wide, fused: fused)
+            accumulateBlock(t, ot: ot, alpha: alpha, probabilities: scores, blockStart: blockStart, count: count,
+                            widened: bf16 ? widenedValues : nil, wide: wide, fused: fused)
         }
         blockStart += count
     }
@@ -144,12 +160,11 @@ public func attentionTileBody(_ t: AttentionTile, wide: Bool, fused: Bool,
     blockStart = 0
     while blockStart < keyCount {
         let count = min(block, keyCount - blockStart)
-        accumulateValues(t, ot: ot, alpha: alpha, probabilities: st + blockStart * lanes, blockStart: blockStart,
-                         count: count, wide: wide, fused: fused)
+        accumulateBlock(t, ot: ot, alpha: alpha, probabilities: st + blockStart * lanes, blockStart: blockStart,
+                        count: count, widened: bf16 ? widenedValues : nil, wide: wide, fused: fused)
         blockStart += count
     }
     for lane in 0..<t.rows {
-        let row = t.output + lane * t.outputTokenStride
-        for c in 0..<channels { row[c * t.outputChannelStride] = ot[c * lanes + lane] }
+        for c in 0..<channels { storeOutput(t, lane: lane, channel: c, ot[c * lanes + lane]) }
     }
 }

@@ -148,6 +148,77 @@ public func combineScores(_ t: AttentionTile, scores: UnsafeMutablePointer<Float
     }
 }
 
+/// `accumulateValues` on V as stored, or (bf16) on the block widened into `widened` first.
+@_transparent
+@usableFromInline internal func accumulateBlock(_ t: AttentionTile, ot: UnsafeMutablePointer<Float>,
+                                                alpha: UnsafeMutablePointer<Float>, probabilities: UnsafeMutablePointer<Float>,
+                                                blockStart: Int, count: Int, widened: UnsafeMutablePointer<Float>?,
+                                                wide: Bool, fused: Bool) {
+    guard let widened else {
+        accumulateValues(t, ot: ot, alpha: alpha, probabilities: probabilities, blockStart: blockStart,
+                         count: count, wide: wide, fused: fused)
+        return
+    }
+    var vb = t
+    let dv = t.valueDim
+    for j in 0..<count {
+        let row = (blockStart + j) * t.valueTokenStride
+        if t.valueChannelStride == 1 {
+            widenRow((UnsafeRawPointer(t.value) + 2 * row).assumingMemoryBound(to: UInt16.self), dv, 1, into: widened + j * dv)
+        } else {
+            for c in 0..<dv { widened[j * dv + c] = widenedElement(t.value, row + c * t.valueChannelStride) }
+        }
+    }
+    vb.value = UnsafePointer(widened); vb.valueTokenStride = dv; vb.valueChannelStride = 1
+    accumulateValues(vb, ot: ot, alpha: alpha, probabilities: probabilities, blockStart: 0, count: count,
+                     wide: wide, fused: fused)
+}
+
+/// bf16 keys `blockStart ..< blockStart + count` widened into `widened` (rows of `headDim`); returns
+/// the tile re-pointed at that copy (its key 0 is `blockStart`, its key length `count`).
+@_transparent
+@usableFromInline internal func widenKeyBlock(_ t: AttentionTile, blockStart: Int, count: Int,
+                                              into widened: UnsafeMutablePointer<Float>) -> AttentionTile {
+    var kb = t
+    let d = t.headDim
+    for j in 0..<count {
+        let row = (blockStart + j) * t.keyTokenStride
+        if t.keyChannelStride == 1 {
+            let src = (UnsafeRawPointer(t.key) + 2 * row).assumingMemoryBound(to: UInt16.self)
+            widenRow(src, d, 1, into: widened + j * d)
+        } else {
+            for c in 0..<d { widened[j * d + c] = widenedElement(t.key, row + c * t.keyChannelStride) }
+        }
+    }
+    kb.key = UnsafePointer(widened); kb.keyTokenStride = d; kb.keyChannelStride = 1; kb.keyLength = count
+    return kb
+}
+
+/// Element `i` of a bf16 operand (`base` holds `UInt16` bit patterns) as float32.
+@_transparent
+@usableFromInline internal func widenedElement(_ base: UnsafePointer<Float>, _ i: Int) -> Float {
+    Float(bitPattern: UInt32((UnsafeRawPointer(base) + 2 * i).load(as: UInt16.self)) << 16)
+}
+
+/// Writes output element (lane, channel) in the tile's output format.
+@_transparent
+@usableFromInline internal func storeOutput(_ t: AttentionTile, lane: Int, channel c: Int, _ x: Float) {
+    let i = lane * t.outputTokenStride + c * t.outputChannelStride
+    if t.outputFormat == 1 {
+        (UnsafeMutableRawPointer(t.output) + 2 * i).storeBytes(of: roundedBFloat16(x), as: UInt16.self)
+    } else {
+        t.output[i] = x
+    }
+}
+
+/// float32 → bf16 bits, round to nearest even; NaN stays a quiet NaN.
+@_transparent
+public func roundedBFloat16(_ x: Float) -> UInt16 {
+    let bits = x.bitPattern
+    if x.isNaN { return UInt16(truncatingIfNeeded: bits >> 16) | 0x40 }
+    return UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
+}
+
 /// Flash epilogue: divide by the running sum; a row whose keys are all masked gets NaN or 0.
 @_transparent
 @usableFromInline internal func finishFlash(_ t: AttentionTile, ot: UnsafeMutablePointer<Float>, runningSum: UnsafeMutablePointer<Float>) {
@@ -158,10 +229,14 @@ public func combineScores(_ t: AttentionTile, scores: UnsafeMutablePointer<Float
         if sum == 0 {
             // No keys at all is an empty sum (zeros, like P·V with an empty key axis), not a masked row.
             let fill: Float = t.fullyMaskedGiveNaN && t.keyLength > 0 ? .nan : 0
-            for c in 0..<t.valueDim { row[c * t.outputChannelStride] = fill }
+            for c in 0..<t.valueDim { storeOutput(t, lane: lane, channel: c, fill) }
         } else {
             let inverse = 1 / sum
-            for c in 0..<t.valueDim { row[c * t.outputChannelStride] = ot[c * lanes + lane] * inverse }
+            if t.outputFormat == 0 {
+                for c in 0..<t.valueDim { row[c * t.outputChannelStride] = ot[c * lanes + lane] * inverse }
+            } else {
+                for c in 0..<t.valueDim { storeOutput(t, lane: lane, channel: c, ot[c * lanes + lane] * inverse) }
+            }
         }
     }
 }

@@ -113,12 +113,7 @@ public func narrowFromFloat32(_ src: UnsafePointer<Float>, count: Int, format: L
 
 /// float32 → bfloat16 bits, round to nearest even; NaN → quiet NaN (vcvtneps2bf16's rule).
 @inline(__always)
-public func bfloat16Bits(_ x: Float) -> UInt16 {
-    let bits = x.bitPattern
-    if x.isNaN { return UInt16(truncatingIfNeeded: bits >> 16) | 0x40 }
-    let rounded = bits &+ 0x7FFF &+ ((bits >> 16) & 1)
-    return UInt16(truncatingIfNeeded: rounded >> 16)
-}
+public func bfloat16Bits(_ x: Float) -> UInt16 { roundedBFloat16(x) }
 
 /// Whether this CPU narrows to bf16 with the AVX-512 BF16 instructions (else the portable path).
 public var hasBFloat16Instructions: Bool { CPUFeatures.current.avx512bf16 }

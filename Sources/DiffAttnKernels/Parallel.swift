@@ -1,6 +1,9 @@
 // A small persistent thread pool (ggml style): a job is split into more tasks than threads and
 // the tasks are claimed through an atomic counter, so no thread waits for the slowest one.
-// The caller runs tasks too. One job at a time: a call made while another job is running (from
+// The caller runs tasks too, and waits only for helpers that joined the job: a helper the OS has
+// not scheduled yet (a busy machine) finds the job closed when it wakes and skips it, so a
+// descheduled thread never holds the caller back (issue 15: with one core taken by another
+// process, a fixed share per worker, or waiting for every worker, ran at the slowest one's pace). One job at a time: a call made while another job is running (from
 // another host thread, or nested inside a task) runs its tasks inline on the calling thread, so
 // neither case can deadlock.
 import Glibc
@@ -61,7 +64,8 @@ private final class WorkerPool: @unchecked Sendable {
     var count = 0, helpers = 0
     var threads = 0                  // only touched with submitLock held
     let nextTask = Atomic<Int>(0)
-    let finished = Atomic<Int>(0)
+    /// The running job's generation, whether it is closed, and how many helpers are inside it.
+    let joinState = Atomic<Int>(0)
     let published = Atomic<Int>(0)   // generation, readable without the lock while spinning
 
     init() {
@@ -86,18 +90,20 @@ private final class WorkerPool: @unchecked Sendable {
         pthread_mutex_lock(lock)
         self.job = job; self.count = count; self.helpers = helpers
         nextTask.store(0, ordering: .relaxed)
-        finished.store(0, ordering: .relaxed)
         generation += 1
+        joinState.store(generation << JoinState.generationShift, ordering: .relaxed)
         published.store(generation, ordering: .releasing)
         pthread_cond_broadcast(wake)
         pthread_mutex_unlock(lock)
 
         work(job, count: count, worker: 0)
-        // Tasks are usually long; a short spin covers the common case, then sleep.
+        // Every task is claimed: close the job to latecomers, then wait for the helpers inside it
+        // (each is finishing the task it holds). Tasks are usually long; spin briefly, then sleep.
+        _ = joinState.bitwiseOr(JoinState.closed, ordering: .acquiringAndReleasing)
         var spins = 0
-        while finished.load(ordering: .acquiring) < helpers && spins < 20_000 { spins += 1 }
+        while joinState.load(ordering: .acquiring) & JoinState.activeMask != 0 && spins < 20_000 { spins += 1 }
         pthread_mutex_lock(lock)
-        while finished.load(ordering: .acquiring) < helpers { pthread_cond_wait(done, lock) }
+        while joinState.load(ordering: .acquiring) & JoinState.activeMask != 0 { pthread_cond_wait(done, lock) }
         self.job = nil
         pthread_mutex_unlock(lock)
     }
@@ -111,6 +117,18 @@ private final class WorkerPool: @unchecked Sendable {
         }
     }
 
+    /// Enters job `generation` unless it was closed or replaced meanwhile.
+    func join(generation: Int) -> Bool {
+        var state = joinState.load(ordering: .relaxed)
+        while state >> JoinState.generationShift == generation && state & JoinState.closed == 0 {
+            let (exchanged, current) = joinState.compareExchange(expected: state, desired: state + 1,
+                                                                 ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            state = current
+        }
+        return false
+    }
+
     func workerLoop(index: Int) {
         var seen = 0
         while true {
@@ -122,9 +140,10 @@ private final class WorkerPool: @unchecked Sendable {
             // Read under the lock: the next `run` rewrites these.
             let job = self.job, count = self.count, helpers = self.helpers, joins = index <= helpers
             pthread_mutex_unlock(lock)
-            guard joins, let job else { continue }
+            guard joins, let job, join(generation: seen) else { continue }
             work(job, count: count, worker: index)
-            if finished.add(1, ordering: .releasing).newValue == helpers {
+            let left = joinState.subtract(1, ordering: .acquiringAndReleasing).newValue
+            if left & JoinState.closed != 0 && left & JoinState.activeMask == 0 {
                 pthread_mutex_lock(lock)
                 pthread_cond_signal(done)
                 pthread_mutex_unlock(lock)
@@ -150,6 +169,13 @@ private final class WorkerPool: @unchecked Sendable {
         precondition(status == 0, "diffattn: cannot start a worker thread")
         pthread_detach(thread)
     }
+}
+
+/// Bit layout of `WorkerPool.joinState`: generation above bit 20, a closed flag, an active count.
+private enum JoinState {
+    static let generationShift = 20
+    static let closed = 1 << 19
+    static let activeMask = (1 << 19) - 1
 }
 
 private func makeMutex() -> UnsafeMutablePointer<pthread_mutex_t> {

@@ -20,26 +20,37 @@ public func scaledDotProductAttention(_ problem: SDPAProblem, algorithm: SDPAAlg
     guard p.batch > 0, p.queryHeads > 0, p.queryLength > 0, p.valueDim > 0 else { return }
     precondition(p.keyValueHeads > 0 && p.queryHeads % p.keyValueHeads == 0,
                  "queryHeads must be a multiple of keyValueHeads")
+    precondition(p.query.format == p.key.format && p.key.format == p.value.format,
+                 "query, key and value must share one element format")
+    if p.precision == .int8 {
+        scaledDotProductAttentionInt8(p)
+        return
+    }
     let mode: TileMode = algorithm == .flash ? .flash : .math
     let group = p.queryHeads / p.keyValueHeads
+    let bf16 = p.query.format == .bfloat16, outputElement = p.outputFormat == .bfloat16 ? 2 : 4
     runTiles(batch: p.batch, heads: p.queryHeads, queryLength: p.queryLength, keyLength: p.keyLength,
-             headDim: p.headDim, valueDim: p.valueDim, mode: mode, sharedMaskRows: p.mask.sharedAcrossHeads) {
+             headDim: p.headDim, valueDim: p.valueDim, mode: mode, sharedMaskRows: p.mask.sharedAcrossHeads,
+             bfloat16: bf16) {
         b, h, firstRow, rows, scratch in
         let kvHead = h / group
         let q = p.query.strides, k = p.key.strides, v = p.value.strides, o = p.outputStrides
+        let outputOffset = (b * o.batch + h * o.head + firstRow * o.token) * outputElement
         var tile = AttentionTile(
-            query: p.query.data + b * q.batch + h * q.head + firstRow * q.token,
+            query: p.query.advanced(by: b * q.batch + h * q.head + firstRow * q.token),
             queryTokenStride: q.token, queryChannelStride: q.channel,
-            key: p.key.data + b * k.batch + kvHead * k.head, keyTokenStride: k.token, keyChannelStride: k.channel,
-            value: p.value.data + b * v.batch + kvHead * v.head, valueTokenStride: v.token,
+            key: p.key.advanced(by: b * k.batch + kvHead * k.head), keyTokenStride: k.token, keyChannelStride: k.channel,
+            value: p.value.advanced(by: b * v.batch + kvHead * v.head), valueTokenStride: v.token,
             valueChannelStride: v.channel,
-            output: p.output + b * o.batch + h * o.head + firstRow * o.token,
+            output: (UnsafeMutableRawPointer(p.output) + outputOffset).assumingMemoryBound(to: Float.self),
             outputTokenStride: o.token, outputChannelStride: o.channel,
             maskKind: 0, additiveMask: nil, booleanMask: nil, maskTokenStride: 0, maskChannelStride: 0,
             rows: rows, firstRow: firstRow, keyLength: p.keyLength, headDim: p.headDim, valueDim: p.valueDim,
             scale: p.scale, isCausal: p.isCausal, fullyMaskedGiveNaN: p.fullyMaskedRows == .nan,
             mode: mode, scratch: scratch)
-        attach(p.mask, to: &tile, batch: b, head: h, firstRow: firstRow)
+        tile.inputFormat = p.query.format.rawValue
+        tile.outputFormat = p.outputFormat.rawValue
+        attachMask(p.mask, to: &tile, batch: b, head: h, firstRow: firstRow)
         runAttentionTile(tile)
     }
 }
@@ -68,7 +79,7 @@ public func attentionProbabilities(query: SDPAOperand, key: SDPAOperand, batch: 
             maskKind: 0, additiveMask: nil, booleanMask: nil, maskTokenStride: 0, maskChannelStride: 0,
             rows: rows, firstRow: firstRow, keyLength: keyLength, headDim: headDim, valueDim: 0,
             scale: scale, isCausal: false, fullyMaskedGiveNaN: true, mode: .probabilities, scratch: scratch)
-        attach(mask, to: &tile, batch: b, head: h, firstRow: firstRow)
+        attachMask(mask, to: &tile, batch: b, head: h, firstRow: firstRow)
         runAttentionTile(tile)
     }
 }
@@ -94,13 +105,13 @@ public func softmaxRowsInPlace(_ p: UnsafeMutablePointer<Float>, rows: Int, colu
 /// before the next group: the group's mask rows are then read from memory once, not once per head
 /// (a (B,1,4096,4096) mask is 64 MiB per batch element, re-read per head it bound flash to ~255 GFLOP/s).
 /// Only the order changes, so results stay the same.
-private func runTiles(batch: Int, heads: Int, queryLength: Int, keyLength: Int, headDim: Int, valueDim: Int,
-                      mode: TileMode, sharedMaskRows: Bool = false,
+func runTiles(batch: Int, heads: Int, queryLength: Int, keyLength: Int, headDim: Int, valueDim: Int,
+                      mode: TileMode, sharedMaskRows: Bool = false, bfloat16: Bool = false,
                       _ body: (Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void) {
     let lanes = TileGeometry.lanes
     let tilesPerHead = (queryLength + lanes - 1) / lanes
-    let scratch = ScratchSlots(floats: TileGeometry.scratchFloats(mode: mode, headDim: headDim,
-                                                                   valueDim: valueDim, keyLength: keyLength))
+    let scratch = ScratchSlots(floats: TileGeometry.scratchFloats(mode: mode, headDim: headDim, valueDim: valueDim,
+                                                                   keyLength: keyLength, bfloat16: bfloat16))
     let group = sharedMaskRows && heads > 1 ? 4 : tilesPerHead
     Parallel.forEachWorker(batch * heads * tilesPerHead) { task, worker in
         let perBatch = heads * tilesPerHead, b = task / perBatch, index = task % perBatch
@@ -123,7 +134,7 @@ extension SDPAMask {
 }
 
 /// Points the tile at its rows of the mask.
-private func attach(_ mask: SDPAMask, to tile: inout AttentionTile, batch b: Int, head h: Int, firstRow: Int) {
+func attachMask(_ mask: SDPAMask, to tile: inout AttentionTile, batch b: Int, head h: Int, firstRow: Int) {
     switch mask {
     case .none:
         break

@@ -11,11 +11,42 @@ public struct Strides4: Equatable, Sendable {
     }
 }
 
-/// One attention operand (query, key or value): a float32 base pointer plus strides.
+/// How attention operands and outputs are stored.
+public enum SDPAElementFormat: Int, Sendable {
+    case float32 = 0
+    /// bfloat16 bit patterns (`UInt16`, the high half of a float32).
+    case bfloat16 = 1
+}
+
+/// One attention operand (query, key or value): a base pointer plus element strides.
 public struct SDPAOperand {
+    /// Float32 elements; with `format == .bfloat16` the address of `UInt16` bit patterns instead
+    /// (see `init(bfloat16:strides:)`), never read as Float.
     public var data: UnsafePointer<Float>
     public var strides: Strides4
+    public var format: SDPAElementFormat = .float32
     public init(data: UnsafePointer<Float>, strides: Strides4) { self.data = data; self.strides = strides }
+    /// A bfloat16 operand: strides count 16-bit elements.
+    public init(bfloat16 data: UnsafePointer<UInt16>, strides: Strides4) {
+        self.data = UnsafeRawPointer(data).assumingMemoryBound(to: Float.self)
+        self.strides = strides; self.format = .bfloat16
+    }
+
+    /// The address of element `offset` (in elements of `format`).
+    func advanced(by offset: Int) -> UnsafePointer<Float> {
+        format == .float32 ? data + offset
+            : (UnsafeRawPointer(data) + 2 * offset).assumingMemoryBound(to: Float.self)
+    }
+}
+
+/// Arithmetic of an attention problem.
+public enum SDPAPrecision: Int, Sendable {
+    /// float32 arithmetic (bf16 operands widened in the tile).
+    case standard = 0
+    /// SageAttention's recipe: Q per tile and K per key block (smoothed by its mean over tokens)
+    /// quantised to int8, Q·Kᵀ in integers; softmax float32; P in 15-bit fixed point against V
+    /// quantised to int8 per channel, P·V in integers. Flash only; needs AVX2 (`int8Supported`).
+    case int8 = 1
 }
 
 /// The mask, broadcast to (batch, queryHeads, queryLength, keyLength) through its strides
@@ -49,8 +80,12 @@ public struct SDPAProblem {
     public var query: SDPAOperand
     public var key: SDPAOperand
     public var value: SDPAOperand
+    /// Float32 elements; with `outputFormat == .bfloat16` the address of `UInt16` bit patterns.
     public var output: UnsafeMutablePointer<Float>
     public var outputStrides: Strides4
+    /// `.bfloat16` rounds each output to nearest even bf16.
+    public var outputFormat: SDPAElementFormat = .float32
+    public var precision: SDPAPrecision = .standard
     public var mask: SDPAMask
     public var scale: Float
     /// torch's convention: query `i` attends keys `j <= i` (top-left aligned), combined with `mask`.

@@ -1,3 +1,4 @@
+import DiffAttnKernels
 /// One IP-Adapter's scale: a number, or one number per image (only valid with region masks).
 public enum IPAdapterScale: Sendable, Equatable {
     case uniform(Float)
@@ -77,6 +78,9 @@ public struct ProcessorConfig: Sendable, Equatable {
     func validateConstruction() throws {
         guard ProcessorConfig.isImplemented(kind) else {
             throw DiffAttnError(.unsupported, "\(kind.name) is not implemented in this version of libdiffattn")
+        }
+        if kind == .attnProcessorInt8 && !int8AttentionSupported {
+            throw DiffAttnError(.unsupported, "AttnProcessorInt8 needs a CPU with AVX2 (its integer kernels are AVX2 only); this one has \(CPUFeatures.current.summary)")
         }
         if kind == .slicedAttnProcessor || kind == .slicedAttnAddedKVProcessor {
             // 0 is accepted here and fails at call time, as diffusers' division by it does.

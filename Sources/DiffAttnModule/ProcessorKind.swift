@@ -56,6 +56,8 @@ public enum ProcessorKind: Int32, CaseIterable, Sendable {
     case sanaMultiscaleAttnProcessor2_0 = 173
     case pagIdentitySelfAttnProcessor2_0 = 180
     case pagCFGIdentitySelfAttnProcessor2_0 = 181
+    /// Not a diffusers class: AttnProcessor2_0 with int8 attention (docs/performance.md).
+    case attnProcessorInt8 = 190
 
     /// diffusers' class name.
     public var name: String {
@@ -115,6 +117,7 @@ public enum ProcessorKind: Int32, CaseIterable, Sendable {
         case .sanaMultiscaleAttnProcessor2_0: return "SanaMultiscaleAttnProcessor2_0"
         case .pagIdentitySelfAttnProcessor2_0: return "PAGIdentitySelfAttnProcessor2_0"
         case .pagCFGIdentitySelfAttnProcessor2_0: return "PAGCFGIdentitySelfAttnProcessor2_0"
+        case .attnProcessorInt8: return "AttnProcessorInt8"
         }
     }
 

@@ -1,3 +1,5 @@
+import DiffAttnKernels
+
 /// Which shared steps a processor kind runs and which of diffusers' quirks it carries — data,
 /// not code: every kind of one family runs the same pipeline, and the fields select its steps
 /// (docs/design.md (processor families), docs/quirks.md). One type for
@@ -136,6 +138,8 @@ package struct KernelChoice: Sendable, Equatable {
     package var algorithm: SDPAAlgorithmChoice
     package var fullyMaskedRowsAreNaN: Bool
     package var acceptsBooleanMasks: Bool
+    /// `.int8` only for AttnProcessorInt8.
+    package var precision: SDPAPrecision = .standard
 
     /// `get_attention_scores` · V: attn.scale, NaN rows, additive masks only.
     static let classic = KernelChoice(scale: .module, masks: .batchFlattened, algorithm: .math,
@@ -143,6 +147,9 @@ package struct KernelChoice: Sendable, Equatable {
     /// torch SDPA as the 2_0 processors call it; runs the tiled memory-efficient kernel.
     package static let sdpa = KernelChoice(scale: .headDim, masks: .headsView, algorithm: .flash,
                                    fullyMaskedRowsAreNaN: false, acceptsBooleanMasks: true)
+    /// `sdpa` with int8 Q·Kᵀ and P·V (SageAttention's recipe; DiffAttnKernels/SDPAInt8.swift).
+    package static let sdpaInt8 = KernelChoice(scale: .headDim, masks: .headsView, algorithm: .flash,
+                                               fullyMaskedRowsAreNaN: false, acceptsBooleanMasks: true, precision: .int8)
     package static let sdpaPrepared4D = KernelChoice(scale: .headDim, masks: .broadcast, algorithm: .flash,
                                              fullyMaskedRowsAreNaN: false, acceptsBooleanMasks: true)
     static let sdpaBroadcastPrepared = sdpaPrepared4D

@@ -12,6 +12,8 @@ extension ProcessorRecipe {
             // XLA: its Pallas branch needs a TPU; below 4096 tokens it is exactly AttnProcessor2_0
             // (attention_processor.py:XLAFlashAttnProcessor2_0.__call__).
             return .init(family: .standard, kernel: .sdpa, appliesQKNorm: true)
+        case .attnProcessorInt8:   // ours: AttnProcessor2_0's steps, SDPA in int8
+            return .init(family: .standard, kernel: .sdpaInt8, appliesQKNorm: true)
         case .fusedAttnProcessor2_0:
             return .init(family: .standard, kernel: .sdpa, appliesQKNorm: true, fusion: .always)
         case .slicedAttnProcessor:

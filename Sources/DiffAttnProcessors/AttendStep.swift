@@ -87,7 +87,7 @@ extension Attention {
                 // One problem for `batches` batch elements from `bi`, heads h0 ..< h0 + count.
                 func solve(batch bi: Int, batches: Int = 1, heads h0: Int, count: Int) {
                     let mo = mask.map { bi * $0.strides.batch + h0 * $0.strides.head } ?? 0
-                    let problem = SDPAProblem(
+                    var problem = SDPAProblem(
                         batch: batches, queryHeads: count, keyValueHeads: count / group, queryLength: l, keyLength: s,
                         headDim: d, valueDim: dv,
                         query: SDPAOperand(data: qp.baseAddress! + bi * l * width + h0 * d,
@@ -100,6 +100,7 @@ extension Attention {
                         outputStrides: Strides4(batch: l * heads * dv, head: dv, token: heads * dv, channel: 1),
                         mask: kernelMask.offset(by: mo), scale: scale, isCausal: isCausal,
                         fullyMaskedRows: kernel.fullyMaskedRowsAreNaN ? .nan : .zero)
+                    problem.precision = kernel.precision
                     scaledDotProductAttention(problem, algorithm: kernel.algorithm == .math ? .math : .flash)
                 }
                 guard let sliceSize else { return solve(batch: 0, batches: b, heads: 0, count: heads) }

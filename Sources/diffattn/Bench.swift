@@ -64,6 +64,7 @@ func runBenchmark(quick: Bool) {
     }
     print("")
 
+    runPrecisionBenchmark(quick: quick, fmaPeak: fmaPeak)
     runForwardBenchmark(quick: quick, fmaPeak: fmaPeak)
     runKernelPathsBenchmark(quick: quick, fmaPeak: fmaPeak)
     runScalingBenchmark(quick: quick)
@@ -118,7 +119,8 @@ enum AttentionVariant: String {
 
 /// Best time of self-attention on contiguous (B, H, N, D) tensors.
 func timeAttention(batch: Int, heads: Int, length: Int, depth: Int, algorithm: SDPAAlgorithm,
-                   repeats: Int, warmUp: Bool, variant: AttentionVariant = .plain, keys: Int? = nil) -> Double {
+                   repeats: Int, warmUp: Bool, variant: AttentionVariant = .plain, keys: Int? = nil,
+                   format: SDPAElementFormat = .float32, precision: SDPAPrecision = .standard) -> Double {
     let count = batch * heads * length * depth, keyLength = keys ?? length
     let q = randomBuffer(count, seed: 11)
     let k = randomBuffer(batch * heads * keyLength * depth, seed: 12), v = randomBuffer(batch * heads * keyLength * depth, seed: 13)
@@ -131,7 +133,7 @@ func timeAttention(batch: Int, heads: Int, length: Int, depth: Int, algorithm: S
     let maskStrides = variant == .fullMask
         ? Strides4(batch: length * length, head: 0, token: length, channel: 1)
         : Strides4(batch: length, head: 0, token: 0, channel: 1)
-    let problem = SDPAProblem(
+    var problem = SDPAProblem(
         batch: batch, queryHeads: heads, keyValueHeads: heads, queryLength: length, keyLength: keyLength,
         headDim: depth, valueDim: depth,
         query: SDPAOperand(data: q.baseAddress!, strides: strides),
@@ -140,5 +142,20 @@ func timeAttention(batch: Int, heads: Int, length: Int, depth: Int, algorithm: S
         output: out.baseAddress!, outputStrides: strides,
         mask: variant == .paddingMask || variant == .fullMask ? .additive(UnsafePointer(mask.baseAddress!), maskStrides) : .none,
         scale: 1 / Float(depth).squareRoot(), isCausal: variant == .causal)
+    problem.precision = precision
+    // bf16: the same numbers rounded, in the first half of each buffer (bf16 in, bf16 out).
+    if format == .bfloat16 {
+        for buffer in [q, k, v] {
+            let bits = UnsafeMutableRawPointer(buffer.baseAddress!).assumingMemoryBound(to: UInt16.self)
+            for i in 0..<buffer.count { bits[i] = bfloat16Bits(buffer[i]) }
+        }
+        func half(_ b: UnsafeMutableBufferPointer<Float>) -> UnsafePointer<UInt16> {
+            UnsafePointer(UnsafeMutableRawPointer(b.baseAddress!).assumingMemoryBound(to: UInt16.self))
+        }
+        problem.query = SDPAOperand(bfloat16: half(q), strides: strides)
+        problem.key = SDPAOperand(bfloat16: half(k), strides: keyStrides)
+        problem.value = SDPAOperand(bfloat16: half(v), strides: keyStrides)
+        problem.outputFormat = .bfloat16
+    }
     return bestTime(repeats: repeats, warmUp: warmUp) { scaledDotProductAttention(problem, algorithm: algorithm) }
 }

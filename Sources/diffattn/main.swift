@@ -11,6 +11,7 @@ let usage = """
                                 where a forward's time goes; thread scaling; peak extra memory
       bench-dit [--quick]       rotary step per DiT family, Sana linear attention
       bench-processors [--quick] a whole Attention forward per processor, with peak scratch memory
+      bench-precision [--quick] fp32 / bf16 / int8 peaks, then flash SDPA in each format
       selftest                  small problems against a naive reference (exit 1 on mismatch)
     DIFFATTN_BENCH_CPUTIME=1 times with the process CPU clock (for --threads 1 on a loaded host)
     options: --threads N (default DIFFATTN_NUM_THREADS or online CPUs),
@@ -51,6 +52,8 @@ case "bench":
     runBenchmark(quick: quick)
 case "bench-dit":
     runDiTBenchmark(quick: quick)
+case "bench-precision":
+    runPrecisionBenchmark(quick: quick, fmaPeak: measureFMAPeak(path: KernelPath.selected, quick: quick))
 case "bench-processors":
     runProcessorBenchmark(quick: quick)
 case "selftest":

@@ -58,6 +58,10 @@ struct KernelAttentionCase {
     var causal = false
     var fullyMasked = FullyMaskedRows.zero
     var scale: Float? = nil
+    /// Query, key and value rounded to bf16 and passed as bf16 (the reference sees the rounded values).
+    var bf16Inputs = false
+    var bf16Output = false
+    var precision = SDPAPrecision.standard
 
     /// Runs the kernel and the reference; returns (got, reference), both (B, H, Nq, Dv) contiguous.
     func run(_ algorithm: SDPAAlgorithm) -> (got: [Float], want: [Float]) {
@@ -66,9 +70,18 @@ struct KernelAttentionCase {
 
     /// The kernel's output, or (`reference`) the naive double-precision one.
     func compute(_ algorithm: SDPAAlgorithm, reference: Bool) -> [Float] {
-        let q = KernelTestTensor(b, h, nq, d, layout: layout, seed: 1)
-        let k = KernelTestTensor(b, kvHeads, nk, d, layout: layout, seed: 2)
-        let v = KernelTestTensor(b, kvHeads, nk, dv, layout: layout, seed: 3)
+        var q = KernelTestTensor(b, h, nq, d, layout: layout, seed: 1)
+        var k = KernelTestTensor(b, kvHeads, nk, d, layout: layout, seed: 2)
+        var v = KernelTestTensor(b, kvHeads, nk, dv, layout: layout, seed: 3)
+        if bf16Inputs {
+            for i in q.storage.indices { q.storage[i] = bf16Rounded(q.storage[i]) }
+            for i in k.storage.indices { k.storage[i] = bf16Rounded(k.storage[i]) }
+            for i in v.storage.indices { v.storage[i] = bf16Rounded(v.storage[i]) }
+        }
+        let qBits = q.storage.map { UInt16(truncatingIfNeeded: $0.bitPattern >> 16) }
+        let kBits = k.storage.map { UInt16(truncatingIfNeeded: $0.bitPattern >> 16) }
+        let vBits = v.storage.map { UInt16(truncatingIfNeeded: $0.bitPattern >> 16) }
+        var outBits = [UInt16](repeating: 0, count: b * h * nq * dv)
         let s = scale ?? 1 / Float(d).squareRoot()
         var floatMask: [Float] = [], byteMask: [UInt8] = []
         var maskStrides = Strides4(batch: 0, head: 0, token: 0, channel: 1)
@@ -107,7 +120,7 @@ struct KernelAttentionCase {
                 case .additive: sdpaMask = .additive(fp.baseAddress!, maskStrides)
                 case .boolean: sdpaMask = .boolean(bp.baseAddress!, maskStrides)
                 }
-                let problem = SDPAProblem(
+                var problem = SDPAProblem(
                     batch: b, queryHeads: h, keyValueHeads: kvHeads, queryLength: nq, keyLength: nk,
                     headDim: d, valueDim: dv,
                     query: SDPAOperand(data: qp.baseAddress!, strides: q.strides),
@@ -115,8 +128,22 @@ struct KernelAttentionCase {
                     value: SDPAOperand(data: vp.baseAddress!, strides: v.strides),
                     output: op.baseAddress!, outputStrides: .contiguous(heads: h, tokens: nq, channels: dv),
                     mask: sdpaMask, scale: s, isCausal: causal, fullyMaskedRows: fullyMasked)
-                scaledDotProductAttention(problem, algorithm: algorithm)
+                problem.precision = precision
+                qBits.withUnsafeBufferPointer { qb in kBits.withUnsafeBufferPointer { kb in
+                vBits.withUnsafeBufferPointer { vb in outBits.withUnsafeMutableBufferPointer { ob in
+                    if bf16Inputs {
+                        problem.query = SDPAOperand(bfloat16: qb.baseAddress!, strides: q.strides)
+                        problem.key = SDPAOperand(bfloat16: kb.baseAddress!, strides: k.strides)
+                        problem.value = SDPAOperand(bfloat16: vb.baseAddress!, strides: v.strides)
+                    }
+                    if bf16Output {
+                        problem.output = UnsafeMutableRawPointer(ob.baseAddress!).assumingMemoryBound(to: Float.self)
+                        problem.outputFormat = .bfloat16
+                    }
+                    scaledDotProductAttention(problem, algorithm: algorithm)
+                } } } }
             } } } } } }
+            if bf16Output { return outBits.map { Float(bitPattern: UInt32($0) << 16) } }
             return got
         }
 
@@ -143,6 +170,12 @@ struct KernelAttentionCase {
         } } }
         return want
     }
+}
+
+/// `x` rounded to the nearest bf16 (ties to even), as float32.
+func bf16Rounded(_ x: Float) -> Float {
+    let bits = x.bitPattern
+    return Float(bitPattern: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) & 0xFFFF_0000)
 }
 
 /// Asserts max |got − want| ≤ tolerance · max |want|, with NaNs in the same places.

@@ -88,6 +88,7 @@ static const struct { int32_t kind; const char *name; } processors[] = {
     {DA_PROCESSOR_SANA_MULTISCALE_ATTN_PROCESSOR_2_0, "SanaMultiscaleAttnProcessor2_0"},
     {DA_PROCESSOR_PAG_IDENTITY_SELF_ATTN_PROCESSOR_2_0, "PAGIdentitySelfAttnProcessor2_0"},
     {DA_PROCESSOR_PAG_CFG_IDENTITY_SELF_ATTN_PROCESSOR_2_0, "PAGCFGIdentitySelfAttnProcessor2_0"},
+    {DA_PROCESSOR_ATTN_PROCESSOR_INT8, "AttnProcessorInt8"},
 };
 
 static void test_processor_names(void) {

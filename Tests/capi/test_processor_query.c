@@ -4,7 +4,7 @@
 
 static void test_enumeration(void) {
     int64_t n = da_processor_kind_count();
-    CHECK(n == 55, "da_processor_kind_count() = %lld, want the header's 55 DA_PROCESSOR_* kinds", (long long)n);
+    CHECK(n == 56, "da_processor_kind_count() = %lld, want the header's 56 DA_PROCESSOR_* kinds (55 of diffusers + AttnProcessorInt8)", (long long)n);
     int32_t previous = 0;
     for (int64_t i = 0; i < n; i++) {
         int32_t kind = -1;
@@ -25,6 +25,7 @@ static void test_families(void) {
     static const struct { int32_t kind, family; } cases[] = {
         {DA_PROCESSOR_ATTN_PROCESSOR_2_0, DA_PROCESSOR_FAMILY_STANDARD},
         {DA_PROCESSOR_SLICED_ATTN_PROCESSOR, DA_PROCESSOR_FAMILY_STANDARD},
+        {DA_PROCESSOR_ATTN_PROCESSOR_INT8, DA_PROCESSOR_FAMILY_STANDARD},
         {DA_PROCESSOR_ATTN_ADDED_KV_PROCESSOR, DA_PROCESSOR_FAMILY_ADDED_KV},
         {DA_PROCESSOR_CUSTOM_DIFFUSION_XFORMERS_ATTN_PROCESSOR, DA_PROCESSOR_FAMILY_CUSTOM_DIFFUSION},
         {DA_PROCESSOR_IP_ADAPTER_ATTN_PROCESSOR_2_0, DA_PROCESSOR_FAMILY_IP_ADAPTER},

@@ -328,8 +328,101 @@ static void test_sdpa_errors(void) {
 #undef O
 }
 
+static uint16_t to_bf16(float x) { /* round to nearest even (finite inputs) */
+    uint32_t b;
+    memcpy(&b, &x, 4);
+    return (uint16_t)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
+}
+
+static float from_bf16(uint16_t h) {
+    uint32_t b = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &b, 4);
+    return x;
+}
+
+static DLTensor *tens_bf16(tensor_t *x, uint16_t *data, int ndim, const int64_t *shape) {
+    DLTensor *t = tens(x, data, ndim, shape, NULL);
+    t->dtype.code = kDLBfloat, t->dtype.bits = 16;
+    return t;
+}
+
+/* bf16 query/key/value (out bf16 or float32) against the double reference on the rounded inputs:
+ * the float32 tolerance, plus 2^-8 of the peak for a bf16 out (8 significant bits: unit roundoff 2^-8). DA_PRECISION_INT8
+ * by the paper's metric (cosine similarity ≥ 0.999). A struct from before `precision`; errors. */
+static void test_sdpa_bf16_and_int8(void) {
+    enum { B = 1, H = 2, N = 70, S = 77, D = 40 };
+    static float q[B * H * N * D], k[B * H * S * D], v[B * H * S * D], o[B * H * N * D];
+    static uint16_t hq[B * H * N * D], hk[B * H * S * D], hv[B * H * S * D], ho[B * H * N * D];
+    static double ref[B * H * N * D];
+    fill_det(q, sizeof q / 4, 11, 1.5f), fill_det(k, sizeof k / 4, 12, 1.5f), fill_det(v, sizeof v / 4, 13, 1.0f);
+    for (size_t i = 0; i < sizeof q / 4; i++) q[i] = from_bf16(hq[i] = to_bf16(q[i]));
+    for (size_t i = 0; i < sizeof k / 4; i++) k[i] = from_bf16(hk[i] = to_bf16(k[i]));
+    for (size_t i = 0; i < sizeof v / 4; i++) v[i] = from_bf16(hv[i] = to_bf16(v[i]));
+    int64_t qs[4] = {B, H, N, D}, ks[4] = {B, H, S, D}, qst[4], kst[4];
+    compact4(qs, qst), compact4(ks, kst);
+    view4 vq = {q, {qst[0], qst[1], qst[2], qst[3]}, 0}, vk = {k, {kst[0], kst[1], kst[2], kst[3]}, 0};
+    view4 vv = {v, {kst[0], kst[1], kst[2], kst[3]}, 0};
+    sdpa_ref(B, H, H, N, S, D, D, vq, vk, vv, NULL, 0, 1.0 / sqrt((double)D), ref);
+    tensor_t tq, tk, tv, to;
+    da_sdpa_options opt;
+    da_sdpa_options_init(&opt, sizeof opt);
+    CHECK(opt.precision == DA_PRECISION_DEFAULT, "sdpa options: precision defaults to DA_PRECISION_DEFAULT");
+    for (int32_t algorithm = DA_SDPA_MATH; algorithm <= DA_SDPA_FLASH; algorithm++) {
+        opt.algorithm = algorithm;
+        da_status st = da_scaled_dot_product_attention(tens_bf16(&tq, hq, 4, qs), tens_bf16(&tk, hk, 4, ks),
+                                                       tens_bf16(&tv, hv, 4, ks), NULL, &opt, tens(&to, o, 4, qs, NULL));
+        CHECK(st == DA_OK, "sdpa bf16 in, float32 out: %s", da_last_error());
+        double e = compare_out(o, qst, ref, B, H, N, D);
+        CHECK(e < 2e-5, "sdpa bf16 in, float32 out (algorithm %d): max err / peak = %g", algorithm, e);
+        st = da_scaled_dot_product_attention(tens_bf16(&tq, hq, 4, qs), tens_bf16(&tk, hk, 4, ks),
+                                             tens_bf16(&tv, hv, 4, ks), NULL, &opt, tens_bf16(&to, ho, 4, qs));
+        CHECK(st == DA_OK, "sdpa bf16 in, bf16 out: %s", da_last_error());
+        for (size_t i = 0; i < sizeof o / 4; i++) o[i] = from_bf16(ho[i]);
+        e = compare_out(o, qst, ref, B, H, N, D);
+        CHECK(e < 2e-5 + 1.0 / 256, "sdpa bf16 in and out (algorithm %d): max err / peak = %g", algorithm, e);
+    }
+    opt.algorithm = DA_SDPA_AUTO;
+    opt.precision = DA_PRECISION_INT8;
+    da_status st = da_scaled_dot_product_attention(tens(&tq, q, 4, qs, NULL), tens(&tk, k, 4, ks, NULL),
+                                                   tens(&tv, v, 4, ks, NULL), NULL, &opt, tens(&to, o, 4, qs, NULL));
+    if (st == DA_ERR_UNSUPPORTED) {
+        CHECK(strstr(da_last_error(), "AVX2") != NULL, "int8 refused with a message naming AVX2: %s", da_last_error());
+    } else {
+        CHECK(st == DA_OK, "sdpa int8: %s", da_last_error());
+        double dot = 0, gg = 0, ww = 0;
+        for (size_t i = 0; i < sizeof o / 4; i++) dot += o[i] * ref[i], gg += (double)o[i] * o[i], ww += ref[i] * ref[i];
+        CHECK(dot / sqrt(gg * ww) > 0.999, "sdpa int8 cosine similarity %g", dot / sqrt(gg * ww));
+    }
+    /* A caller built before `precision` existed passes a shorter struct: accepted, precision default. */
+    da_sdpa_options old;
+    da_sdpa_options_init(&old, sizeof old);
+    old.precision = 12345; /* beyond the old struct: must not be read */
+    old.struct_size = (uint32_t)offsetof(da_sdpa_options, precision);
+    EXPECT_ST(da_scaled_dot_product_attention(tens(&tq, q, 4, qs, NULL), tens(&tk, k, 4, ks, NULL),
+                                              tens(&tv, v, 4, ks, NULL), NULL, &old, tens(&to, o, 4, qs, NULL)), DA_OK);
+    opt.precision = 7;
+    EXPECT_ERR(da_scaled_dot_product_attention(tens(&tq, q, 4, qs, NULL), tens(&tk, k, 4, ks, NULL),
+                                               tens(&tv, v, 4, ks, NULL), NULL, &opt, tens(&to, o, 4, qs, NULL)),
+               DA_ERR_INVALID_ARGUMENT, "precision");
+    /* int8 copies K/V per batch element: a key broadcast over a huge batch is refused, not allocated. */
+    if (st == DA_OK) {
+        opt.precision = DA_PRECISION_INT8;
+        int64_t big[4] = {(int64_t)1 << 22, H, N, D}, bigst[4] = {0, qst[1], qst[2], qst[3]};
+        int64_t kb[4] = {1, H, S, D};
+        EXPECT_ERR(da_scaled_dot_product_attention(tens(&tq, q, 4, big, bigst), tens(&tk, k, 4, kb, NULL),
+                                                   tens(&tv, v, 4, kb, NULL), NULL, &opt, tens(&to, o, 4, big, bigst)),
+                   DA_ERR_OUT_OF_MEMORY, "quantised key/value");
+    }
+    opt.precision = DA_PRECISION_DEFAULT;
+    EXPECT_ERR(da_scaled_dot_product_attention(tens_bf16(&tq, hq, 4, qs), tens(&tk, k, 4, ks, NULL),
+                                               tens_bf16(&tv, hv, 4, ks), NULL, &opt, tens(&to, o, 4, qs, NULL)),
+               DA_ERR_DTYPE, "share one dtype");
+}
+
 void test_sdpa(void) {
     test_sdpa_cases();
     test_math_vs_flash_and_rank3();
     test_sdpa_errors();
+    test_sdpa_bf16_and_int8();
 }

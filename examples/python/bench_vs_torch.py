@@ -2,7 +2,8 @@
 
     python examples/python/bench_vs_torch.py [--threads 2] [--repeats 5]
 
-SDPA: diffattn.scaled_dot_product_attention vs torch.nn.functional.scaled_dot_product_attention.
+SDPA: diffattn.scaled_dot_product_attention vs torch.nn.functional.scaled_dot_product_attention,
+in float32, then bf16 (torch bf16 tensors both sides) and our opt-in int8 (precision="int8").
 Attention: a diffusers Attention with AttnProcessor2_0 vs diffattn.Attention with the same weights;
 then SD3's JointAttnProcessor2_0 and Flux's FluxAttention (double stream, with rotary tables).
 Prints milliseconds (best of N), GFLOP/s and the speed ratio ours/torch.
@@ -40,6 +41,7 @@ def main():
     diffattn.set_num_threads(opts.threads)
     rng = np.random.default_rng(0)
     print(f"threads {opts.threads}, best of {opts.repeats}; torch {torch.__version__}, libdiffattn {diffattn.__version__}")
+    low = []
     print(f"{'SDPA (B,H,N,D)':<28}{'torch ms':>10}{'ours ms':>10}{'torch GF/s':>12}{'ours GF/s':>11}{'ratio':>8}")
     for b, h, n, d in [(2, 8, 1024, 64), (1, 24, 4096, 128), (2, 10, 4096, 64), (2, 8, 4096, 40), (2, 10, 1024, 80)]:
         q, k, v = (rng.standard_normal((b, h, n, d)).astype(np.float32) for _ in range(3))
@@ -49,6 +51,16 @@ def main():
         t_ours = best(lambda: diffattn.scaled_dot_product_attention(q, k, v), opts.repeats)
         print(f"{str((b, h, n, d)):<28}{1e3 * t_torch:>10.1f}{1e3 * t_ours:>10.1f}{flops / t_torch / 1e9:>12.1f}"
               f"{flops / t_ours / 1e9:>11.1f}{t_torch / t_ours:>8.2f}")
+        low.append(((b, h, n, d), q, k, v, tq, tk, tv, t_ours))
+    print(f"\n{'bf16 / int8 (B,H,N,D)':<28}{'torch bf16':>11}{'ours bf16':>10}{'ours int8':>10}"
+          f"{'bf16 t/o':>9}{'fp32/bf16':>10}{'fp32/int8':>10}")
+    for shape, q, k, v, tq, tk, tv, t_fp32 in low:
+        hq, hk, hv = (x.bfloat16() for x in (tq, tk, tv))
+        t_torch = best(lambda: torch.nn.functional.scaled_dot_product_attention(hq, hk, hv), opts.repeats)
+        t_bf16 = best(lambda: diffattn.scaled_dot_product_attention(hq, hk, hv), opts.repeats)
+        t_int8 = best(lambda: diffattn.scaled_dot_product_attention(q, k, v, precision="int8"), opts.repeats)
+        print(f"{str(shape):<28}{1e3 * t_torch:>11.1f}{1e3 * t_bf16:>10.1f}{1e3 * t_int8:>10.1f}"
+              f"{t_torch / t_bf16:>9.2f}{t_fp32 / t_bf16:>10.2f}{t_fp32 / t_int8:>10.2f}")
     print(f"\n{'Attention forward':<28}{'diffusers':>10}{'ours ms':>10}{'':>23}{'ratio':>8}")
     shapes = [("SD1.5 (2,4096,320) h8", 320, 8, 40, 4096, None), ("SD1.5 cross 77x768", 320, 8, 40, 4096, 768),
               ("SDXL (2,1024,640) h10", 640, 10, 64, 1024, None), ("SDXL (2,4096,1280)/20", 1280, 20, 64, 1024, 2048)]

@@ -318,6 +318,7 @@ struct SDPAOptions {
     std::optional<double> scale;  // default 1/sqrt(D)
     bool enable_gqa = false;
     int32_t algorithm = DA_SDPA_AUTO;
+    int32_t precision = DA_PRECISION_DEFAULT; // DA_PRECISION_INT8: opt-in int8 attention
 };
 
 // torch.nn.functional.scaled_dot_product_attention into the caller's `out` (B, H, Nq, Dv).
@@ -327,6 +328,7 @@ inline void scaled_dot_product_attention(const DLTensor *query, const DLTensor *
     opts.is_causal = options.is_causal;
     opts.enable_gqa = options.enable_gqa;
     opts.algorithm = options.algorithm;
+    opts.precision = options.precision;
     if (options.scale) {
         opts.has_scale = 1;
         opts.scale = *options.scale;

@@ -12,6 +12,7 @@ from ._lib import POINTER, DLDataType, DLDevice, DLManagedTensor, DLTensor, Weig
 _KDL_CPU = 1
 _FLOAT32 = DLDataType(2, 32, 1)
 _BOOL = DLDataType(1, 8, 1)
+_BFLOAT16 = DLDataType(4, 16, 1)
 
 # da_status → the exception a diffusers user would see for the same mistake.
 _EXCEPTIONS = {
@@ -74,10 +75,14 @@ class TensorArg:
 
     __slots__ = ("array", "shape", "strides", "tensor")
 
-    def __init__(self, array, name, allow_bool=False):
+    def __init__(self, array, name, allow_bool=False, bfloat16=False):
         if not isinstance(array, np.ndarray):
             array = np.asarray(array)
-        if array.dtype == np.float32:
+        if bfloat16:  # bf16 bit patterns in any 2-byte dtype (uint16, int16, ml_dtypes.bfloat16)
+            if array.dtype.itemsize != 2:
+                raise TypeError(f"{name} must hold bfloat16 bit patterns (2-byte elements), got {array.dtype}")
+            dtype = _BFLOAT16
+        elif array.dtype == np.float32:
             dtype = _FLOAT32
         elif allow_bool and array.dtype == np.bool_:
             dtype = _BOOL

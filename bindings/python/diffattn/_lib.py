@@ -103,7 +103,8 @@ class OutputShapes(Structure):
 
 class SDPAOptions(Structure):
     _fields_ = [("struct_size", c_uint32), ("is_causal", c_int32), ("dropout_p", c_double),
-                ("has_scale", c_int32), ("enable_gqa", c_int32), ("scale", c_double), ("algorithm", c_int32)]
+                ("has_scale", c_int32), ("enable_gqa", c_int32), ("scale", c_double), ("algorithm", c_int32),
+                ("precision", c_int32)]
 
 
 _ATTN = c_void_p
