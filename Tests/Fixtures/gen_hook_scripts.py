@@ -21,6 +21,13 @@ A script has ``name``, ``source`` (upstream test or spec section) and ``ops``; a
                 (name -> ``increment`` of stateful hooks)
 
 ``ref_defect`` on a call marks a log diffusers produces by a bug (docs/deviations.md).
+
+``hooks/test_hooks.txt`` holds the same for C (Tests/capi), one record per line, fields separated by
+single spaces, ``-`` for an empty path/label: ``weight <name> <count> <values...>``, ``script <name>``,
+``register <path> <name> <hook> <value> <label> <skip> <error type or ->``, ``remove <path> <name>``,
+``reset <path> <error type or ->``, ``call <keyword> <ref_defect> <4 input values> <error type or ->``
+then ``output <count> <values...>`` per output, ``inspect <path> <count> <names...>`` then
+``increment <name> <n>`` lines, ``log <text>`` lines after a call/reset (its log), ``end``.
 """
 
 import json
@@ -30,6 +37,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "hooks", "test_hooks.json")
+OUT_TXT = os.path.join(HERE, "hooks", "test_hooks.txt")
 
 # hook kinds: name -> what it does (ports implement the same)
 HOOKS = {
@@ -301,6 +309,47 @@ def run_script(name, source, ops, x):
     return dict(name=name, source=source, ops=out_ops)
 
 
+def as_text(fixture):
+    """The C form of the fixture (see the module docstring)."""
+    def num(v):
+        return repr(float(v))
+
+    def flat(v):
+        a = v if isinstance(v, list) else [v]
+        while a and isinstance(a[0], list):
+            a = [y for x in a for y in x]
+        return a
+
+    lines = []
+    for name, w in fixture["model"]["weights"].items():
+        f = flat(w)
+        lines.append(" ".join(["weight", name, str(len(f))] + [num(x) for x in f]))
+    for sc in fixture["scripts"]:
+        lines.append(f"script {sc['name']}")
+        for op in sc["ops"]:
+            path = op.get("path") or "-"
+            err_type = op["error"]["type"] if "error" in op else "-"
+            if op["op"] == "register":
+                lines.append(" ".join(["register", path, op["name"], op["hook"], num(op["value"] or 0),
+                                       op["label"] or "-", str(int(op["skip"])), err_type]))
+            elif op["op"] == "remove":
+                lines.append(f"remove {path} {op['name']}")
+            elif op["op"] == "inspect":
+                lines.append(" ".join(["inspect", path, str(op["count"])] + op["order"]))
+                lines += [f"increment {k} {v}" for k, v in op["increments"].items()]
+            elif op["op"] == "reset":
+                lines.append(f"reset {path} {err_type}")
+            else:
+                lines.append(" ".join(["call", str(int(op["keyword"])), str(int(op["ref_defect"]))]
+                                      + [num(x) for x in flat(op["input"])] + [err_type]))
+                for o in op.get("output", []):
+                    f = flat(o)
+                    lines.append(" ".join(["output", str(len(f))] + [num(x) for x in f]))
+            lines += [f"log {line}" for line in op.get("log", [])]
+        lines.append("end")
+    return "\n".join(lines) + "\n"
+
+
 def main():
     import torch
     import diffusers
@@ -317,7 +366,9 @@ def main():
     with open(OUT, "w") as fh:
         json.dump(out, fh, indent=1, sort_keys=True)
         fh.write("\n")
-    print(f"wrote {OUT}: {len(out['scripts'])} scripts")
+    with open(OUT_TXT, "w") as fh:
+        fh.write(as_text(out))
+    print(f"wrote {OUT}, {OUT_TXT}: {len(out['scripts'])} scripts")
     return 0
 
 

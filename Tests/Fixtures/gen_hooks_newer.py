@@ -16,6 +16,11 @@ and one ``hooks/newer/<case>.npz`` per case holding its arrays. Kinds:
 ``layer_skip_scores`` ``apply_layer_skip(model, LayerSkipConfig(...skip_attention_scores=True...))``: ``hooked``
                   (path -> hook class) and per attention path in ``calls``: ``<path>/hidden``, ``<path>/encoder``,
                   ``<path>/mask`` (optional), ``<path>/out/<j>``, ``<path>/plain/<j>``; or ``error``.
+``sana_no_kernels`` ``SanaMultiscaleLinearAttention(**init)`` with ``kernel_sizes=()`` (no multi-scale branch):
+                  ``weights/<key>`` (its state dict), ``x`` and ``out`` for a linear-branch and a quadratic-branch
+                  input (``x/<i>``, ``out/<i>``).
+``faster`` gen_caches.py's FasterCache case format (Tests/python/test_caches.py), with custom
+                  low/high frequency weight callbacks (``"const:<x>"``: a callback returning x).
 ``taylorseer_lite`` Flux with 24 x 128 channels (proj_out 3072 -> 64), built on the meta device (the recorders
                   replace every forward, so no weights exist): every block and ``proj_out`` is driven by a
                   recorder returning fixture arrays (``proj_out/<step>`` when it runs); ``decisions`` (path ->
@@ -255,12 +260,44 @@ def taylorseer_lite_cases():
     return out
 
 
+def sana_cases():
+    import torch
+    from diffusers.models.attention_processor import SanaMultiscaleLinearAttention
+    out = []
+    for name, init in [("sana_no_kernels", dict(in_channels=8, out_channels=8, attention_head_dim=4, kernel_sizes=(),
+                                                 norm_type="batch_norm", residual_connection=True)),
+                       ("sana_no_kernels_rms", dict(in_channels=8, out_channels=4, attention_head_dim=4, kernel_sizes=(),
+                                                    norm_type="rms_norm", mult=0.5))]:
+        torch.manual_seed(len(out) + 400)
+        m = SanaMultiscaleLinearAttention(**init).eval()
+        with torch.no_grad():
+            for p in m.parameters():
+                p.copy_(torch.randn_like(p) * 0.3)
+        arrays = {f"weights/{k}": f32(v) for k, v in m.state_dict().items()}
+        g = torch.manual_seed(500 + len(out))
+        for i, shape in enumerate([(2, 8, 3, 5), (1, 8, 1, 2)]):  # N = 15 > D (linear), N = 2 <= D (quadratic)
+            x = torch.randn(*shape, generator=g)
+            with torch.no_grad():
+                arrays[f"x/{i}"], arrays[f"out/{i}"] = f32(x), f32(m(x))
+        out.append((dict(name=name, kind="sana_no_kernels", init=dict(init, kernel_sizes=[]), inputs=2), arrays))
+    return out
+
+
+def faster_callback_cases(configs):
+    import gen_caches
+    spec = ("faster_cache_weight_callbacks", dict(spatial_attention_block_skip_range=2, unconditional_batch_skip_range=2,
+                                                  tensor_format="BCHW", low_frequency_weight_callback="const:1.5",
+                                                  high_frequency_weight_callback="const:0.7"))
+    return [(c, {}) for c in gen_caches.faster_cases(configs, [spec], seed=60)]
+
+
 def main():
     import torch
     import diffusers
     with open(os.path.join(HERE, "models", "index.json")) as fh:
         configs = {c["name"]: c for c in json.load(fh)["cases"]}
-    pairs = seg_blur_cases() + seg_model_cases(configs) + layer_skip_score_cases(configs) + taylorseer_lite_cases()
+    pairs = seg_blur_cases() + seg_model_cases(configs) + layer_skip_score_cases(configs) + taylorseer_lite_cases() + sana_cases() \
+        + faster_callback_cases(configs)
     os.makedirs(NPZ_DIR, exist_ok=True)
     for case, arrays in pairs:
         case["arrays"] = f"newer/{case['name']}.npz"

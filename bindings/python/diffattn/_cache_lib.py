@@ -9,11 +9,13 @@ from ._lib import DLTensor, check_layouts, declare, lib
 _S = c_int32
 _H = c_void_p
 WeightFn = CFUNCTYPE(_S, c_void_p, c_char_p, POINTER(c_double))
+FrequencyWeightFn = CFUNCTYPE(c_int32, c_void_p, POINTER(c_double))
 
 
 class BlockIO(Structure):
     _fields_ = [("struct_size", c_uint32), ("hidden_states", POINTER(DLTensor)),
-                ("encoder_hidden_states", POINTER(DLTensor)), ("modulated_input", POINTER(DLTensor))]
+                ("encoder_hidden_states", POINTER(DLTensor)), ("modulated_input", POINTER(DLTensor)),
+                ("outputs", POINTER(DLTensor)), ("num_outputs", c_int32)]
 
 
 class FBCConfig(Structure):
@@ -36,7 +38,8 @@ class FasterCacheCConfig(Structure):
                 ("num_temporal_attention_block_identifiers", c_int64),
                 ("tensor_format", c_char_p), ("is_guidance_distilled", c_int32),
                 ("current_timestep_callback", TimestepFn), ("attention_weight_callback", WeightFn),
-                ("callback_user_data", c_void_p)]
+                ("callback_user_data", c_void_p), ("low_frequency_weight_callback", FrequencyWeightFn),
+                ("high_frequency_weight_callback", FrequencyWeightFn)]
 
 
 class TaylorSeerCConfig(Structure):
@@ -98,4 +101,5 @@ check_layouts({"da_block_io": BlockIO, "da_first_block_cache_config": FBCConfig,
                "da_layer_skip_config": LayerSkipCConfig})
 
 KINDS = {"FasterCacheConfig": 1, "FirstBlockCacheConfig": 2, "MagCacheConfig": 3, "PyramidAttentionBroadcastConfig": 4,
-         "TaylorSeerCacheConfig": 5, "TeaCacheConfig": 6}
+         "TaylorSeerCacheConfig": 5, "TeaCacheConfig": 6, "SeaCacheConfig": 7,
+         "TextKVCacheConfig": 8}
