@@ -1,4 +1,7 @@
 import DiffAttnKernels
+import DiffAttnModule
+import DiffAttnProcessors
+import DiffAttnModels
 
 /// One value of a module call: what diffusers' hooks see in `*args, **kwargs` and in an output tuple.
 public enum HookValue: Sendable {

@@ -1,4 +1,7 @@
 import DiffAttnKernels
+import DiffAttnModule
+import DiffAttnProcessors
+import DiffAttnModels
 import Glibc
 
 /// diffusers' `SeaCacheConfig` (hooks/sea_cache.py): a residual cache over the whole block stack,

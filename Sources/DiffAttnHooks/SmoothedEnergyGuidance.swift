@@ -1,4 +1,7 @@
 import DiffAttnKernels
+import DiffAttnModule
+import DiffAttnProcessors
+import DiffAttnModels
 import Glibc
 
 /// diffusers' `SmoothedEnergyGuidanceConfig` (hooks/smoothed_energy_guidance_utils.py): which blocks'

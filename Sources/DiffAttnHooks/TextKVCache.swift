@@ -1,4 +1,7 @@
 import DiffAttnKernels
+import DiffAttnModule
+import DiffAttnProcessors
+import DiffAttnModels
 import Glibc
 
 /// diffusers' `TextKVCacheConfig` (hooks/text_kv_cache.py; no fields). diffusers applies it to one
