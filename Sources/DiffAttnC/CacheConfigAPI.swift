@@ -53,6 +53,7 @@ func applyFasterCacheC(_ m: Model, _ config: UnsafePointer<da_faster_cache_confi
             return w
         }
     }
+    let user = UncheckedPointer(c.callback_user_data)
     for (cb, name, low) in [(c.low_frequency_weight_callback, "low_frequency_weight_callback", true),
                             (c.high_frequency_weight_callback, "high_frequency_weight_callback", false)] {
         guard let cb else { continue }

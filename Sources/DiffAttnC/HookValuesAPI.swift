@@ -91,9 +91,9 @@ final class ValuesBox: @unchecked Sendable {
     func clear() { slots.removeAll() }
 }
 
-let valuesHandles = HandleTable<ValuesBox>(tag: 0xA6, kindName: "da_hook_values")
+let valuesHandles = HandleTable<ValuesBox>(tag: 0xA6, kindName: "da_hook_values", argument: "values")
 
-private func values(_ h: OpaquePointer?) throws -> ValuesBox { try valuesHandles.lookup(h, argument: "values") }
+private func values(_ h: OpaquePointer?) throws -> ValuesBox { try valuesHandles.lookup(h) }
 
 /// `body(handle)` with `box` lent to C for the call's duration.
 func lending<T>(_ box: ValuesBox, _ body: (OpaquePointer) throws -> T) rethrows -> T {
@@ -106,7 +106,7 @@ func lending<T>(_ box: ValuesBox, _ body: (OpaquePointer) throws -> T) rethrows 
 /// thread when there is one (so a host's forward passing on a failure keeps its text), else `what`.
 func callbackError(_ status: Int32, _ what: String) -> DiffAttnError {
     let kind = DiffAttnError.Kind(rawValue: status) ?? .internal
-    let left = String(cString: da_last_error())
+    let left = da_last_error().map { String(cString: $0) } ?? ""
     return DiffAttnError(kind, left.isEmpty ? "\(what) returned \(status)" : left)
 }
 
@@ -229,7 +229,7 @@ public func da_model_call_module(_ h: OpaquePointer?, _ path: UnsafePointer<CCha
                                  _ outputs: OpaquePointer?, _ forward: da_forward_fn?,
                                  _ context: UnsafeMutableRawPointer?) -> da_status {
     guarded {
-        let m = try modelHandles.lookup(h, argument: "model").model
+        let m = try model(h)
         let p = try cString(path, "path")
         let inputs = try values(args), out = try values(outputs)
         guard let forward else { throw DiffAttnError.argument("forward is NULL") }

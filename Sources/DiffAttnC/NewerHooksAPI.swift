@@ -5,7 +5,6 @@ import DiffAttnKernels
 // Thunks for cache contexts with fields, SeaCache and smoothed energy guidance (issue 16).
 // No logic beyond parse, validate, call.
 
-private func model(_ h: OpaquePointer?) throws -> Model { try modelHandles.lookup(h, argument: "model").model }
 
 @_cdecl("da_cache_context_init")
 public func da_cache_context_init(_ c: UnsafeMutablePointer<da_cache_context>?, _ size: Int) -> da_status {

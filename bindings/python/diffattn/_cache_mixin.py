@@ -11,6 +11,7 @@ from ._core import TensorArg, check
 from ._lib import DLTensor, lib
 from .caches import c_config_for_enable
 from .hooks import HookRegistry
+from .newer_hooks import enter_cache_context, set_raw_vision
 
 logger = logging.getLogger("diffattn")
 _KIND_NAMES = {v: k for k, v in KINDS.items()}
@@ -54,7 +55,6 @@ class CacheMixin:
         caches' per-context state and tells SeaCache where the denoising loop is (diffusers'
         CacheContext; an unknown keyword is a TypeError, as its dataclass). Contexts do not nest:
         leaving one clears the context, as diffusers."""
-        from .newer_hooks import enter_cache_context
         enter_cache_context(self, name, step_index, num_inference_steps, timestep, sigma)
         try:
             yield
@@ -64,7 +64,6 @@ class CacheMixin:
     def set_raw_vision(self, latents):
         """SeaCache: the raw (C, T, H, W) latents of the next transformer call (what diffusers'
         `raw_vision_callback` returns); None = none, the call then runs in full."""
-        from .newer_hooks import set_raw_vision
         set_raw_vision(self, latents)
 
     def transformer_block_paths(self):

@@ -5,11 +5,8 @@ import ctypes
 import inspect
 
 from . import _hook_values as _hv
-from ._core import check, set_pending_error
+from ._core import callback_failed, check
 from ._lib import lib
-
-_STATUS_INTERNAL = 12
-
 
 def _positional_names(forward, count):
     """Names of the first `count` positional parameters of `forward` (arg<i> where unknown)."""
@@ -33,8 +30,7 @@ def call_module(model, path, forward, args, kwargs):
             _hv.write_outputs(outputs, forward(*a, **kw), f"the output of '{path}'")
             return 0
         except BaseException as exc:  # noqa: BLE001 -- re-raised by check() below
-            set_pending_error(exc)
-            return _STATUS_INTERNAL
+            return callback_failed(exc)
 
     fn = _hv.ForwardFn(run)
     check(lib.da_model_call_module(model._handle, path.encode(), call.handle, out.handle, fn, None))

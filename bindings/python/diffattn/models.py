@@ -27,6 +27,7 @@ from ._model_lib import (LOAD_SKIP_OTHERS, LOAD_STRICT, MODULE_ATTENTION, MODULE
 from .attention import Attention
 from .casting import enable_model_casting
 from .dit import FluxAttention
+from ._hook_call import call_module as _call_module
 from .hooks import HookRegistry, apply_group_offloading
 
 CLASS_NAMES = ["UNet2DConditionModel", "UNet3DConditionModel", "UNetMotionModel", "I2VGenXLUNet", "AutoencoderKL",
@@ -223,8 +224,7 @@ class ModelMixin(CacheMixin):
     def call_module(self, path, forward, *args, **kwargs):
         """Runs the host's `forward(*args, **kwargs)` for the module at `path` inside its hooks, as
         torch runs a hooked module's forward (pre_forward, new_forward, post_forward)."""
-        from ._hook_call import call_module
-        return call_module(self, path, forward, args, kwargs)
+        return _call_module(self, path, forward, args, kwargs)
 
     def begin_step(self, timestep):
         """Starts a denoising step: the root module's pre-forward hooks run."""

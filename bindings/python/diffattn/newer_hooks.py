@@ -14,56 +14,17 @@ scheduler fields. Names and signatures as diffusers':
 
 import ctypes
 import math
-from ctypes import POINTER, Structure, c_char_p, c_double, c_int32, c_int64, c_uint32, c_void_p
+from ctypes import POINTER, c_char_p, c_int64
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, List, Optional
 
 import numpy as np
 
+from ._cache_lib import CacheContextC, SeaCacheC, SEGC, TextKVC
 from ._core import TensorArg, check
 from ._lib import DLTensor, lib
 
-_S, _H = c_int32, c_void_p
 SEG_DIFFUSERS_0_42_1, SEG_CORRECTED = 0, 1
-
-
-class CacheContextC(Structure):
-    _fields_ = [("struct_size", c_uint32), ("name", c_char_p), ("step_index", c_int64), ("num_inference_steps", c_int64),
-                ("timestep", c_double), ("sigma", c_double)]
-
-
-class SeaCacheC(Structure):
-    _fields_ = [("struct_size", c_uint32), ("threshold", c_double), ("residual_order", c_int32),
-                ("retention_steps", c_int32), ("cache_end_steps", c_int32), ("max_consecutive_cached", c_int32),
-                ("power_exp", c_double)]
-
-
-class TextKVC(Structure):
-    _fields_ = [("struct_size", c_uint32), ("reserved", c_int32)]
-
-
-class SEGC(Structure):
-    _fields_ = [("struct_size", c_uint32), ("indices", POINTER(c_int64)), ("num_indices", c_int64), ("fqn", c_char_p),
-                ("query_proj_identifiers", POINTER(c_char_p)), ("num_query_proj_identifiers", c_int64),
-                ("mapping", c_int32)]
-
-
-for _name, (_r, _a) in {
-    "da_cache_context_init": (_S, [POINTER(CacheContextC), ctypes.c_size_t]),
-    "da_model_enter_cache_context": (_S, [_H, POINTER(CacheContextC)]),
-    "da_sea_cache_config_init": (_S, [POINTER(SeaCacheC), ctypes.c_size_t]),
-    "da_model_apply_sea_cache": (_S, [_H, POINTER(SeaCacheC), POINTER(c_int64)]),
-    "da_model_set_raw_vision": (_S, [_H, POINTER(DLTensor), c_int64]),
-    "da_sea_filter": (_S, [POINTER(DLTensor), c_double, c_double, POINTER(DLTensor)]),
-    "da_smoothed_energy_guidance_config_init": (_S, [POINTER(SEGC), ctypes.c_size_t]),
-    "da_model_apply_smoothed_energy_guidance": (_S, [_H, POINTER(SEGC), c_double, POINTER(c_int64)]),
-    "da_model_remove_smoothed_energy_guidance": (_S, [_H]),
-    "da_seg_blur_query": (_S, [POINTER(DLTensor), c_double, c_int32, POINTER(DLTensor)]),
-    "da_text_kv_cache_config_init": (_S, [POINTER(TextKVC), ctypes.c_size_t]),
-    "da_model_apply_text_kv_cache": (_S, [_H, POINTER(TextKVC), POINTER(c_int64)]),
-    "da_model_text_kv_cache_counts": (_S, [_H, POINTER(c_int64), POINTER(c_int64)]),
-}.items():
-    getattr(lib, _name).restype, getattr(lib, _name).argtypes = _r, _a
 
 
 def enter_cache_context(model, name, step_index=None, num_inference_steps=None, timestep=None, sigma=None):
