@@ -919,6 +919,52 @@ typedef struct da_hook_s *da_hook;
  *   (da_hook_destroy) and every registration (da_hook_registry_remove, or destroying the model or
  *   attention module that holds it), on the thread making that last call, possibly while the
  *   library holds an internal lock: destroy must not call libdiffattn functions. May be NULL. */
+/* ---- argument and output lists (ModelHook, whole: issue 16) ------------------------------------ */
+/* A da_hook_values is an ordered list of named values: a module call's arguments (positional ones
+ * first, then keywords, as diffusers' `*args, **kwargs`) or its outputs (positional, named "").
+ * An attention module's call lists `hidden_states` (positional), then the keywords it was given:
+ * encoder_hidden_states, attention_mask, temb, image_rotary_emb_cos / _sin, ip_hidden_states_<i>, ...
+ * A value is a float32 CPU tensor, a number, or none. Lists handed to a callback are borrowed for the
+ * callback's duration; tensor views stay valid until that entry is replaced or removed. Replacing a
+ * tensor copies the caller's tensor (any shape; strides honoured). Not thread-safe: one list per
+ * call in progress. */
+typedef struct da_hook_values_s da_hook_values;
+
+#define DA_VALUE_NONE 0
+#define DA_VALUE_TENSOR 1
+#define DA_VALUE_NUMBER 2
+
+/* An empty list the caller owns (for da_model_call_module); release with da_hook_values_destroy. */
+da_status da_hook_values_create(da_hook_values **out);
+void da_hook_values_destroy(da_hook_values *values);
+da_status da_hook_values_count(const da_hook_values *values, int64_t *count);
+/* Entry `index`: its name (valid until the entry changes), DA_VALUE_* kind, and 1 when positional.
+ * Any out pointer may be NULL. Errors: DA_ERR_INVALID_ARGUMENT (index out of range). */
+da_status da_hook_values_info(const da_hook_values *values, int64_t index, const char **name, int32_t *kind,
+                              int32_t *positional);
+/* A writable view of a tensor entry (*out's shape array is owned by the list). Writing through it
+ * edits the value in place. Errors: DA_ERR_TYPE (not a tensor). */
+da_status da_hook_values_tensor(da_hook_values *values, int64_t index, DLTensor *out);
+da_status da_hook_values_number(const da_hook_values *values, int64_t index, double *out);
+/* Replace entry `index` (kind changes as needed). `tensor` NULL = none. Errors: DA_ERR_DTYPE
+ * (not float32 CPU), DA_ERR_OUT_OF_MEMORY. */
+da_status da_hook_values_set_tensor(da_hook_values *values, int64_t index, const DLTensor *tensor);
+da_status da_hook_values_set_number(da_hook_values *values, int64_t index, double value);
+/* Insert a new entry before `index` (== count appends). A positional entry must stand before every
+ * keyword, a keyword after every positional one (DA_ERR_VALUE otherwise); keyword names are
+ * unique (DA_ERR_VALUE). `tensor` NULL inserts none. */
+da_status da_hook_values_insert_tensor(da_hook_values *values, int64_t index, const char *name, int32_t positional,
+                                       const DLTensor *tensor);
+da_status da_hook_values_insert_number(da_hook_values *values, int64_t index, const char *name, int32_t positional,
+                                       double value);
+da_status da_hook_values_remove(da_hook_values *values, int64_t index);
+/* Removes every entry. */
+da_status da_hook_values_clear(da_hook_values *values);
+
+/* A module's forward as the library calls it: read `args`, append the outputs to `outputs` (empty
+ * on entry). Returns DA_OK or a status (the call then fails with it). */
+typedef int32_t (*da_forward_fn)(void *context, const char *path, da_hook_values *args, da_hook_values *outputs);
+
 typedef struct da_hook_callbacks {
     uint32_t struct_size;
     int32_t is_stateful; /* reset_state is called by da_hook_registry_reset_stateful_hooks */
@@ -929,6 +975,17 @@ typedef struct da_hook_callbacks {
     int32_t (*post_forward)(void *user_data, const char *path, DLTensor *outputs, int32_t num_outputs);
     int32_t (*reset_state)(void *user_data, const char *path);
     void (*destroy)(void *user_data);
+    /* ---- since the struct grew (issue 16); a caller compiled against the older, shorter struct
+     * is still accepted (these are then NULL). When set, they replace pre_forward / post_forward. */
+    /* pre_forward(module, *args, **kwargs): edit `args` in place (replace, insert, remove). */
+    int32_t (*pre_forward_args)(void *user_data, const char *path, da_hook_values *args);
+    /* new_forward(module, *args, **kwargs): replaces the computation. Fill `outputs`; to run what
+     * the hook wraps (inner hooks and the module itself), call original(original_context, path,
+     * args, outputs) -- any number of times, with any args. NULL = no new_forward. */
+    int32_t (*new_forward)(void *user_data, const char *path, da_hook_values *args, da_hook_values *outputs,
+                           da_forward_fn original, void *original_context);
+    /* post_forward(module, output): edit `outputs` in place (any count and shapes). */
+    int32_t (*post_forward_args)(void *user_data, const char *path, da_hook_values *outputs);
 } da_hook_callbacks;
 
 da_status da_hook_callbacks_init(da_hook_callbacks *callbacks, size_t struct_size);
@@ -975,6 +1032,19 @@ da_status da_hook_registry_exit(da_hook_registry registry);
  * begin), DA_ERR_IO (an offload file could not be read or written). */
 da_status da_model_begin_step(da_model model, double timestep);
 da_status da_model_end_step(da_model model);
+
+/* Calls the host-run module at `path` through its hooks, diffusers' order: pre_forwards outermost
+ * first, the first new_forward (whose `original` runs the rest), `forward` for the module itself,
+ * then post_forwards innermost first. `args` is read and may be edited by the hooks; `outputs`
+ * (cleared first) receives the result. Nested modules are called from inside `forward` the same
+ * way, so a host mirrors its module tree. Built-in hooks of the module run as around
+ * da_hook_registry_enter / _exit. Errors: DA_ERR_NOT_FOUND (path), the status of a hook or of
+ * `forward` (its message kept). A ModuleTree model (da_model_create("ModuleTree",
+ * "{\"modules\": [\"linear_1\", \"blocks.0.proj_in\", ...]}")) gives any host its module tree. */
+da_status da_model_call_module(da_model model, const char *path, da_hook_values *args, da_hook_values *outputs,
+                               da_forward_fn forward, void *context);
+
+/* ---- group offloading (spec hooks §6) --------------------------------------------------------- */
 
 /* ---- group offloading (diffusers hooks/group_offloading.py) ---------------------------------- */
 
@@ -1123,11 +1193,20 @@ da_status da_model_apply_pyramid_attention_broadcast(da_model model, const da_pa
 /* run on the thread of the call that triggered them (see the Hooks section), with               */
 /* callback_user_data; a non-zero status fails that call.                                       */
 
+/* The output-buffer form (issue 16): set `outputs` to num_outputs float32 buffers shaped as the
+ * module's outputs (which may differ from its inputs: Flux's proj_out maps 3072 -> 64 channels).
+ * Then hidden_states / encoder_hidden_states are inputs only; a skipped module's output is written
+ * into `outputs` (DA_ERR_SHAPE when a cached output does not fit a buffer); a run module's outputs
+ * are what the host wrote there before da_model_module_end (hooks may overwrite them). Stream order:
+ * outputs[0] = hidden states, outputs[1] = encoder hidden states (when the module has that stream).
+ * A caller compiled against the shorter struct gets the in-place form. */
 typedef struct da_block_io {
     uint32_t struct_size;
     DLTensor *hidden_states;          /* in/out, float32 CPU, required */
     DLTensor *encoder_hidden_states;  /* in/out, NULL when the module has no encoder stream */
     const DLTensor *modulated_input;  /* TeaCache: the first block's timestep-modulated input */
+    DLTensor *outputs;                /* since issue 16: NULL = in-place form; else num_outputs buffers */
+    int32_t num_outputs;
 } da_block_io;
 
 da_status da_block_io_init(da_block_io *io, size_t struct_size);
@@ -1168,6 +1247,7 @@ da_status da_model_apply_first_block_cache(da_model model, const da_first_block_
  * conditional half; pass the denoiser output through da_model_faster_cache_denoiser_output.
  * Hooks: faster_cache_denoiser (root), faster_cache_block. Ranges are strict (low < t < high). */
 typedef int32_t (*da_attention_weight_callback)(void *user_data, const char *path, double *weight);
+typedef int32_t (*da_frequency_weight_callback)(void *user_data, double *weight);
 
 typedef struct da_faster_cache_config {
     uint32_t struct_size;
@@ -1190,6 +1270,11 @@ typedef struct da_faster_cache_config {
     da_timestep_callback current_timestep_callback; /* NULL = da_model_begin_step's timestep */
     da_attention_weight_callback attention_weight_callback; /* NULL = 0.5 */
     void *callback_user_data;
+    /* since issue 16 (the older, shorter struct is still accepted): diffusers'
+     * low/high_frequency_weight_callback, called on each step that skips the unconditional half;
+     * NULL = alpha_* inside the matching timestep range, else 1. They get callback_user_data. */
+    da_frequency_weight_callback low_frequency_weight_callback;
+    da_frequency_weight_callback high_frequency_weight_callback;
 } da_faster_cache_config;
 
 da_status da_faster_cache_config_init(da_faster_cache_config *config, size_t struct_size);
@@ -1267,7 +1352,9 @@ da_status da_model_apply_teacache(da_model model, const da_teacache_config *conf
 /* LayerSkipConfig: skip whole blocks (skip_attention and skip_ff), or their self-attention modules
  * (inside da_attention_forward: the output is the input hidden states) and/or feed-forwards (the
  * host asks the block protocol for "<block>.ff", "<block>.ff_context"). dropout < 1 runs the module
- * and drops outputs instead. skip_attention_scores is not implemented (DA_ERR_UNSUPPORTED). */
+ * and drops outputs instead. skip_attention_scores (dropout must be 1): the attention of the selected
+ * self-attention modules returns V wherever query and value lengths agree, the rest of the
+ * processor runs (diffusers' AttentionScoreSkipFunctionMode; masks are ignored there). */
 typedef struct da_layer_skip_config {
     uint32_t struct_size;
     const int64_t *indices;
@@ -1293,10 +1380,104 @@ da_status da_model_apply_layer_skip(da_model model, const da_layer_skip_config *
 #define DA_CACHE_PYRAMID_ATTENTION 4 /* da_pab_config */
 #define DA_CACHE_TAYLORSEER 5        /* da_taylorseer_cache_config */
 #define DA_CACHE_TEA 6               /* da_teacache_config */
+#define DA_CACHE_SEA 7               /* da_sea_cache_config */
+#define DA_CACHE_TEXT_KV 8           /* da_text_kv_cache_config */
 
 da_status da_model_enable_cache(da_model model, int32_t kind, const void *config);
 da_status da_model_disable_cache(da_model model);
 da_status da_model_enabled_cache(da_model model, int32_t *kind);
+
+/* ---- cache contexts with scheduler fields (diffusers' CacheContext; issue 16) ------------------- */
+/* cache_context(name, step_index=..., num_inference_steps=..., timestep=..., sigma=...): the name
+ * selects the caches' per-context state as da_model_set_cache_context; the fields are what
+ * SeaCache reads. name NULL clears the context (and its fields); entering does not nest. */
+typedef struct da_cache_context {
+    uint32_t struct_size;
+    const char *name;
+    int64_t step_index;          /* -1 = None */
+    int64_t num_inference_steps; /* -1 = None */
+    double timestep;             /* NaN = None */
+    double sigma;                /* NaN = None */
+} da_cache_context;
+
+da_status da_cache_context_init(da_cache_context *context, size_t struct_size);
+da_status da_model_enter_cache_context(da_model model, const da_cache_context *context);
+
+/* ---- SeaCache (diffusers' SeaCacheConfig, hooks/sea_cache.py; docs/caches.md) ------------------ */
+/* A residual cache over the whole block stack (da_model_transformer_block_path), gated by the
+ * spectral change of the raw latents between scheduler steps. Per transformer call the host enters
+ * a cache context with step_index, sigma (in [0, 1]) and num_inference_steps, hands over the raw
+ * latents with da_model_set_raw_vision (what diffusers' raw_vision_callback returns), then drives
+ * the blocks with the block protocol: the first block decides; on reuse it answers skip with
+ * hidden = input + cached residual and encoder = the cached text stream, and the other blocks
+ * pass through. Missing fields or latents: the call runs in full (diffusers' fail-open).
+ * Validation errors as diffusers' (DA_ERR_VALUE with its messages). Hooks: sea_cache_root,
+ * sea_cache_leader_block, sea_cache_block. */
+typedef struct da_sea_cache_config {
+    uint32_t struct_size;
+    double threshold;               /* 0.25 */
+    int32_t residual_order;         /* 1 (0 = reuse the last residual) */
+    int32_t retention_steps;        /* 1 */
+    int32_t cache_end_steps;        /* 1 */
+    int32_t max_consecutive_cached; /* 2 (0 = unlimited) */
+    double power_exp;               /* 3.0 */
+} da_sea_cache_config;
+
+da_status da_sea_cache_config_init(da_sea_cache_config *config, size_t struct_size);
+da_status da_model_apply_sea_cache(da_model model, const da_sea_cache_config *config, int64_t *hooked);
+/* The raw latents of the next transformer call: `count` float32 (C, T, H, W) tensors (copied),
+ * consumed by the first block's decision. count 0 = none. Errors: DA_ERR_STATE (SeaCache not
+ * applied), DA_ERR_SHAPE (not 4-D). */
+da_status da_model_set_raw_vision(da_model model, const DLTensor *latents, int64_t count);
+/* The SEA indicator of one latent (diffusers' _apply_sea_filter): (C, T, H, W) in, (T, H, W, C) out. */
+da_status da_sea_filter(const DLTensor *latent, double sigma, double power_exp, DLTensor *out);
+
+/* ---- smoothed energy guidance (diffusers' SmoothedEnergyGuidanceConfig) --------------------------- */
+/* The query projections (`query_proj_identifiers`, default to_q) of every self-attention module in
+ * the selected blocks get SEG's blur inside the attention step: the first floor(sqrt(S))^2 query
+ * tokens as a square grid in row-major order. blur_sigma is passed beside the config, as diffusers
+ * does. DA_SEG_DIFFUSERS_0_42_1 reproduces diffusers 0.42.1 (sigma > 9999.9: a Gaussian clamped to
+ * the grid, any finite sigma: the mean); DA_SEG_CORRECTED swaps them as SEG intends
+ * (docs/deviations.md). Works on Flux too, where diffusers' hook fails. Hook name:
+ * smoothed_energy_guidance_hook. */
+#define DA_SEG_DIFFUSERS_0_42_1 0
+#define DA_SEG_CORRECTED 1
+typedef struct da_smoothed_energy_guidance_config {
+    uint32_t struct_size;
+    const int64_t *indices;
+    int64_t num_indices;
+    const char *fqn;                               /* NULL = "auto" */
+    const char *const *query_proj_identifiers;     /* NULL = {"to_q"} */
+    int64_t num_query_proj_identifiers;
+    int32_t mapping;                               /* DA_SEG_DIFFUSERS_0_42_1 */
+} da_smoothed_energy_guidance_config;
+
+da_status da_smoothed_energy_guidance_config_init(da_smoothed_energy_guidance_config *config, size_t struct_size);
+da_status da_model_apply_smoothed_energy_guidance(da_model model, const da_smoothed_energy_guidance_config *config,
+                                                  double blur_sigma, int64_t *hooked);
+/* Removes every SEG blur of the model (diffusers' remove_hook(name, recurse=True)). */
+da_status da_model_remove_smoothed_energy_guidance(da_model model);
+/* The blur alone on a (B, S, D) query; `out` has the query's shape. */
+da_status da_seg_blur_query(const DLTensor *query, double blur_sigma, int32_t mapping, DLTensor *out);
+
+/* ---- text K/V cache (diffusers' TextKVCacheConfig; docs/caches.md) ------------------------------- */
+/* The cross-attention keys and values (to_k / to_v outputs) of UNet2D/3D and PixArt models, whose
+ * text states reach every block unchanged, are computed once per prompt and cache context and
+ * reused: a layer's output is reused only when its input is bitwise the same as the one it was
+ * computed from, so outputs are bitwise those of the uncached run. Joint-attention models (Flux,
+ * SD3), whose text stream changes per step, and other classes: DA_ERR_VALUE. Reset (memory) with
+ * da_hook_registry_reset_stateful_hooks on the root. Hooks: text_kv_cache_transformer,
+ * text_kv_cache_block. */
+typedef struct da_text_kv_cache_config {
+    uint32_t struct_size;
+    int32_t reserved; /* diffusers' config has no fields */
+} da_text_kv_cache_config;
+
+da_status da_text_kv_cache_config_init(da_text_kv_cache_config *config, size_t struct_size);
+da_status da_model_apply_text_kv_cache(da_model model, const da_text_kv_cache_config *config, int64_t *hooked);
+/* Reuses (hits) and computations (misses) of cached projections since the last reset.
+ * Errors: DA_ERR_STATE (not applied). */
+da_status da_model_text_kv_cache_counts(da_model model, int64_t *hits, int64_t *misses);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -20,26 +20,51 @@ func doubleList(_ p: UnsafePointer<Double>?, _ count: Int64, _ name: String) thr
 
 @_cdecl("da_block_io_init")
 public func da_block_io_init(_ io: UnsafeMutablePointer<da_block_io>?, _ size: Int) -> da_status {
-    initStruct(io, size, "io") { da_block_io() }
+    guarded {
+        guard let io else { throw DiffAttnError.argument("io is NULL") }
+        let old = MemoryLayout<da_block_io>.offset(of: \da_block_io.outputs)!
+        guard size >= MemoryLayout<da_block_io>.size || size == old else {
+            throw DiffAttnError.argument("struct_size \(size) is smaller than da_block_io (\(MemoryLayout<da_block_io>.size))")
+        }
+        // A caller of the older, shorter struct gets only its fields written.
+        UnsafeMutableRawPointer(io).initializeMemory(as: UInt8.self, repeating: 0, count: min(size, MemoryLayout<da_block_io>.size))
+        UnsafeMutableRawPointer(io).storeBytes(of: UInt32(min(size, MemoryLayout<da_block_io>.size)), as: UInt32.self)
+    }
 }
 
-private func readIO(_ io: UnsafeMutablePointer<da_block_io>?) throws -> (UnsafeMutablePointer<da_block_io>, BlockIO) {
-    let p = try writableStruct(io, "io")
-    _ = try readStruct(UnsafePointer(p), "io")  // struct_size check
-    guard p.pointee.hidden_states != nil else { throw DiffAttnError.argument("io.hidden_states is NULL") }
-    let v = BlockIO(hiddenStates: try readTensor(p.pointee.hidden_states, "io.hidden_states"),
-                    encoderHiddenStates: try readOptionalTensor(p.pointee.encoder_hidden_states, "io.encoder_hidden_states"),
-                    modulatedInput: try readOptionalTensor(p.pointee.modulated_input, "io.modulated_input"))
-    return (p, v)
+/// The caller's io (older, shorter structs accepted) and the library's view of it.
+private func readIO(_ io: UnsafeMutablePointer<da_block_io>?, end: Bool) throws -> (UnsafeMutablePointer<da_block_io>, BlockIO) {
+    let c = try readGrownStruct(UnsafePointer(io), "io", since: \da_block_io.outputs)
+    guard c.hidden_states != nil else { throw DiffAttnError.argument("io.hidden_states is NULL") }
+    var v = BlockIO(hiddenStates: try readTensor(c.hidden_states, "io.hidden_states"),
+                    encoderHiddenStates: try readOptionalTensor(c.encoder_hidden_states, "io.encoder_hidden_states"),
+                    modulatedInput: try readOptionalTensor(c.modulated_input, "io.modulated_input"))
+    if let outs = c.outputs {
+        guard c.num_outputs >= 1, c.num_outputs <= 64 else {
+            throw DiffAttnError.argument("io.num_outputs must be in 1...64 with io.outputs set, got \(c.num_outputs)")
+        }
+        v.outputForm = true
+        if end { v.outputs = try (0..<Int(c.num_outputs)).map { try readTensor(outs + $0, "io.outputs[\($0)]") } }
+    }
+    return (io!, v)
 }
 
-private func writeIO(_ v: BlockIO, _ before: BlockIO, into p: UnsafeMutablePointer<da_block_io>) throws {
-    try writeTensor(v.hiddenStates, into: p.pointee.hidden_states, "io.hidden_states")
+private func writeIO(_ v: BlockIO, into p: UnsafeMutablePointer<da_block_io>) throws {
+    let c = try readGrownStruct(UnsafePointer(p), "io", since: \da_block_io.outputs)
+    if v.outputForm {
+        guard let outs = v.outputs else { return }
+        guard outs.count == Int(c.num_outputs) else {
+            throw DiffAttnError.shape("the module's cached outputs are \(outs.count) tensors; io.num_outputs is \(c.num_outputs)")
+        }
+        for (i, t) in outs.enumerated() { try writeTensor(t, into: c.outputs! + i, "io.outputs[\(i)]") }
+        return
+    }
+    try writeTensor(v.hiddenStates, into: c.hidden_states, "io.hidden_states")
     if let e = v.encoderHiddenStates {
-        guard p.pointee.encoder_hidden_states != nil else {
+        guard c.encoder_hidden_states != nil else {
             throw DiffAttnError.state("a cache produced an encoder stream but io.encoder_hidden_states is NULL")
         }
-        try writeTensor(e, into: p.pointee.encoder_hidden_states, "io.encoder_hidden_states")
+        try writeTensor(e, into: c.encoder_hidden_states, "io.encoder_hidden_states")
     }
 }
 
@@ -50,10 +75,9 @@ public func da_model_module_begin(_ h: OpaquePointer?, _ path: UnsafePointer<CCh
         let m = try model(h)
         let p = try cString(path, "path")
         let out = try output(run, "run")
-        let (ptr, before) = try readIO(io)
-        var v = before
+        var (ptr, v) = try readIO(io, end: false)
         let r = try m.moduleBegin(p, &v)
-        try writeIO(v, before, into: ptr)
+        if !r || !v.outputForm { try writeIO(v, into: ptr) }
         out.pointee = r ? 1 : 0
     }
 }
@@ -63,10 +87,9 @@ public func da_model_module_end(_ h: OpaquePointer?, _ path: UnsafePointer<CChar
     guarded {
         let m = try model(h)
         let p = try cString(path, "path")
-        let (ptr, before) = try readIO(io)
-        var v = before
+        var (ptr, v) = try readIO(io, end: true)
         try m.moduleEnd(p, &v)
-        try writeIO(v, before, into: ptr)
+        try writeIO(v, into: ptr)
     }
 }
 
@@ -177,6 +200,10 @@ public func da_model_enable_cache(_ h: OpaquePointer?, _ kind: Int32, _ config: 
             case .pyramidAttentionBroadcast: _ = try applyPyramidAttentionBroadcastC(m, config.assumingMemoryBound(to: da_pab_config.self))
             case .taylorSeerCache: _ = try applyTaylorSeerC(m, config.assumingMemoryBound(to: da_taylorseer_cache_config.self))
             case .teaCache: _ = try m.applyTeaCache(try teaCacheConfig(try readStruct(config.assumingMemoryBound(to: da_teacache_config.self), "config")))
+            case .seaCache: _ = try m.applySeaCache(seaCacheConfig(try readStruct(config.assumingMemoryBound(to: da_sea_cache_config.self), "config")))
+            case .textKVCache:
+                _ = try readStruct(config.assumingMemoryBound(to: da_text_kv_cache_config.self), "config")
+                _ = try m.applyTextKVCache(TextKVCacheConfig())
             }
         }
     }

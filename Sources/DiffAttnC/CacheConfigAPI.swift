@@ -7,7 +7,7 @@ import DiffAttnKernels
 
 @_cdecl("da_faster_cache_config_init")
 public func da_faster_cache_config_init(_ c: UnsafeMutablePointer<da_faster_cache_config>?, _ size: Int) -> da_status {
-    initStruct(c, size, "config") {
+    initGrownStruct(c, size, "config", since: \da_faster_cache_config.low_frequency_weight_callback) {
         let s = FasterCacheConfig()
         var v = da_faster_cache_config()
         v.spatial_attention_block_skip_range = Int64(s.spatialAttentionBlockSkipRange ?? 0)
@@ -26,7 +26,7 @@ public func da_faster_cache_config_init(_ c: UnsafeMutablePointer<da_faster_cach
 
 @discardableResult
 func applyFasterCacheC(_ m: Model, _ config: UnsafePointer<da_faster_cache_config>?) throws -> Int {
-    let c = try readStruct(config, "config")
+    let c = try readGrownStruct(config, "config", since: \da_faster_cache_config.low_frequency_weight_callback)
     var s = FasterCacheConfig()
     for (v, n) in [(c.spatial_attention_block_skip_range, "spatial"), (c.temporal_attention_block_skip_range, "temporal")] where v < 0 {
         throw DiffAttnError.argument("\(n)_attention_block_skip_range must be 0 (None) or positive, got \(v)")
@@ -52,6 +52,18 @@ func applyFasterCacheC(_ m: Model, _ config: UnsafePointer<da_faster_cache_confi
             try checkCallback(path.withCString { cb(user.raw, $0, &w) }, "attention_weight_callback")
             return w
         }
+    }
+    let user = UncheckedPointer(c.callback_user_data)
+    for (cb, name, low) in [(c.low_frequency_weight_callback, "low_frequency_weight_callback", true),
+                            (c.high_frequency_weight_callback, "high_frequency_weight_callback", false)] {
+        guard let cb else { continue }
+        let f: () throws -> Double = {
+            var w = 0.0
+            let status = cb(user.raw, &w)
+            guard status == DA_OK else { throw callbackError(status, name) }
+            return w
+        }
+        if low { s.lowFrequencyWeightCallback = f } else { s.highFrequencyWeightCallback = f }
     }
     return try m.applyFasterCache(&s).count
 }

@@ -22,8 +22,8 @@ func readModuleFields(_ c: da_attention_config, into s: inout AttentionConfig) t
     guard let norm = MultiscaleNorm(rawValue: c.norm_type) else {
         throw DiffAttnError.value("norm_type \(c.norm_type) is not supported (DA_MULTISCALE_NORM_*)")
     }
-    guard c.num_kernel_sizes >= 1, c.num_kernel_sizes <= 16 else {
-        throw DiffAttnError.argument("num_kernel_sizes must be in 1...16, got \(c.num_kernel_sizes)")
+    guard c.num_kernel_sizes >= 0, c.num_kernel_sizes <= 16 else {
+        throw DiffAttnError.argument("num_kernel_sizes must be in 0...16, got \(c.num_kernel_sizes)")
     }
     var m = MultiscaleOptions()
     m.outChannels = Int(c.out_channels)  // range-checked with the module (Attention.validateModule)

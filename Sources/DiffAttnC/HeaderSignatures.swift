@@ -91,6 +91,18 @@ private func checkHeaderSignatures() {
     do { var h = CDiffAttnHeader.da_pipeline_unfuse_qkv_projections, t = DiffAttnC.da_pipeline_unfuse_qkv_projections; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_pipeline_set_attention_slicing, t = DiffAttnC.da_pipeline_set_attention_slicing; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_pipeline_set_use_memory_efficient_attention_xformers, t = DiffAttnC.da_pipeline_set_use_memory_efficient_attention_xformers; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_hook_values_create, t = DiffAttnC.da_hook_values_create; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_hook_values_destroy, t = DiffAttnC.da_hook_values_destroy; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_hook_values_count, t = DiffAttnC.da_hook_values_count; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_hook_values_info, t = DiffAttnC.da_hook_values_info; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_hook_values_tensor, t = DiffAttnC.da_hook_values_tensor; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_hook_values_number, t = DiffAttnC.da_hook_values_number; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_hook_values_set_tensor, t = DiffAttnC.da_hook_values_set_tensor; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_hook_values_set_number, t = DiffAttnC.da_hook_values_set_number; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_hook_values_insert_tensor, t = DiffAttnC.da_hook_values_insert_tensor; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_hook_values_insert_number, t = DiffAttnC.da_hook_values_insert_number; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_hook_values_remove, t = DiffAttnC.da_hook_values_remove; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_hook_values_clear, t = DiffAttnC.da_hook_values_clear; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_hook_callbacks_init, t = DiffAttnC.da_hook_callbacks_init; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_hook_create, t = DiffAttnC.da_hook_create; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_hook_destroy, t = DiffAttnC.da_hook_destroy; sameType(&h, &t) }
@@ -106,6 +118,7 @@ private func checkHeaderSignatures() {
     do { var h = CDiffAttnHeader.da_hook_registry_exit, t = DiffAttnC.da_hook_registry_exit; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_model_begin_step, t = DiffAttnC.da_model_begin_step; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_model_end_step, t = DiffAttnC.da_model_end_step; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_model_call_module, t = DiffAttnC.da_model_call_module; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_group_offload_config_init, t = DiffAttnC.da_group_offload_config_init; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_model_enable_group_offload, t = DiffAttnC.da_model_enable_group_offload; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_attention_enable_layerwise_casting, t = DiffAttnC.da_attention_enable_layerwise_casting; sameType(&h, &t) }
@@ -138,4 +151,17 @@ private func checkHeaderSignatures() {
     do { var h = CDiffAttnHeader.da_model_enable_cache, t = DiffAttnC.da_model_enable_cache; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_model_disable_cache, t = DiffAttnC.da_model_disable_cache; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_model_enabled_cache, t = DiffAttnC.da_model_enabled_cache; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_cache_context_init, t = DiffAttnC.da_cache_context_init; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_model_enter_cache_context, t = DiffAttnC.da_model_enter_cache_context; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_sea_cache_config_init, t = DiffAttnC.da_sea_cache_config_init; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_model_apply_sea_cache, t = DiffAttnC.da_model_apply_sea_cache; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_model_set_raw_vision, t = DiffAttnC.da_model_set_raw_vision; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_sea_filter, t = DiffAttnC.da_sea_filter; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_smoothed_energy_guidance_config_init, t = DiffAttnC.da_smoothed_energy_guidance_config_init; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_model_apply_smoothed_energy_guidance, t = DiffAttnC.da_model_apply_smoothed_energy_guidance; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_model_remove_smoothed_energy_guidance, t = DiffAttnC.da_model_remove_smoothed_energy_guidance; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_seg_blur_query, t = DiffAttnC.da_seg_blur_query; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_text_kv_cache_config_init, t = DiffAttnC.da_text_kv_cache_config_init; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_model_apply_text_kv_cache, t = DiffAttnC.da_model_apply_text_kv_cache; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_model_text_kv_cache_counts, t = DiffAttnC.da_model_text_kv_cache_counts; sameType(&h, &t) }
 }

@@ -13,6 +13,46 @@ final class CHook: ModelHook, @unchecked Sendable {
 
     override var isStateful: Bool { cb.is_stateful != 0 }
     override var hookDescription: String { "CHook" }
+    override var usesArgumentLists: Bool {
+        cb.pre_forward_args != nil || cb.new_forward != nil || cb.post_forward_args != nil
+    }
+    override var hasNewForward: Bool { cb.new_forward != nil }
+
+    override func preForward(_ module: HookRegistry, arguments: inout HookArgs) throws {
+        guard let f = cb.pre_forward_args else { return }
+        let box = ValuesBox(arguments)
+        let status = lending(box) { h in withPath(module.path) { f(cb.user_data, $0, h) } }
+        guard status == DA_OK else { throw callbackError(status, "hook pre_forward on '\(module.path)'") }
+        arguments = try box.args
+    }
+
+    override func newForward(_ module: HookRegistry, arguments: HookArgs,
+                             _ original: (HookArgs) throws -> HookArgs) throws -> HookArgs {
+        guard let f = cb.new_forward else { return try original(arguments) }
+        return try withoutActuallyEscaping(original) { run in
+            let call = OriginalCall(run)
+            let args = ValuesBox(arguments), out = ValuesBox()
+            let context = Unmanaged.passUnretained(call).toOpaque()
+            let status = withExtendedLifetime(call) {
+                lending(args) { ah in lending(out) { oh in
+                    withPath(module.path) { f(cb.user_data, $0, ah, oh, originalThunk, context) }
+                } }
+            }
+            guard status == DA_OK else {
+                if let e = call.error, e.kind.rawValue == status { throw e }
+                throw callbackError(status, "hook new_forward on '\(module.path)'")
+            }
+            return try out.args
+        }
+    }
+
+    override func postForward(_ module: HookRegistry, outputs: inout HookArgs) throws {
+        guard let f = cb.post_forward_args else { return }
+        let box = ValuesBox(outputs)
+        let status = lending(box) { h in withPath(module.path) { f(cb.user_data, $0, h) } }
+        guard status == DA_OK else { throw callbackError(status, "hook post_forward on '\(module.path)'") }
+        outputs = try box.args
+    }
 
     private func check(_ status: da_status, _ what: String, _ path: String) throws {
         guard status == DA_OK else {
@@ -36,11 +76,15 @@ final class CHook: ModelHook, @unchecked Sendable {
     }
 
     override func resetState(_ module: HookRegistry) throws {
-        guard let f = cb.reset_state else { return }
+        guard let f = cb.reset_state else { return try super.resetState(module) }  // stateful without it: diffusers' error
         try check(withPath(module.path) { f(cb.user_data, $0) }, "reset_state", module.path)
     }
 
     override func preForward(_ module: HookRegistry, _ inputs: inout AttentionInputs?) throws {
+        if usesArgumentLists, inputs == nil {  // a host-run module's half (enter / begin_step): no arguments
+            var none = HookArgs()
+            return try preForward(module, arguments: &none)
+        }
         guard let f = cb.pre_forward else { return }
         guard var args = inputs else {
             try check(withPath(module.path) { f(cb.user_data, $0, nil) }, "pre_forward", module.path)
@@ -55,6 +99,10 @@ final class CHook: ModelHook, @unchecked Sendable {
     }
 
     override func postForward(_ module: HookRegistry, _ output: inout [Tensor]) throws {
+        if usesArgumentLists, output.isEmpty {
+            var none = HookArgs()
+            return try postForward(module, outputs: &none)
+        }
         guard let f = cb.post_forward else { return }
         if output.isEmpty {
             try check(withPath(module.path) { f(cb.user_data, $0, nil, 0) }, "post_forward", module.path)
@@ -129,7 +177,7 @@ public func da_hook_create(_ cb: UnsafePointer<da_hook_callbacks>?, _ out: Unsaf
     guarded {
         let out = try output(out, "out")
         out.pointee = nil
-        out.pointee = hookHandles.insert(HookBox(CHook(try readStruct(cb, "callbacks"))))
+        out.pointee = hookHandles.insert(HookBox(CHook(try readGrownStruct(cb, "callbacks", since: \da_hook_callbacks.pre_forward_args))))
     }
 }
 
@@ -212,4 +260,35 @@ public func da_model_begin_step(_ h: OpaquePointer?, _ timestep: Double) -> da_s
 @_cdecl("da_model_end_step")
 public func da_model_end_step(_ h: OpaquePointer?) -> da_status {
     guarded { try model(h).endStep() }
+}
+
+/// Reads a struct that grew: a caller compiled against an older header passes the shorter size
+/// (up to the field `since`); the newer fields then read as zero (NULL callbacks).
+func readGrownStruct<T>(_ p: UnsafePointer<T>?, _ name: String, since field: PartialKeyPath<T>) throws -> T {
+    guard let p else { throw DiffAttnError.argument("\(name) is NULL") }
+    let size = Int(UnsafeRawPointer(p).load(as: UInt32.self))
+    let oldSize = MemoryLayout<T>.offset(of: field) ?? MemoryLayout<T>.size
+    guard size == oldSize || size >= MemoryLayout<T>.size else {
+        throw DiffAttnError.argument("\(name)->struct_size is \(size); expected \(oldSize) (older header) or at least \(MemoryLayout<T>.size) (initialise it with its *_init function or sizeof)")
+    }
+    if size >= MemoryLayout<T>.size { return p.pointee }
+    let value = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<T>.size, alignment: MemoryLayout<T>.alignment)
+    defer { value.deallocate() }
+    value.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<T>.size)
+    value.copyMemory(from: UnsafeRawPointer(p), byteCount: size)
+    return value.load(as: T.self)
+}
+
+/// A `*_init` thunk for a struct that grew: the older size gets only its fields written.
+func initGrownStruct<T>(_ p: UnsafeMutablePointer<T>?, _ size: Int, _ name: String, since field: PartialKeyPath<T>,
+                        _ defaults: () throws -> T) -> da_status {
+    let oldSize = MemoryLayout<T>.offset(of: field) ?? MemoryLayout<T>.size
+    guard size == oldSize, let p else { return initStruct(p, size, name, defaults) }
+    return guarded {
+        var value = try defaults()
+        withUnsafeMutableBytes(of: &value) { raw in
+            raw.storeBytes(of: UInt32(oldSize), as: UInt32.self)
+            UnsafeMutableRawPointer(p).copyMemory(from: raw.baseAddress!, byteCount: oldSize)
+        }
+    }
 }

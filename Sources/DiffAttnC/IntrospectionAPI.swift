@@ -28,6 +28,10 @@ private let structSizes: [String: Int] = [
     "da_mag_cache_config": MemoryLayout<da_mag_cache_config>.stride,
     "da_teacache_config": MemoryLayout<da_teacache_config>.stride,
     "da_layer_skip_config": MemoryLayout<da_layer_skip_config>.stride,
+    "da_cache_context": MemoryLayout<da_cache_context>.stride,
+    "da_sea_cache_config": MemoryLayout<da_sea_cache_config>.stride,
+    "da_smoothed_energy_guidance_config": MemoryLayout<da_smoothed_energy_guidance_config>.stride,
+    "da_text_kv_cache_config": MemoryLayout<da_text_kv_cache_config>.stride,
 ]
 
 @_cdecl("da_struct_size")

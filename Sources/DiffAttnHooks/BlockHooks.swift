@@ -11,6 +11,13 @@ public struct BlockIO: Sendable {
     public var encoderHiddenStates: Tensor?
     /// TeaCache's indicator: the first block's timestep-modulated input (`norm1(x, temb)`).
     public var modulatedInput: Tensor?
+    /// The output-buffer form (issue 16): the host gives separate output buffers, whose shapes may
+    /// differ from the inputs' (Flux `proj_out`: 3072 → 64 channels). Then `outputs` holds a skipped
+    /// module's outputs after `moduleBegin` and a run module's outputs at `moduleEnd`, in stream
+    /// order (hidden, encoder); hooks that only know the streams write `hiddenStates` /
+    /// `encoderHiddenStates`, which the protocol maps onto `outputs`.
+    public var outputForm = false
+    public var outputs: [Tensor]?
 
     public init(hiddenStates: Tensor, encoderHiddenStates: Tensor? = nil, modulatedInput: Tensor? = nil) {
         self.hiddenStates = hiddenStates; self.encoderHiddenStates = encoderHiddenStates; self.modulatedInput = modulatedInput
@@ -83,22 +90,51 @@ extension Model {
     public func moduleBegin(_ path: String, _ io: inout BlockIO) throws -> Bool {
         let r = try hookRegistry(at: path)
         try r.enter()
+        io.outputs = nil
         for hook in r.blockHooks.reversed() {
-            if try !hook.blockBegin(r, &io) { try r.exit(); return false }
+            if try !hook.blockBegin(r, &io) {
+                if io.outputForm && io.outputs == nil {  // a stream-only hook answered in place
+                    io.outputs = [io.hiddenStates] + (io.encoderHiddenStates.map { [$0] } ?? [])
+                }
+                try r.exit()
+                return false
+            }
         }
         return true
     }
 
     /// After the host ran the module: block hooks innermost first (they may replace `io`), then
-    /// the ordinary post-forward hooks.
+    /// the ordinary post-forward hooks. In the output form, `io.outputs` holds what the host
+    /// computed; stream-only hooks see (and may replace) them as hidden / encoder states.
     public func moduleEnd(_ path: String, _ io: inout BlockIO) throws {
         let r = try hookRegistry(at: path)
+        if io.outputForm {
+            guard let outs = io.outputs, !outs.isEmpty else {
+                throw DiffAttnError.argument("module_end in the output-buffer form needs at least one output")
+            }
+            io.hiddenStates = outs[0]
+            io.encoderHiddenStates = outs.count > 1 ? outs[1] : nil
+        }
         for hook in r.blockHooks { try hook.blockEnd(r, &io) }
+        if io.outputForm, var outs = io.outputs {
+            outs[0] = io.hiddenStates
+            if outs.count > 1, let e = io.encoderHiddenStates { outs[1] = e }
+            io.outputs = outs
+        }
         try r.exit()
     }
 
-    /// `cache_context(name)`: selects the per-context state of the caches (nil clears).
-    public func setCacheContext(_ name: String?) { hookContext.cacheContext = name }
+    /// `cache_context(name)`: selects the per-context state of the caches (nil clears, fields too).
+    public func setCacheContext(_ name: String?) {
+        hookContext.cacheContext = name
+        if name == nil { hookContext.cacheContextInfo = CacheContextInfo() }
+    }
+
+    /// `cache_context(name, step_index=..., ...)`: the name and diffusers' context fields; nil clears.
+    public func enterCacheContext(_ name: String?, _ info: CacheContextInfo) {
+        hookContext.cacheContext = name
+        hookContext.cacheContextInfo = name == nil ? CacheContextInfo() : info
+    }
 
     /// Installs a "head decides, tail records" cache over the transformer blocks (MagCache,
     /// TeaCache): `make(isHead, isTail)` on every block, the head under `headName`. A single block

@@ -7,6 +7,7 @@ import DiffAttnModels
 /// the hook names `disable_cache` removes.
 public enum CacheKind: Int32, Sendable, CaseIterable {
     case fasterCache = 1, firstBlockCache = 2, magCache = 3, pyramidAttentionBroadcast = 4, taylorSeerCache = 5, teaCache = 6
+    case seaCache = 7, textKVCache = 8
 
     public var hookNames: [String] {
         switch self {
@@ -16,6 +17,8 @@ public enum CacheKind: Int32, Sendable, CaseIterable {
         case .pyramidAttentionBroadcast: return [Model.pyramidAttentionBroadcastHookName]
         case .taylorSeerCache: return [Model.taylorSeerHookName]
         case .teaCache: return [Model.teaCacheLeaderHookName, Model.teaCacheBlockHookName]
+        case .seaCache: return [Model.seaCacheBlockHookName, Model.seaCacheLeaderHookName, Model.seaCacheRootHookName]
+        case .textKVCache: return [Model.textKVCacheBlockHookName, Model.textKVCacheRootHookName]
         }
     }
 
@@ -28,6 +31,8 @@ public enum CacheKind: Int32, Sendable, CaseIterable {
         case .pyramidAttentionBroadcast: return "PyramidAttentionBroadcastConfig"
         case .taylorSeerCache: return "TaylorSeerCacheConfig"
         case .teaCache: return "TeaCacheConfig"
+        case .seaCache: return "SeaCacheConfig"
+        case .textKVCache: return "TextKVCacheConfig"
         }
     }
 }

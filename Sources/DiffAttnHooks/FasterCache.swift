@@ -19,6 +19,11 @@ public struct FasterCacheConfig: @unchecked Sendable {
     public var temporalAttentionBlockIdentifiers = ["^temporal_transformer_blocks.*attn"]
     /// `attention_weight_callback(module path)`; nil = diffusers' constant 0.5.
     public var attentionWeightCallback: ((String) throws -> Double)?
+    /// `low_frequency_weight_callback(module)` / `high_...`: the weight of the recorded low/high
+    /// frequency delta on a step that skips the unconditional half; nil = diffusers' default
+    /// (`alpha_*` inside the matching timestep range, else 1).
+    public var lowFrequencyWeightCallback: (() throws -> Double)?
+    public var highFrequencyWeightCallback: (() throws -> Double)?
     public var tensorFormat = "BCFHW"
     public var isGuidanceDistilled = false
     /// nil = the timestep given to `Model.beginStep`.

@@ -17,6 +17,7 @@ public final class FasterCacheDenoiserHook: ModelHook, @unchecked Sendable {
     let alphaLow: Double, alphaHigh: Double
     let distilled: Bool
     let timestep: () throws -> Double
+    let lowWeight: (() throws -> Double)?, highWeight: (() throws -> Double)?
     private let lock = Locked()
     private var iteration = 0
     private var skipNow = false
@@ -26,6 +27,7 @@ public final class FasterCacheDenoiserHook: ModelHook, @unchecked Sendable {
         skipRange = c.unconditionalBatchSkipRange; range = c.unconditionalBatchTimestepSkipRange
         lowRange = c.lowFrequencyWeightUpdateTimestepRange; highRange = c.highFrequencyWeightUpdateTimestepRange
         alphaLow = c.alphaLowFrequency; alphaHigh = c.alphaHighFrequency; distilled = c.isGuidanceDistilled
+        lowWeight = c.lowFrequencyWeightCallback; highWeight = c.highFrequencyWeightCallback
         self.timestep = timestep
     }
 
@@ -57,7 +59,8 @@ public final class FasterCacheDenoiserHook: ModelHook, @unchecked Sendable {
             guard let lo = lock.run({ lowDelta }), let hi = lock.run({ highDelta }), lo.count == h.count else {
                 throw DiffAttnError.state("FasterCache: no frequency deltas of the shape \(h.shape) recorded yet")
             }
-            let wl = lowRange.0 < t && t < lowRange.1 ? alphaLow : 1, wh = highRange.0 < t && t < highRange.1 ? alphaHigh : 1
+            let wl = try lowWeight?() ?? (lowRange.0 < t && t < lowRange.1 ? alphaLow : 1)
+            let wh = try highWeight?() ?? (highRange.0 < t && t < highRange.1 ? alphaHigh : 1)
             let (l2, h2) = (lo.scaled(wl), hi.scaled(wh))
             lock.run { lowDelta = l2; highDelta = h2 }
             let delta = l2.adding(h2).inverseReal(h.shape)

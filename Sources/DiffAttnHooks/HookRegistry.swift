@@ -73,15 +73,21 @@ public final class HookRegistry: AttentionInterceptor, @unchecked Sendable, Cust
 
     // MARK: calls
 
+    /// The hooks in registration order (innermost first), as one call sees them.
+    func lockedHooks() -> [ModelHook] { lock.run { entries.map(\.hook) } }
+
     /// A hooked call of an attention module: the chain around `original`.
     public func call(_ inputs: AttentionInputs, _ original: (AttentionInputs) throws -> [Tensor]) throws -> [Tensor] {
-        let chain = lock.run { entries.map(\.hook) }
+        let chain = lockedHooks()
         func invoke(_ k: Int, _ inputs: AttentionInputs?) throws -> [Tensor] {
             guard k >= 0 else {
                 guard let inputs else { throw DiffAttnError.state("a hook of '\(path)' replaced the inputs by nothing") }
                 return try original(inputs)
             }
             let hook = chain[k]
+            if hook.usesArgumentLists, let current = inputs {
+                return try invokeWithArguments(hook, current) { try invoke(k - 1, $0) }
+            }
             var args = inputs
             try hook.preForward(self, &args)
             var out = hook.hasNewForward ? try hook.newForward(self, args) { try invoke(k - 1, $0) } : try invoke(k - 1, args)

@@ -35,6 +35,8 @@ public final class LayerSkipHook: ModelHook, BlockHook, @unchecked Sendable {
     public enum Kind: String, Sendable { case transformerBlock = "TransformerBlockSkipHook", attentionProcessor = "AttentionProcessorSkipHook", feedForward = "FeedForwardSkipHook" }
     public let kind: Kind
     let dropout: Double
+    /// `skip_attention_scores`: run the attention with identity scores instead of skipping it.
+    var scores = false
     private let lock = Locked()
     private var rng: UInt64 = 0x9E37_79B9_7F4A_7C15
 
@@ -47,6 +49,15 @@ public final class LayerSkipHook: ModelHook, BlockHook, @unchecked Sendable {
     public override func newForward(_ module: HookRegistry, _ inputs: AttentionInputs?,
                                     _ next: (AttentionInputs?) throws -> [Tensor]) throws -> [Tensor] {
         guard let inputs else { throw DiffAttnError.state("layer skip: the attention call has no inputs") }
+        if scores, let a = module.attention {
+            guard skips else {
+                throw DiffAttnError.value("Cannot set `skip_attention_scores` to True when `dropout` is not 1.0. Please set `dropout` to 1.0.")
+            }
+            let before = a.identityAttentionScores
+            a.identityAttentionScores = true
+            defer { a.identityAttentionScores = before }
+            return try next(inputs)
+        }
         if skips { return [inputs.hiddenStates] }
         return try next(inputs).map(drop)
     }
@@ -89,9 +100,6 @@ extension Model {
             throw DiffAttnError.value("Cannot set both `skip_attention` and `skip_attention_scores` to True. Please choose one.")
         }
         try config.validate()
-        if config.skipAttentionScores {
-            throw DiffAttnError(.unsupported, "skip_attention_scores (attention replaced by its value projection) is not implemented in this build")
-        }
         if config.fqn == "auto" {
             guard let found = transformerBlockListNames.first(where: { root.existingChild($0) != nil }) else {
                 throw DiffAttnError.value("Could not find a suitable identifier for the transformer blocks automatically. Please provide a valid `fqn` (fully qualified name) that identifies a stack of transformer blocks.")
@@ -110,7 +118,7 @@ extension Model {
             let blockPath = config.fqn + "." + block.name
             if config.skipAttention && config.skipFF {
                 plan.append((blockPath, .transformerBlock))
-            } else if config.skipAttention {
+            } else if config.skipAttention || config.skipAttentionScores {
                 for (p, a) in attentionModules where p.hasPrefix(blockPath + ".") && !a.derived.isCrossAttention {
                     plan.append((p, .attentionProcessor))
                 }
@@ -129,7 +137,11 @@ extension Model {
         for (p, _) in plan where try hookRegistry(at: p).hook(named: hookName) != nil {
             throw DiffAttnError.value("Hook with name \(hookName) already exists in the registry of '\(p)'.")
         }
-        for (p, kind) in plan { try hookRegistry(at: p).register(LayerSkipHook(kind, dropout: config.dropout), name: hookName) }
+        for (p, kind) in plan {
+            let hook = LayerSkipHook(kind, dropout: config.dropout)
+            hook.scores = kind == .attentionProcessor && config.skipAttentionScores
+            try hookRegistry(at: p).register(hook, name: hookName)
+        }
         return plan
     }
 }

@@ -38,6 +38,25 @@ open class ModelHook: @unchecked Sendable {
 
     open func postForward(_ module: HookRegistry, _ output: inout [Tensor]) throws {}
 
+    // The whole ModelHook (issue 16): hooks that answer true see a call as an argument list —
+    // every input stream and keyword — and its outputs as a value list of any count and shapes.
+    // Used for user hooks (C and Python) and for host-run modules called through
+    // `HookRegistry.callModule`; built-in hooks keep the typed callbacks above.
+    open var usesArgumentLists: Bool { false }
+
+    /// `pre_forward(module, *args, **kwargs)`: may replace, add or remove any argument.
+    open func preForward(_ module: HookRegistry, arguments: inout HookArgs) throws {}
+
+    /// `new_forward(module, *args, **kwargs)` (consulted when `hasNewForward`): `original` runs what
+    /// this hook wraps, any number of times, with any arguments.
+    open func newForward(_ module: HookRegistry, arguments: HookArgs,
+                         _ original: (HookArgs) throws -> HookArgs) throws -> HookArgs {
+        try original(arguments)
+    }
+
+    /// `post_forward(module, output)`: may return outputs of other shapes and counts.
+    open func postForward(_ module: HookRegistry, outputs: inout HookArgs) throws {}
+
     /// diffusers raises for a stateful hook that does not override this.
     open func resetState(_ module: HookRegistry) throws {
         if isStateful {
@@ -57,6 +76,7 @@ public final class HookContext: @unchecked Sendable {
     private var _stepIndex = -1
     private var _inStep = false
     private var _cacheContext: String?
+    private var _cacheInfo = CacheContextInfo()
 
     public init() {}
 
@@ -65,6 +85,12 @@ public final class HookContext: @unchecked Sendable {
     public var cacheContext: String? {
         get { lock.run { _cacheContext } }
         set { lock.run { _cacheContext = newValue } }
+    }
+
+    /// The fields of diffusers' `CacheContext` besides its name (SeaCache reads them).
+    public var cacheContextInfo: CacheContextInfo {
+        get { lock.run { _cacheInfo } }
+        set { lock.run { _cacheInfo = newValue } }
     }
 
     public var timestep: Double? { lock.run { _timestep } }
@@ -87,4 +113,15 @@ public final class HookContext: @unchecked Sendable {
     }
 
     func reset() { lock.run { _stepIndex = -1; _inStep = false; _timestep = nil } }
+}
+
+/// diffusers' `CacheContext` fields (hooks/hooks.py: CacheContext): where the denoising loop is.
+public struct CacheContextInfo: Sendable {
+    public var stepIndex: Int?
+    public var numInferenceSteps: Int?
+    public var timestep: Double?
+    public var sigma: Double?
+    public init(stepIndex: Int? = nil, numInferenceSteps: Int? = nil, timestep: Double? = nil, sigma: Double? = nil) {
+        self.stepIndex = stepIndex; self.numInferenceSteps = numInferenceSteps; self.timestep = timestep; self.sigma = sigma
+    }
 }

@@ -76,12 +76,23 @@ public final class TaylorSeerCacheHook: ModelHook, BlockHook, @unchecked Sendabl
     public func blockBegin(_ module: HookRegistry, _ io: inout BlockIO) throws -> Bool {
         if try shouldCompute() { return true }
         let p = try predict()
+        if io.outputForm {  // predictions have the recorded output shapes (spec hooks-newer §3.2)
+            io.outputs = p
+            return false
+        }
+        for (i, t) in p.prefix(2).enumerated() {  // the in-place form: outputs must fit the inputs
+            let stream = i == 0 ? io.hiddenStates : io.encoderHiddenStates
+            guard let stream, stream.shape == t.shape else {
+                throw DiffAttnError.shape("TaylorSeer predicts output \(i) of '\(module.path)' with shape \(t.shape), which does not fit the module's input \(i == 0 ? "hidden_states" : "encoder_hidden_states") \(stream.map { "\($0.shape)" } ?? "(none)"); pass output buffers (da_block_io.outputs / module_begin(outputs=...))")
+            }
+        }
         io.hiddenStates = p[0]
         if p.count > 1 { io.encoderHiddenStates = p[1] }
         return false
     }
 
     public func blockEnd(_ module: HookRegistry, _ io: inout BlockIO) throws {
+        if io.outputForm, let outs = io.outputs { return try update(outs) }
         try update([io.hiddenStates] + (io.encoderHiddenStates.map { [$0] } ?? []))
     }
 

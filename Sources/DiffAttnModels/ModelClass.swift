@@ -7,6 +7,9 @@ public enum ModelClass: Int32, CaseIterable, Sendable {
     case unet2DCondition = 1, unet3DCondition = 2, unetMotion = 3, i2vGenXL = 4, autoencoderKL = 5
     case sd3Transformer2D = 6, fluxTransformer2D = 7, pixArtTransformer2D = 8, hunyuanDiT2D = 9
     case cogVideoXTransformer3D = 10, auraFlowTransformer2D = 11
+    /// A host's own module tree (no attention): `{"modules": ["linear_1", "blocks.0.proj_in", ...]}`,
+    /// so that any host-run model can take hooks (issue 16; include/diffattn.h `da_model_call_module`).
+    case moduleTree = 12
 
     public var name: String {
         switch self {
@@ -21,6 +24,7 @@ public enum ModelClass: Int32, CaseIterable, Sendable {
         case .hunyuanDiT2D: return "HunyuanDiT2DModel"
         case .cogVideoXTransformer3D: return "CogVideoXTransformer3DModel"
         case .auraFlowTransformer2D: return "AuraFlowTransformer2DModel"
+        case .moduleTree: return "ModuleTree"
         }
     }
 
@@ -44,7 +48,7 @@ public enum ModelClass: Int32, CaseIterable, Sendable {
         case .unet2DCondition, .unet3DCondition, .unetMotion, .i2vGenXL, .autoencoderKL: return .processorSets
         case .hunyuanDiT2D: return .always(.hunyuanAttnProcessor2_0)
         case .pixArtTransformer2D: return .always(.attnProcessor)
-        case .sd3Transformer2D, .fluxTransformer2D, .cogVideoXTransformer3D, .auraFlowTransformer2D: return .absent
+        case .sd3Transformer2D, .fluxTransformer2D, .cogVideoXTransformer3D, .auraFlowTransformer2D, .moduleTree: return .absent
         }
     }
 
@@ -85,7 +89,24 @@ public enum ModelClass: Int32, CaseIterable, Sendable {
         case .hunyuanDiT2D: try TransformerBuilders.hunyuan(config, root)
         case .cogVideoXTransformer3D: try TransformerBuilders.cogVideoX(config, root)
         case .auraFlowTransformer2D: try TransformerBuilders.auraFlow(config, root)
+        case .moduleTree: try ModuleTreeBuilder.build(config, root)
         }
         return root
+    }
+}
+
+/// `ModuleTree`'s builder: one container node per listed dotted path (parents created as needed).
+enum ModuleTreeBuilder {
+    static func build(_ config: ModelConfig, _ root: ModuleNode) throws {
+        guard case .array(let items)? = config.json["modules"] else {
+            throw DiffAttnError.type("config field 'modules' of ModuleTree must be a list of dotted module paths")
+        }
+        for (i, item) in items.enumerated() {
+            guard case .string(let path) = item, !path.isEmpty,
+                  !path.split(separator: ".", omittingEmptySubsequences: false).contains(where: \.isEmpty) else {
+                throw DiffAttnError.value("ModuleTree: modules[\(i)] must be a non-empty dotted path, got \(item.serialized)")
+            }
+            root.path(path)
+        }
     }
 }

@@ -11,6 +11,26 @@ public final class Attention: @unchecked Sendable {
     /// What wraps the module's call (its hook registry, set by the hooks layer) and names its path
     /// in a model; nil for a standalone module nobody hooked.
     public package(set) var interceptor: (any AttentionInterceptor)?
+    /// Transforms of a projection's output by layer name, applied inside the attention step (a hook
+    /// on that Linear in diffusers: SEG blurs `to_q`'s output, Hooks/SmoothedEnergyGuidance.swift).
+    public private(set) var projectionTransforms: [String: @Sendable (Tensor) throws -> Tensor] = [:]
+    /// Layer skip's `skip_attention_scores` (hooks/layer_skip.py: AttentionScoreSkipFunctionMode):
+    /// while set, SDPA-style attention returns V where query and value lengths agree; masks ignored.
+    public var identityAttentionScores = false
+
+    public func setProjectionTransform(_ layer: String, _ transform: (@Sendable (Tensor) throws -> Tensor)?) {
+        projectionTransforms[layer] = transform
+    }
+
+    public func clearProjectionTransforms() { projectionTransforms = [:] }
+
+    /// A memo around this module's projections (the text K/V cache, Hooks/TextKVCache.swift):
+    /// `(layer, input, compute) → output`; nil = compute every time.
+    public private(set) var projectionMemo: (@Sendable (String, Tensor, () throws -> Tensor) throws -> Tensor)?
+
+    public func setProjectionMemo(_ memo: (@Sendable (String, Tensor, () throws -> Tensor) throws -> Tensor)?) {
+        projectionMemo = memo
+    }
 
     /// With a `budget`, the module is part of a model's dry run (WeightBudget.swift): it takes its
     /// weights from the budget (refusing past it) and creates none.

@@ -29,8 +29,9 @@ extension Attention {
         guard m.outChannels > 0, m.outChannels <= 1 << 24 else {
             throw DiffAttnError.argument("out_channels must be in 1...\(1 << 24), got \(m.outChannels)")
         }
-        guard !m.kernelSizes.isEmpty, m.kernelSizes.count <= 16, m.kernelSizes.allSatisfy({ $0 > 0 && $0 <= 63 }) else {
-            throw DiffAttnError.argument("kernel_sizes must hold 1...16 sizes in 1...63, got \(m.kernelSizes)")
+        // kernel_sizes=() is allowed, as diffusers: no multi-scale branch, only the linear attention
+        guard m.kernelSizes.count <= 16, m.kernelSizes.allSatisfy({ $0 > 0 && $0 <= 63 }) else {
+            throw DiffAttnError.argument("kernel_sizes must hold 0...16 sizes in 1...63, got \(m.kernelSizes)")
         }
     }
 

@@ -78,6 +78,11 @@ extension Attention {
         let (b, l, width) = (q.shape[0], q.shape[1], q.shape[2])
         let group = heads / (keyValueHeads ?? heads)
         let s = k.shape[1], d = width / heads, dv = v.shape[2] / (heads / group)
+        // skip_attention_scores: torch's SDPA is replaced by V when Sq == Skv (layer_skip.py); the
+        // bmm-softmax kernels (legacy AttnProcessor) are not affected in diffusers either.
+        if identityAttentionScores, l == v.shape[1], kernel.masks != .batchFlattened, kernel.masks != .batchFlattenedExpanded {
+            return v
+        }
         let scale: Float = customScale ?? (kernel.scale == .module ? derived.scale : Float(1 / Double(d).squareRoot()))
         return q.storage.withUnsafeBufferPointer { qp in
         k.storage.withUnsafeBufferPointer { kp in

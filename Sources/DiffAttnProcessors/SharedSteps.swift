@@ -6,6 +6,11 @@ import DiffAttnModule
 extension Attention {
     /// `y = layer(x)` for the Linear layer `prefix` over the last axis of `x`.
     func project(_ x: Tensor, _ prefix: String) throws -> Tensor {
+        if let memo = projectionMemo { return try memo(prefix, x) { try computeProjection(x, prefix) } }
+        return try computeProjection(x, prefix)
+    }
+
+    private func computeProjection(_ x: Tensor, _ prefix: String) throws -> Tensor {
         guard let spec = parameters.spec(named: prefix + ".weight") else {
             throw DiffAttnError.state("this Attention has no '\(prefix)' layer, which \(processor.kind.name) needs")
         }
@@ -16,7 +21,7 @@ extension Attention {
         let rows = x.count / max(inFeatures, 1)
         let bias = weight(prefix + ".bias")
         let narrow = parameters.narrowed[prefix + ".weight"]
-        return x.storage.withUnsafeBufferPointer { xp in
+        let y = x.storage.withUnsafeBufferPointer { xp in
             withOptionalPointer(bias) { bp in
                 Tensor(shape: Array(x.shape.dropLast()) + [outFeatures]) { yp in
                     if let narrow {   // layerwise casting: 16-bit storage, widened inside the GEMM
@@ -33,6 +38,8 @@ extension Attention {
                 }
             }
         }
+        guard let transform = projectionTransforms[prefix] else { return y }
+        return try transform(y)
     }
 
     /// GroupNorm `prefix` on a (B, tokens, C) sequence (channels last) — attention_processor.py:AttnProcessor.__call__ (group_norm).

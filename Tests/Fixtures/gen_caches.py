@@ -211,24 +211,29 @@ def layer_skip_cases(configs):
     return out
 
 
-def faster_cases(configs):
+FASTER_SPECS = [
+    ("faster_cache_cfg", dict(spatial_attention_block_skip_range=2, tensor_format="BCHW")),
+    ("faster_cache_skip3_weight", dict(spatial_attention_block_skip_range=3, unconditional_batch_skip_range=3,
+                                       spatial_attention_timestep_skip_range=[-1, 850], tensor_format="BCHW",
+                                       alpha_low_frequency=1.3, alpha_high_frequency=0.9)),
+    ("faster_cache_distilled", dict(spatial_attention_block_skip_range=2, is_guidance_distilled=True, tensor_format="BCHW")),
+]
+
+
+def faster_cases(configs, specs=FASTER_SPECS, seed=30):
+    """``specs``: (name, config); a config value ``"const:<x>"`` is a callback returning x (issue 16's
+    low/high frequency weight callbacks)."""
     import torch
     import diffusers
     from diffusers.hooks import FasterCacheConfig, HookRegistry, ModelHook, apply_faster_cache
     out = []
     schedule = [999, 900, 800, 700, 660, 600, 500, 400, 300, 200, 100, 50]
     pix = dict(configs["pixart"]["config"], num_layers=2)
-    for i, (name, cfg) in enumerate([
-        ("faster_cache_cfg", dict(spatial_attention_block_skip_range=2, tensor_format="BCHW")),
-        ("faster_cache_skip3_weight", dict(spatial_attention_block_skip_range=3, unconditional_batch_skip_range=3,
-                                           spatial_attention_timestep_skip_range=[-1, 850], tensor_format="BCHW",
-                                           alpha_low_frequency=1.3, alpha_high_frequency=0.9)),
-        ("faster_cache_distilled", dict(spatial_attention_block_skip_range=2, is_guidance_distilled=True, tensor_format="BCHW")),
-    ]):
+    for i, (name, cfg) in enumerate(specs):
         torch.manual_seed(0)
         model = diffusers.PixArtTransformer2DModel.from_config(pix)
         attn = [p for p, m in model.named_modules() if p.endswith(("attn1", "attn2"))]
-        rng = np.random.default_rng(30 + i)
+        rng = np.random.default_rng(seed + i)
         full = [r32(rng.standard_normal((2, 3, 8, 8))) for _ in schedule]
         state, log, batches = {}, {p: "" for p in attn}, []
 
@@ -256,7 +261,8 @@ def faster_cases(configs):
         for p in attn:
             HookRegistry.check_if_exists_or_initialize(model.get_submodule(p)).register_hook(AttnRecorder(p), "recorder")
         HookRegistry.check_if_exists_or_initialize(model).register_hook(Root(), "root_recorder")
-        c = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items()}
+        c = {k: (tuple(v) if isinstance(v, list) else (lambda _m, x=float(v[6:]): x) if str(v).startswith("const:") else v)
+             for k, v in cfg.items()}
         apply_faster_cache(model, FasterCacheConfig(**c, current_timestep_callback=lambda: state["t"]))
         hooked = [p for p in attn if HookRegistry.check_if_exists_or_initialize(model.get_submodule(p)).get_hook("faster_cache_block")]
         outputs = []

@@ -121,4 +121,11 @@ if __name__ == "__main__":
     import gen_hooks  # issue 6: pyramid attention broadcast decisions -> Tests/Fixtures/hooks
     import gen_caches  # issue 10: cache and layer-skip decisions -> Tests/Fixtures/hooks/caches.json
 
-    sys.exit(max(rc, gen_classic.main(), gen_dit.run("--check" in sys.argv), gen_hooks.main(), gen_caches.main()))
+    rc = max(rc, gen_classic.main(), gen_dit.run("--check" in sys.argv), gen_hooks.main(), gen_caches.main())
+
+    # issue 16: ModelHook scripts, SEG / skip_attention_scores / TaylorSeer lite, SeaCache -> Tests/Fixtures/hooks
+    import gen_hook_scripts
+    import gen_hooks_newer
+    import gen_sea_cache
+    rc = max(rc, gen_hook_scripts.main(), gen_hooks_newer.main(), gen_sea_cache.main())
+    sys.exit(rc)

@@ -206,6 +206,8 @@ int main(int argc, char **argv) {
     test_casting();
     test_processor_query();
     test_model_defaults();
+    test_hook_scripts();
+    test_hooks_newer();
 
     printf("capi-c: %d passed, %d failed\n", capi_passed, capi_failed);
     return capi_failed == 0 ? 0 : 1;

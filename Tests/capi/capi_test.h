@@ -78,5 +78,7 @@ void test_caches(void);
 void test_casting(void);
 void test_processor_query(void);
 void test_model_defaults(void);
+void test_hook_scripts(void);
+void test_hooks_newer(void);
 
 #endif

@@ -93,7 +93,7 @@ def test_every_mirrored_struct_is_checked_and_a_mismatch_fails():
 
     mirrored = [v for m in (_lib, _hook_lib, _cache_lib, _model_lib) for v in vars(m).values()
                 if isinstance(v, type) and issubclass(v, ctypes.Structure) and v.__module__ == m.__name__]
-    assert len(mirrored) == 25, [s.__name__ for s in mirrored]
+    assert len(mirrored) == 29, [s.__name__ for s in mirrored]
     sizes = {}
     for m in (_lib, _hook_lib, _cache_lib, _model_lib):
         for node in ast.walk(_tree(m.__name__.split(".")[1])):

@@ -9,11 +9,13 @@ from ._lib import DLTensor, check_layouts, declare, lib
 _S = c_int32
 _H = c_void_p
 WeightFn = CFUNCTYPE(_S, c_void_p, c_char_p, POINTER(c_double))
+FrequencyWeightFn = CFUNCTYPE(c_int32, c_void_p, POINTER(c_double))
 
 
 class BlockIO(Structure):
     _fields_ = [("struct_size", c_uint32), ("hidden_states", POINTER(DLTensor)),
-                ("encoder_hidden_states", POINTER(DLTensor)), ("modulated_input", POINTER(DLTensor))]
+                ("encoder_hidden_states", POINTER(DLTensor)), ("modulated_input", POINTER(DLTensor)),
+                ("outputs", POINTER(DLTensor)), ("num_outputs", c_int32)]
 
 
 class FBCConfig(Structure):
@@ -36,7 +38,8 @@ class FasterCacheCConfig(Structure):
                 ("num_temporal_attention_block_identifiers", c_int64),
                 ("tensor_format", c_char_p), ("is_guidance_distilled", c_int32),
                 ("current_timestep_callback", TimestepFn), ("attention_weight_callback", WeightFn),
-                ("callback_user_data", c_void_p)]
+                ("callback_user_data", c_void_p), ("low_frequency_weight_callback", FrequencyWeightFn),
+                ("high_frequency_weight_callback", FrequencyWeightFn)]
 
 
 class TaylorSeerCConfig(Structure):
@@ -98,4 +101,48 @@ check_layouts({"da_block_io": BlockIO, "da_first_block_cache_config": FBCConfig,
                "da_layer_skip_config": LayerSkipCConfig})
 
 KINDS = {"FasterCacheConfig": 1, "FirstBlockCacheConfig": 2, "MagCacheConfig": 3, "PyramidAttentionBroadcastConfig": 4,
-         "TaylorSeerCacheConfig": 5, "TeaCacheConfig": 6}
+         "TaylorSeerCacheConfig": 5, "TeaCacheConfig": 6, "SeaCacheConfig": 7,
+         "TextKVCacheConfig": 8}
+
+
+# --- issue 16: cache contexts with fields, SeaCache, SEG, text K/V ----------------------------------
+
+
+class CacheContextC(Structure):
+    _fields_ = [("struct_size", c_uint32), ("name", c_char_p), ("step_index", c_int64), ("num_inference_steps", c_int64),
+                ("timestep", c_double), ("sigma", c_double)]
+
+
+class SeaCacheC(Structure):
+    _fields_ = [("struct_size", c_uint32), ("threshold", c_double), ("residual_order", c_int32),
+                ("retention_steps", c_int32), ("cache_end_steps", c_int32), ("max_consecutive_cached", c_int32),
+                ("power_exp", c_double)]
+
+
+class TextKVC(Structure):
+    _fields_ = [("struct_size", c_uint32), ("reserved", c_int32)]
+
+
+class SEGC(Structure):
+    _fields_ = [("struct_size", c_uint32), ("indices", POINTER(c_int64)), ("num_indices", c_int64), ("fqn", c_char_p),
+                ("query_proj_identifiers", POINTER(c_char_p)), ("num_query_proj_identifiers", c_int64),
+                ("mapping", c_int32)]
+
+
+declare(lib, {
+    "da_cache_context_init": (_S, [POINTER(CacheContextC), ctypes.c_size_t]),
+    "da_model_enter_cache_context": (_S, [_H, POINTER(CacheContextC)]),
+    "da_sea_cache_config_init": (_S, [POINTER(SeaCacheC), ctypes.c_size_t]),
+    "da_model_apply_sea_cache": (_S, [_H, POINTER(SeaCacheC), POINTER(c_int64)]),
+    "da_model_set_raw_vision": (_S, [_H, POINTER(DLTensor), c_int64]),
+    "da_sea_filter": (_S, [POINTER(DLTensor), c_double, c_double, POINTER(DLTensor)]),
+    "da_smoothed_energy_guidance_config_init": (_S, [POINTER(SEGC), ctypes.c_size_t]),
+    "da_model_apply_smoothed_energy_guidance": (_S, [_H, POINTER(SEGC), c_double, POINTER(c_int64)]),
+    "da_model_remove_smoothed_energy_guidance": (_S, [_H]),
+    "da_seg_blur_query": (_S, [POINTER(DLTensor), c_double, c_int32, POINTER(DLTensor)]),
+    "da_text_kv_cache_config_init": (_S, [POINTER(TextKVC), ctypes.c_size_t]),
+    "da_model_apply_text_kv_cache": (_S, [_H, POINTER(TextKVC), POINTER(c_int64)]),
+    "da_model_text_kv_cache_counts": (_S, [_H, POINTER(c_int64), POINTER(c_int64)]),
+})
+check_layouts({"da_cache_context": CacheContextC, "da_sea_cache_config": SeaCacheC,
+               "da_smoothed_energy_guidance_config": SEGC, "da_text_kv_cache_config": TextKVC})

@@ -8,9 +8,10 @@ import numpy as np
 
 from ._cache_lib import BlockIO, KINDS
 from ._core import TensorArg, check
-from ._lib import lib
+from ._lib import DLTensor, lib
 from .caches import c_config_for_enable
 from .hooks import HookRegistry
+from .newer_hooks import enter_cache_context, set_raw_vision
 
 logger = logging.getLogger("diffattn")
 _KIND_NAMES = {v: k for k, v in KINDS.items()}
@@ -49,13 +50,21 @@ class CacheMixin:
         HookRegistry.check_if_exists_or_initialize(self).reset_stateful_hooks(recurse=recurse)
 
     @contextlib.contextmanager
-    def cache_context(self, name, **_fields):
-        """`with model.cache_context("cond"):` selects the caches' per-context state."""
-        check(lib.da_model_set_cache_context(self._handle, str(name).encode()))
+    def cache_context(self, name, step_index=None, num_inference_steps=None, timestep=None, sigma=None):
+        """`with model.cache_context("cond", step_index=i, sigma=s, num_inference_steps=n):` selects the
+        caches' per-context state and tells SeaCache where the denoising loop is (diffusers'
+        CacheContext; an unknown keyword is a TypeError, as its dataclass). Contexts do not nest:
+        leaving one clears the context, as diffusers."""
+        enter_cache_context(self, name, step_index, num_inference_steps, timestep, sigma)
         try:
             yield
         finally:
             check(lib.da_model_set_cache_context(self._handle, None))
+
+    def set_raw_vision(self, latents):
+        """SeaCache: the raw (C, T, H, W) latents of the next transformer call (what diffusers'
+        `raw_vision_callback` returns); None = none, the call then runs in full."""
+        set_raw_vision(self, latents)
 
     def transformer_block_paths(self):
         count = ctypes.c_int64()
@@ -71,31 +80,47 @@ class CacheMixin:
         top = {p for p in self.module_paths("container") if "." not in p}
         return next((n for n in _BLOCK_LISTS if n in top), None)
 
-    def _block_io(self, hidden, encoder, modulated):
+    def _block_io(self, hidden, encoder, modulated, outputs=None):
         args = [TensorArg(hidden, "hidden_states"), None if encoder is None else TensorArg(encoder, "encoder_hidden_states"),
                 None if modulated is None else TensorArg(_buffer(modulated), "modulated_input")]
         io = BlockIO()
         check(lib.da_block_io_init(ctypes.byref(io), ctypes.sizeof(io)))
         io.hidden_states, io.encoder_hidden_states, io.modulated_input = [
             None if a is None else ctypes.pointer(a.tensor) for a in args]
+        if outputs is not None:
+            outs = [TensorArg(o, f"outputs[{i}]") for i, o in enumerate(outputs)]
+            array = (DLTensor * max(len(outs), 1))(*[o.tensor for o in outs])
+            io.outputs, io.num_outputs = ctypes.cast(array, ctypes.POINTER(DLTensor)), len(outs)
+            args += outs + [array]
         return io, args
 
-    def module_begin(self, path, hidden_states, encoder_hidden_states=None, modulated_input=None):
+    def module_begin(self, path, hidden_states, encoder_hidden_states=None, modulated_input=None, outputs=None):
         """Before a host-run module: returns (run, hidden, encoder). When `run` is False the module
-        was skipped and hidden/encoder are its output; otherwise run it and call `module_end`."""
+        was skipped and hidden/encoder are its output; otherwise run it and call `module_end`.
+
+        With `outputs` (one array per module output, shaped as the module's outputs, which may differ
+        from its inputs) it returns (run, outputs) instead: a skipped module's outputs are in those
+        buffers (copies of them), and the inputs are left alone."""
         h, e = _buffer(hidden_states), _buffer(encoder_hidden_states)
-        io, keep = self._block_io(h, e, modulated_input)
+        outs = None if outputs is None else [_buffer(o) for o in outputs]
+        io, keep = self._block_io(h, e, modulated_input, outs)
         run = ctypes.c_int32()
         check(lib.da_model_module_begin(self._handle, path.encode(), ctypes.byref(io), ctypes.byref(run)))
         del keep
+        if outs is not None:
+            return bool(run.value), outs
         return bool(run.value), h, e
 
-    def module_end(self, path, hidden_states, encoder_hidden_states=None):
-        """After running a module: returns the (possibly replaced) (hidden, encoder) outputs."""
+    def module_end(self, path, hidden_states, encoder_hidden_states=None, outputs=None):
+        """After running a module: returns the (possibly replaced) (hidden, encoder) outputs, or with
+        `outputs` (what the module computed, in stream order) the possibly replaced outputs."""
         h, e = _buffer(hidden_states), _buffer(encoder_hidden_states)
-        io, keep = self._block_io(h, e, None)
+        outs = None if outputs is None else [_buffer(o) for o in outputs]
+        io, keep = self._block_io(h, e, None, outs)
         check(lib.da_model_module_end(self._handle, path.encode(), ctypes.byref(io)))
         del keep
+        if outs is not None:
+            return outs
         return h, e
 
     # --- FasterCache's denoiser rule -------------------------------------------------------

@@ -11,12 +11,16 @@ PreFn = CFUNCTYPE(_S, c_void_p, c_char_p, POINTER(DLTensor))
 PostFn = CFUNCTYPE(_S, c_void_p, c_char_p, POINTER(DLTensor), c_int32)
 DestroyFn = CFUNCTYPE(None, c_void_p)
 TimestepFn = CFUNCTYPE(_S, c_void_p, POINTER(c_double))
+ValuesFn = CFUNCTYPE(_S, c_void_p, c_char_p, c_void_p)
+OriginalFn = CFUNCTYPE(_S, c_void_p, c_char_p, c_void_p, c_void_p)
+NewForwardFn = CFUNCTYPE(_S, c_void_p, c_char_p, c_void_p, c_void_p, OriginalFn, c_void_p)
 
 
 class HookCallbacks(Structure):
     _fields_ = [("struct_size", c_uint32), ("is_stateful", c_int32), ("user_data", c_void_p),
                 ("initialize_hook", PathFn), ("deinitialize_hook", PathFn), ("pre_forward", PreFn),
-                ("post_forward", PostFn), ("reset_state", PathFn), ("destroy", DestroyFn)]
+                ("post_forward", PostFn), ("reset_state", PathFn), ("destroy", DestroyFn),
+                ("pre_forward_args", ValuesFn), ("new_forward", NewForwardFn), ("post_forward_args", ValuesFn)]
 
 
 class GroupOffloadConfig(Structure):

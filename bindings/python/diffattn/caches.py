@@ -22,7 +22,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 from ._cache_lib import (KINDS, FasterCacheCConfig, FBCConfig, LayerSkipCConfig, MagCacheCConfig, TaylorSeerCConfig,
-                         TeaCacheCConfig, WeightFn)
+                         TeaCacheCConfig, WeightFn, FrequencyWeightFn)
 from ._core import c_strings as _strings, check, guard_callback as _callback_guard
 from ._hook_lib import TimestepFn
 from ._lib import defaults, lib
@@ -75,15 +75,13 @@ class FasterCacheConfig:
     spatial_attention_block_identifiers: Tuple[str, ...] = _SPATIAL
     temporal_attention_block_identifiers: Tuple[str, ...] = ("^temporal_transformer_blocks.*attn",)
     attention_weight_callback: Optional[Callable] = None
-    low_frequency_weight_callback: Optional[Callable] = None   # not supported: alpha_* with the ranges
+    low_frequency_weight_callback: Optional[Callable] = None   # callback(module) -> float; None = alpha_* in range
     high_frequency_weight_callback: Optional[Callable] = None
     tensor_format: str = "BCFHW"
     is_guidance_distilled: bool = False
     current_timestep_callback: Optional[Callable] = None      # None = the timestep of model.step(t)
 
     def _c(self, module):
-        if self.low_frequency_weight_callback is not None or self.high_frequency_weight_callback is not None:
-            raise NotImplementedError("custom low/high frequency weight callbacks are not supported; set alpha_* and the ranges")
         c = FasterCacheCConfig()
         check(lib.da_faster_cache_config_init(ctypes.byref(c), ctypes.sizeof(c)))
         c.spatial_attention_block_skip_range = int(self.spatial_attention_block_skip_range or 0)
@@ -122,6 +120,16 @@ class FasterCacheConfig:
             return 0
         c.attention_weight_callback = WeightFn(_callback_guard(weight))
         keep.append(c.attention_weight_callback)
+        for field in ("low_frequency_weight_callback", "high_frequency_weight_callback"):
+            user_fn = getattr(self, field)
+            if user_fn is None:
+                continue
+
+            def frequency(_user, out, user_fn=user_fn):  # diffusers calls it with the denoiser module
+                out[0] = float(user_fn(module))
+                return 0
+            setattr(c, field, FrequencyWeightFn(_callback_guard(frequency)))
+            keep.append(getattr(c, field))
         return c, keep
 
 

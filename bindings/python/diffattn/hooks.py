@@ -18,9 +18,12 @@ broadcast -- the names and signatures of `diffusers.hooks`.
 
 The host runs the model's forward itself, so the root's forward is the step bracket, and
 host-run modules (weight nodes) are bracketed with `registry.enter()` / `registry.exit()`.
-Python hooks see `hidden_states` (a writable numpy array) in `pre_forward` and the module's
-output in `post_forward`; replacing either with an array of the same shape is honoured.
-`new_forward` is for built-in hooks only.
+Python hooks are diffusers' ModelHook whole: `pre_forward(module, *args, **kwargs)` sees every
+input stream and keyword (numpy float32 arrays, numbers, None) and returns replacements;
+`new_forward(module, *args, **kwargs)` replaces the computation and reaches the original as
+diffusers does, `self.fn_ref.original_forward(*args, **kwargs)`; `post_forward(module, output)` may
+return outputs of other shapes and counts. Host-run modules are called through their hooks with
+`module(*args)` once the host set `module.forward` (see `diffattn.models.ModuleTree`).
 """
 
 import ctypes
@@ -29,8 +32,9 @@ import threading
 
 import numpy as np
 
+from . import _hook_values as _hv
 from ._core import c_strings, check, guard_callback
-from ._hook_lib import DestroyFn, GroupOffloadConfig, GroupOffloadStats, HookCallbacks, PathFn, PostFn, PreFn
+from ._hook_lib import DestroyFn, GroupOffloadConfig, GroupOffloadStats, HookCallbacks, NewForwardFn, PathFn, ValuesFn
 from ._lib import lib
 from ._pab import PyramidAttentionBroadcastConfig, pab_c_config, require_timestep_callback
 from .caches import (FasterCacheConfig, FirstBlockCacheConfig, LayerSkipConfig, MagCacheConfig, TaylorSeerCacheConfig,
@@ -83,7 +87,8 @@ class ModelHook:
         return module
 
     def _callbacks(self, module):
-        """The C callback struct for one registration of this hook on `module`."""
+        """The C callback struct for one registration of this hook on `module`: every input stream
+        and keyword reaches pre_forward / new_forward, and outputs of any count and shape come back."""
         hook = self
 
         def guard(fn):
@@ -92,24 +97,40 @@ class ModelHook:
                 return 0
             return guard_callback(run)
 
-        def pre(_user, _path, tensor):
-            if not tensor:
-                hook.pre_forward(module)
-                return
-            view = _view(tensor.contents)
-            args, _kwargs = hook.pre_forward(module, view)
-            if args:
-                _copy_back(view, args[0], "pre_forward's hidden_states")
+        def pre(_user, _path, values):
+            entries = _hv.read(values)
+            args, kwargs = _hv.split(entries)
+            result = hook.pre_forward(module, *args, **kwargs)
+            new_args, new_kwargs = result
+            _hv.write_call(values, entries, new_args, dict(new_kwargs), "pre_forward's return")
 
-        def post(_user, _path, tensors, n):
-            views = [_view(tensors[i]) for i in range(n)] if tensors else []
-            output = views[0] if len(views) == 1 else tuple(views)
+        def post(_user, _path, values):
+            output = _hv.outputs_of(_hv.read(values))
             result = hook.post_forward(module, output)
-            if len(views) == 1:
-                _copy_back(views[0], result, "post_forward's output")
-            elif views:
-                for v, r in zip(views, result):
-                    _copy_back(v, r, "post_forward's output")
+            if result is not output:
+                _hv.write_outputs(values, result, "post_forward's return")
+
+        def new(_user, path, values, outputs, original, original_context):
+            entries = _hv.read(values)
+            args, kwargs = _hv.split(entries)
+            names = [n for n, p, _ in entries if p]
+
+            def original_forward(*a, **kw):
+                call, out = _hv.Values(), _hv.Values()
+                _hv.write(call.handle, [(names[i] if i < len(names) else f"arg{i}", True, v) for i, v in enumerate(a)]
+                          + [(k, False, v) for k, v in kw.items()], "original_forward's arguments")
+                check(original(original_context, path, call.handle, out.handle))
+                return _hv.copy_output(_hv.read(out.handle))
+
+            ref = hook.fn_ref if isinstance(getattr(hook, "fn_ref", None), HookFunctionReference) else HookFunctionReference()
+            saved = ref.original_forward
+            ref.original_forward = original_forward
+            hook.fn_ref = ref
+            try:
+                result = hook.new_forward(module, *args, **kwargs)
+            finally:
+                ref.original_forward = saved
+            _hv.write_outputs(outputs, result, "new_forward's return")
 
         key = next(_ids)
         cb = HookCallbacks()
@@ -118,13 +139,23 @@ class ModelHook:
         cb.user_data = key
         cb.initialize_hook = PathFn(guard(lambda _u, _p: hook.initialize_hook(module)))
         cb.deinitialize_hook = PathFn(guard(lambda _u, _p: hook.deinitalize_hook(module)))
-        cb.pre_forward = PreFn(guard(pre))
-        cb.post_forward = PostFn(guard(post))
+        cb.pre_forward_args = ValuesFn(guard(pre))
+        cb.post_forward_args = ValuesFn(guard(post))
+        if hasattr(self, "new_forward"):  # diffusers detects new_forward by presence (hooks.py: register_hook)
+            cb.new_forward = NewForwardFn(guard(new))
         cb.reset_state = PathFn(guard(lambda _u, _p: hook.reset_state(module)))
         cb.destroy = DestroyFn(lambda user: _live.pop(user, None))
         with _lock:
             _live[key] = (self, module, cb)
         return key, cb
+
+
+class HookFunctionReference:
+    """diffusers' `HookFunctionReference`: inside `new_forward`, `self.fn_ref.original_forward(*args,
+    **kwargs)` runs what the hook wraps (inner hooks, then the module)."""
+
+    def __init__(self):
+        self.pre_forward = self.post_forward = self.forward = self.original_forward = None
 
 
 class _BuiltinHook:
@@ -173,8 +204,6 @@ class HookRegistry:
     def register_hook(self, hook, name):
         if not isinstance(hook, ModelHook):
             raise TypeError(f"hook must be a diffattn.hooks.ModelHook, got {type(hook).__name__}")
-        if hasattr(hook, "new_forward"):
-            raise NotImplementedError("new_forward is not supported for Python hooks (pre_forward/post_forward are)")
         key, cb = hook._callbacks(self._module_ref)
         handle = ctypes.c_void_p()
         status = lib.da_hook_create(ctypes.byref(cb), ctypes.byref(handle))
@@ -184,7 +213,7 @@ class HookRegistry:
         try:
             check(lib.da_hook_registry_register(self._handle, name.encode(), handle))
             self.hooks[name] = hook
-            hook.fn_ref = None
+            hook.fn_ref = HookFunctionReference()
         finally:
             lib.da_hook_destroy(handle)  # the registration keeps it (destroy callback when it goes)
         return hook
@@ -211,8 +240,12 @@ class HookRegistry:
         check(lib.da_hook_registry_exit(self._handle))
 
     def __repr__(self):
-        lines = [f"  ({i}) {n} - {type(self.hooks[n]).__name__ if n in self.hooks else n}"
-                 for i, n in enumerate(self._hook_order)]
+        def shown(n):  # diffusers (hooks.py: HookRegistry.__repr__): the hook's own repr, else its class name
+            if n not in self.hooks:
+                return n
+            hook = self.hooks[n]
+            return repr(hook) if type(hook).__repr__ is not object.__repr__ else type(hook).__name__
+        lines = [f"  ({i}) {n} - {shown(n)}" for i, n in enumerate(self._hook_order)]
         return "HookRegistry(\n" + "\n".join(lines) + "\n)"
 
 
@@ -266,7 +299,14 @@ def apply_pyramid_attention_broadcast(module, config):
     return hooked.value
 
 
-__all__ = ["HookRegistry", "ModelHook", "PyramidAttentionBroadcastConfig", "apply_group_offloading",
+from .newer_hooks import (SeaCacheConfig, SmoothedEnergyGuidanceConfig, TextKVCacheConfig, apply_sea_cache,  # noqa: E402
+                          apply_smoothed_energy_guidance, apply_text_kv_cache, remove_smoothed_energy_guidance, sea_filter,
+                          seg_blur_query, text_kv_cache_counts)
+
+__all__ = ["SeaCacheConfig", "SmoothedEnergyGuidanceConfig", "TextKVCacheConfig", "apply_text_kv_cache",
+           "text_kv_cache_counts", "apply_sea_cache", "apply_smoothed_energy_guidance",
+           "remove_smoothed_energy_guidance", "sea_filter", "seg_blur_query", "HookFunctionReference",
+           "HookRegistry", "ModelHook", "PyramidAttentionBroadcastConfig", "apply_group_offloading",
            "apply_pyramid_attention_broadcast", "group_offload_stats", "FasterCacheConfig", "FirstBlockCacheConfig",
            "LayerSkipConfig", "MagCacheConfig", "TaylorSeerCacheConfig", "TeaCacheConfig", "apply_faster_cache",
            "apply_first_block_cache", "apply_layer_skip", "apply_mag_cache", "apply_taylorseer_cache", "apply_teacache"]

@@ -27,6 +27,7 @@ from ._model_lib import (LOAD_SKIP_OTHERS, LOAD_STRICT, MODULE_ATTENTION, MODULE
 from .attention import Attention
 from .casting import enable_model_casting
 from .dit import FluxAttention
+from ._hook_call import call_module as _call_module
 from .hooks import HookRegistry, apply_group_offloading
 
 CLASS_NAMES = ["UNet2DConditionModel", "UNet3DConditionModel", "UNetMotionModel", "I2VGenXLUNet", "AutoencoderKL",
@@ -73,13 +74,21 @@ def _borrowed_attention(handle, owner, cls=Attention):
 
 
 class WeightModule:
-    """A host-owned module of the model: its weights only (`state_dict()`)."""
+    """A host-owned module of the model: its weights only (`state_dict()`). Once the host sets
+    `module.forward`, calling the module runs it through its hooks (`ModelMixin.call_module`)."""
+
+    forward = None
 
     def __init__(self, model, path):
         self._model, self.path = model, path
 
     def _hook_registry_handle(self):
         return _hook_registry(self._model._handle, self.path)
+
+    def __call__(self, *args, **kwargs):
+        if self.forward is None:
+            raise NotImplementedError(f"'{self.path}' is run by the host: set its `forward` to call it through its hooks")
+        return self._model.call_module(self.path, self.forward, *args, **kwargs)
 
     def state_dict(self):
         prefix = self.path + "."
@@ -212,6 +221,11 @@ class ModelMixin(CacheMixin):
         return [(p, self.get_submodule(p)) for p in self.module_paths("attention")]
 
     # --- hooks (issue 6) -------------------------------------------------------------------
+    def call_module(self, path, forward, *args, **kwargs):
+        """Runs the host's `forward(*args, **kwargs)` for the module at `path` inside its hooks, as
+        torch runs a hooked module's forward (pre_forward, new_forward, post_forward)."""
+        return _call_module(self, path, forward, args, kwargs)
+
     def begin_step(self, timestep):
         """Starts a denoising step: the root module's pre-forward hooks run."""
         check(lib.da_model_begin_step(self._handle, float(np.asarray(timestep).reshape(-1)[0])))
@@ -281,4 +295,18 @@ class ModelMixin(CacheMixin):
 for _name in CLASS_NAMES:
     globals()[_name] = type(_name, (ModelMixin,), {"_class_name": _name, "__module__": __name__})
 
-__all__ = ["ModelMixin", "WeightModule", *CLASS_NAMES]
+__all__ = ["ModelMixin", "ModuleTree", "WeightModule", *CLASS_NAMES]
+
+
+class ModuleTree(ModelMixin):
+    """A host's own module tree (no attention): `ModuleTree(modules=["linear_1", "blocks.0.proj_in", ...])`.
+    Its modules take hooks like any module; set `tree.forward` and each `get_submodule(p).forward`,
+    then `tree(x)` runs the host's forward through every hook, in diffusers' order."""
+
+    _class_name = "ModuleTree"
+    forward = None
+
+    def __call__(self, *args, **kwargs):
+        if self.forward is None:
+            raise NotImplementedError("set the tree's `forward` (the host's root forward) before calling it")
+        return self.call_module("", self.forward, *args, **kwargs)
