@@ -132,3 +132,21 @@ def test_import_without_torch():
     env = dict(os.environ, PYTHONPATH=BINDING)
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_borrowed_torch_weight_is_read_in_place():
+    attn = diffattn.Attention(query_dim=16, heads=2, dim_head=8)
+    x = torch.randn(1, 6, 16, generator=torch.Generator().manual_seed(2))
+    w = torch.from_numpy(attn.state_dict()["to_q.weight"].copy())
+    before = attn(x)
+    attn.borrow_weight("to_q.weight", w)
+    assert torch.equal(attn(x), before)
+    w.mul_(0.5)                                # the library reads the same memory
+    borrowed = attn(x)
+    attn.load_state_dict({"to_q.weight": w.clone()}, strict=False)
+    assert torch.equal(attn(x), borrowed) and not torch.equal(borrowed, before)
+    attn.borrow_weight("to_q.weight", w.to(torch.bfloat16))   # bf16 read by the GEMM itself
+    ref = attn.state_dict()["to_q.weight"]
+    assert np.array_equal(ref, w.to(torch.bfloat16).float().numpy())
+    with pytest.raises(ValueError, match="contiguous"):
+        attn.borrow_weight("to_q.weight", w.t())
