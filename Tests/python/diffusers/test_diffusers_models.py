@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 import diffattn.diffusers as dd  # noqa: E402
-from models import MODELS  # noqa: E402
+from tiny_models import MODELS  # noqa: E402
 
 TOLERANCE = {torch.float32: 1e-4, torch.bfloat16: 2e-2}
 

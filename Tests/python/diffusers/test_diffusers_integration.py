@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
 
 import diffattn.diffusers as dd  # noqa: E402
-from models import dit, flux, sd_unet  # noqa: E402
+from tiny_models import dit, flux, sd_unet  # noqa: E402
 
 
 def _out(model, args):
@@ -194,3 +194,22 @@ def test_diffusers_caches_keep_working(kind, order):
     assert s["calls"] > 0, s
     for a, b in zip(stock, ours):
         assert (a - b).abs().max() <= 1e-4 * a.abs().max()
+
+
+def test_backend_contract_with_masks_and_lse():
+    """The registered backend on (B, S, H, D) tensors: a (B, S_kv) keep-mask takes the native rule,
+    and return_lse gives torch's log-sum-exp (B, S, H)."""
+    from diffattn import _diffusers_kernel as k
+    g = torch.Generator().manual_seed(3)
+    q, kk, v = (torch.randn(2, 9, 3, 8, generator=g) for _ in range(3))
+    mask = torch.ones(2, 9, dtype=torch.bool)
+    mask[0, 5:] = False
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        q.transpose(1, 2), kk.transpose(1, 2), v.transpose(1, 2), attn_mask=mask[:, None, None, :]).transpose(1, 2)
+    out = k.backend(q, kk, v, attn_mask=mask)
+    assert out.shape == (2, 9, 3, 8) and (out - ref).abs().max() < 1e-5
+    out, lse = k.backend(q, kk, v, attn_mask=mask, return_lse=True)
+    scores = q.transpose(1, 2) @ kk.transpose(1, 2).transpose(-1, -2) / 8 ** 0.5
+    scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
+    assert lse.shape == (2, 9, 3) and (lse - torch.logsumexp(scores, -1).transpose(1, 2)).abs().max() < 1e-5
+    assert (out - ref).abs().max() < 1e-5
