@@ -114,7 +114,10 @@ class _Module:
             else:
                 self.da.load_state_dict({name: t.float()}, strict=False)
                 self.seen[name] = key
-                self.copied.add(name)
+                if name not in self.copied:
+                    self.copied.add(name)
+                    k.session().note(f"module mode: a {t.dtype} {'strided ' if not t.is_contiguous() else ''}"
+                                     f"weight kept as a float32 copy")
 
 
 def _processor_class(inner_cls):
