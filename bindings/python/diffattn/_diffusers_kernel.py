@@ -20,7 +20,6 @@ import types
 
 import torch
 
-from . import _torch
 from .sdpa import scaled_dot_product_attention as _da_sdpa
 
 _current = contextvars.ContextVar("diffattn_session", default=None)
@@ -259,6 +258,3 @@ def register_backend():
                                              supports_context_parallel=_LSE)(backend)
     return member
 
-
-__all__ = ["Session", "backend", "register_backend", "rebound_class", "sdpa", "twin", "enter", "leave"]
-_ = _torch  # the tensor rules live there; imported so this module fails early without torch
