@@ -198,7 +198,7 @@ public func da_attention_set_weight(_ attention: OpaquePointer?, _ name: UnsafeP
 @_cdecl("da_attention_borrow_weight")
 public func da_attention_borrow_weight(_ attention: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ value: UnsafePointer<DLTensor>?) -> da_status {
     guarded {
-        let a = try attentionHandles.lookup(attention, argument: "attention")
+        let a = try attentionHandles.lookup(attention)
         let key = try weightName(name)
         let spec = try a.parameters.requireSpec(named: key)
         guard let value else { throw DiffAttnError.argument("value is NULL; expected a DLTensor") }
