@@ -18,8 +18,7 @@ import dis
 import inspect
 import types
 
-import torch
-
+from ._torch import lazy_torch as torch
 from .sdpa import scaled_dot_product_attention as _da_sdpa
 
 _current = contextvars.ContextVar("diffattn_session", default=None)

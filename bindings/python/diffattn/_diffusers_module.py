@@ -10,10 +10,9 @@ when a parameter changes (torch bumps `_version` on in-place writes) or is repla
 
 import inspect
 
-import torch
-
 from . import _diffusers_kernel as k
 from . import processors as _processors
+from ._torch import lazy_torch as torch
 from .attention import Attention
 
 # diffusers processor classes whose whole forward the library runs without extra constructor

@@ -10,8 +10,22 @@ float32 here, in this one place.
 import ctypes
 import sys
 
+from ._lib import POINTER, DLDataType, DLDevice, DLTensor, c_int64, lib
+
 _KDL_FLOAT, _KDL_BFLOAT = 2, 4
 _bf16_probe = {}
+
+
+class _LazyTorch:
+    """`torch`, imported on first attribute access: the diffusers integration's modules name it at
+    their top yet import (and `import diffattn` works) without torch installed."""
+
+    def __getattr__(self, name):
+        import torch
+        return getattr(torch, name)
+
+
+lazy_torch = _LazyTorch()
 
 
 def torch_module():
@@ -86,7 +100,6 @@ def bf16_supported(entry):
 def _probe(entry):
     if entry != "sdpa":
         return False
-    from ._lib import DLDataType, DLDevice, DLTensor, c_int64, POINTER, lib
     bits = (ctypes.c_uint16 * 1)(0x3F80)   # 1.0 in bfloat16
     out = (ctypes.c_float * 1)()
     shape = (c_int64 * 4)(1, 1, 1, 1)

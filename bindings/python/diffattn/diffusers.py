@@ -15,13 +15,16 @@ first use, so `import diffattn.diffusers` works without them.
 
 import weakref
 
+from . import _diffusers_kernel as k
+from . import _diffusers_module as m
+from ._torch import lazy_torch as torch
+
 MODES = ("kernel", "module")
 _sessions = weakref.WeakKeyDictionary()   # torch module (a model) → its Session
 
 
 def _models(obj):
     """The torch modules use_diffattn works on: a pipeline's module components, or `obj` itself."""
-    import torch
     if isinstance(obj, torch.nn.Module):
         return [obj]
     components = getattr(obj, "components", None)
@@ -40,7 +43,6 @@ def register_backend():
     """Adds `diffattn` to diffusers' attention backends and returns its AttentionBackendName member, for
     `model.set_attention_backend("diffattn")` or `with attention_backend("diffattn"):` (those set the
     process-global backend; use_diffattn does not)."""
-    from . import _diffusers_kernel as k
     return k.register_backend()
 
 
@@ -92,13 +94,11 @@ def _restore_model(model):
 
 
 def _convert(model, mode):
-    from . import _diffusers_kernel as k
     s = k.Session(mode)
     member = None
     for _, attn in _attention_modules(model):
         processor = attn.processor
         if mode == "module":
-            from . import _diffusers_module as m
             reason = m.install(attn, s)
             if reason is None:
                 _hook(attn, s)
@@ -142,7 +142,6 @@ def _swap_processor(attn, old, new, s):
 
 def _hook(attn, s):
     """Counts the module's calls in `s` (a context variable set around its forward)."""
-    from . import _diffusers_kernel as k
     tokens = []
 
     def pre(module, args):
