@@ -28,7 +28,7 @@ build: deps
 	$(SWIFT) build -c release
 	ln -sfn libdiffattn.so $(RELEASE)/libdiffattn.so.0
 
-test: build test-swift test-c test-python test-packaging fuzz-smoke sanitize-address
+test: build test-swift test-c test-python test-diffusers test-packaging test-wheel fuzz-smoke sanitize-address
 
 test-swift: deps
 	$(SWIFT) test --disable-swift-testing
@@ -51,7 +51,7 @@ clean:
 
 # Packaging (packaging/, Tests/packaging/): Debian packages, their install test, generated docs.
 PACKAGING_APT := dpkg-dev chrpath lintian python3-venv python3-wheel
-.PHONY: deps-packaging deb docs test-packaging
+.PHONY: deps-packaging deb docs test-packaging wheel test-wheel
 
 deps-packaging:
 	@missing=""; for p in $(PACKAGING_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -63,6 +63,15 @@ deps-packaging:
 # .build/deb/libdiffattn0_<version>_<arch>.deb and libdiffattn-dev_<version>_<arch>.deb
 deb: build deps-packaging
 	bash packaging/build-deb.sh
+
+# .build/wheel/diffattn-<version>-py3-none-linux_<arch>.whl: the binding, libdiffattn.so and the
+# OpenBLAS it links (packaging/build-wheel.py says why bundled); pip install it, then import diffattn.
+wheel: build
+	$(PYTHON) packaging/build-wheel.py --out .build/wheel
+
+# pip-installs the wheel into a fresh venv and uses it without the checkout or the .deb.
+test-wheel: build
+	bash Tests/packaging/wheel.sh
 
 # docs/api/diffattn.md from the header's doc comments; the README's processor table from the library.
 docs: build
@@ -90,3 +99,37 @@ sanitize-address: deps
 
 sanitize-thread: deps
 	bash Tests/sanitize/run.sh thread
+
+# The diffusers integration (bindings/python/diffattn/diffusers.py, docs/diffusers.md): a cached venv
+# with CPU torch and diffusers 0.42.1. A CPU build of torch is taken from a local wheel directory
+# when the machine has one (PIP_FIND_LINKS); else PyPI's torch, whose CUDA dependencies a CPU does
+# not need, is installed with --no-deps plus its pure-Python dependencies (PyPI's 2.15 wheel then
+# refuses to import without libcublasLt: give TORCH_WHEEL a CPU wheel). Downloads are kept in
+# .build/wheelhouse, so a second venv needs no network. accelerate: diffusers' group offloading uses it.
+TORCH_VENV := .build/venv-torch
+TORCH_PY := $(TORCH_VENV)/bin/python
+TORCH_VERSION ?= 2.15.0
+TORCH_WHEEL ?= $(lastword $(sort $(foreach d,$(subst :, ,$(PIP_FIND_LINKS)),$(wildcard $(d)/torch-*+cpu-*.whl))))
+DIFFUSERS_VERSION ?= 0.42.1
+WHEELHOUSE := .build/wheelhouse
+.PHONY: venv-torch test-diffusers
+
+$(TORCH_VENV)/.done:
+	$(PYTHON) -m venv $(TORCH_VENV)
+	mkdir -p $(WHEELHOUSE)
+	if [ -n "$(TORCH_WHEEL)" ]; then $(TORCH_PY) -m pip install -q --no-deps $(TORCH_WHEEL); else \
+	  $(TORCH_PY) -m pip download -q -d $(WHEELHOUSE) --no-deps torch==$(TORCH_VERSION) && \
+	  $(TORCH_PY) -m pip install -q --no-index --find-links $(WHEELHOUSE) --no-deps torch==$(TORCH_VERSION); fi
+	$(TORCH_PY) -m pip install -q filelock typing-extensions sympy networkx jinja2 fsspec "setuptools>=77" numpy pytest
+	$(TORCH_PY) -m pip install -q diffusers==$(DIFFUSERS_VERSION) safetensors accelerate
+	$(TORCH_PY) -c "import torch, diffusers; print('torch', torch.__version__, 'diffusers', diffusers.__version__)"
+	touch $@
+
+venv-torch: $(TORCH_VENV)/.done
+
+# Stock diffusers vs use_diffattn on tiny random-weight models (Tests/python/diffusers/).
+# Without network on a first run the venv cannot be made: the tests are then skipped, not failed.
+test-diffusers: build
+	@if $(MAKE) --no-print-directory venv-torch; then \
+	  DIFFATTN_LIBRARY=$(CURDIR)/$(LIB) $(TORCH_PY) -m pytest Tests/python/test_torch_tensors.py Tests/python/diffusers -q; \
+	else echo "test-diffusers: skipped (could not create $(TORCH_VENV): no network?)"; fi

@@ -499,6 +499,18 @@ da_status da_attention_weight_info(da_attention attention, int64_t index, da_wei
  * the handle. */
 da_status da_attention_set_weight(da_attention attention, const char *name, const DLTensor *value);
 
+/* Borrows weight `name`: from now on the library reads it from `value->data` in place — no copy
+ * (e.g. a torch parameter's memory). `value`: float32 or bfloat16 (DLPack kDLBfloat, 16 bits),
+ * on the CPU, exactly the entry's shape, contiguous, aligned to its element size.
+ * Lifetime: the caller keeps that memory alive and unchanged while forwards run, until the entry is
+ * replaced (da_attention_set_weight, another borrow, fuse/unfuse, a processor change that drops
+ * it) or the handle is destroyed. Writes between forwards are seen by the next forward.
+ * Projection weights are read in place by the GEMM (bfloat16 widened chunk by chunk); other
+ * entries (biases, norms) are read per call; da_attention_get_weight copies out of it.
+ * Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT (NULL, misaligned), DA_ERR_NOT_FOUND,
+ * DA_ERR_SHAPE (shape, not contiguous), DA_ERR_DTYPE. Must not overlap other calls on the handle. */
+da_status da_attention_borrow_weight(da_attention attention, const char *name, const DLTensor *value);
+
 /* Copies weight `name` into `out` (float32, exactly the entry's shape, any strides).
  * Errors as da_attention_set_weight. Read-only on the module. */
 da_status da_attention_get_weight(da_attention attention, const char *name, DLTensor *out);

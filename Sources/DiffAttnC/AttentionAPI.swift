@@ -195,6 +195,41 @@ public func da_attention_set_weight(_ attention: OpaquePointer?, _ name: UnsafeP
     }
 }
 
+@_cdecl("da_attention_borrow_weight")
+public func da_attention_borrow_weight(_ attention: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ value: UnsafePointer<DLTensor>?) -> da_status {
+    guarded {
+        let a = try attentionHandles.lookup(attention)
+        let key = try weightName(name)
+        let spec = try a.parameters.requireSpec(named: key)
+        guard let value else { throw DiffAttnError.argument("value is NULL; expected a DLTensor") }
+        let dtype = value.pointee.dtype
+        let format: LinearWeightFormat
+        switch (dtype.code, dtype.bits, dtype.lanes) {
+        case (2, 32, 1): format = .float32
+        case (4, 16, 1): format = .bfloat16
+        default: throw DiffAttnError.dtype("value must be float32 or bfloat16 to be borrowed, got \(dtypeName(dtype))")
+        }
+        var probe = value.pointee      // geometry() checks float32 tensors; the sizes are what matter here
+        probe.dtype = DLDataType(code: 2, bits: 32, lanes: 1)
+        let g = try withUnsafePointer(to: &probe) { try geometry($0, "value") }
+        guard g.shape == spec.shape else {
+            throw DiffAttnError.shape("weight '\(key)' must have shape \(spec.shape), got \(g.shape)")
+        }
+        guard g.count > 0, let base = g.base else {
+            try a.setWeight(key, Tensor(shape: spec.shape, repeating: 0))
+            return
+        }
+        let dense = contiguousStrides(g.shape)
+        guard zip(g.shape, zip(g.strides, dense)).allSatisfy({ $0 == 1 || $1.0 == $1.1 }) else {
+            throw DiffAttnError.shape("a borrowed weight must be contiguous; weight '\(key)' has strides \(g.strides) (copy it with da_attention_set_weight)")
+        }
+        guard Int(bitPattern: base) % (format == .float32 ? 4 : 2) == 0 else {
+            throw DiffAttnError.argument("value.data is not aligned to its element size")
+        }
+        try a.borrowWeight(key, base: UnsafeRawPointer(base), format: format)
+    }
+}
+
 @_cdecl("da_attention_get_weight")
 public func da_attention_get_weight(_ attention: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<DLTensor>?) -> da_status {
     guarded {

@@ -47,6 +47,7 @@ private func checkHeaderSignatures() {
     do { var h = CDiffAttnHeader.da_attention_weight_count, t = DiffAttnC.da_attention_weight_count; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_attention_weight_info, t = DiffAttnC.da_attention_weight_info; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_attention_set_weight, t = DiffAttnC.da_attention_set_weight; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_attention_borrow_weight, t = DiffAttnC.da_attention_borrow_weight; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_attention_get_weight, t = DiffAttnC.da_attention_get_weight; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_forward_args_init, t = DiffAttnC.da_forward_args_init; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_dit_args_init, t = DiffAttnC.da_dit_args_init; sameType(&h, &t) }

@@ -220,6 +220,12 @@ public final class Attention: @unchecked Sendable {
 
     /// Replaces one state-dict entry (shape must match exactly).
     public func setWeight(_ name: String, _ value: Tensor) throws { try parameters.set(name, value) }
+
+    /// Reads entry `name` from the caller's contiguous memory from now on (no copy): see
+    /// da_attention_borrow_weight for the lifetime rule.
+    public func borrowWeight(_ name: String, base: UnsafeRawPointer, format: LinearWeightFormat) throws {
+        try parameters.borrow(name, base: base, format: format)
+    }
 }
 
 extension QKNorm {

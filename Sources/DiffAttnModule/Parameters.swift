@@ -20,6 +20,14 @@ package struct NarrowedValue: Sendable {
     package var bits: [UInt16]
 }
 
+/// A weight read in place from the caller's memory (da_attention_borrow_weight): contiguous,
+/// `count` elements of `format`, valid while the caller keeps the memory alive.
+package struct BorrowedValue: @unchecked Sendable {
+    package var base: UnsafeRawPointer
+    package var format: LinearWeightFormat
+    package var count: Int
+}
+
 /// The named weights of a module, in diffusers' registration order.
 public struct ParameterTable: Sendable {
     public private(set) var specs: [ParameterSpec] = []
@@ -30,6 +38,8 @@ public struct ParameterTable: Sendable {
     package var offloadOwner: String?
     /// Layerwise casting: entries stored as 16-bit bit patterns (their `values` slot is empty).
     package private(set) var narrowed: [String: NarrowedValue] = [:]
+    /// Entries read from the caller's memory (their `values` slot is empty).
+    package private(set) var borrowed: [String: BorrowedValue] = [:]
 
     init(seed: UInt64) { self.seed = seed }
 
@@ -64,6 +74,7 @@ public struct ParameterTable: Sendable {
         specs = keep.map { specs[$0] }
         values = keep.map { values[$0] }
         narrowed = narrowed.filter { !$0.key.hasPrefix(prefix) }
+        borrowed = borrowed.filter { !$0.key.hasPrefix(prefix) }
         indexByName = [:]
         for (i, spec) in specs.enumerated() { indexByName[spec.name] = i }
     }
@@ -72,6 +83,15 @@ public struct ParameterTable: Sendable {
     public func spec(named name: String) -> ParameterSpec? { indexByName[name].map { specs[$0] } }
     public subscript(name: String) -> Tensor? {
         guard let i = indexByName[name] else { return nil }
+        if let b = borrowed[name] {   // a copy: only projections read borrowed weights in place
+            return Tensor(shape: specs[i].shape) { out in
+                if b.format == .float32 {
+                    out.update(from: b.base.assumingMemoryBound(to: Float.self), count: b.count)
+                } else {
+                    widenToFloat32(b.base.assumingMemoryBound(to: UInt16.self), count: b.count, format: b.format, into: out)
+                }
+            }
+        }
         guard let n = narrowed[name] else { return values[i] }
         return Tensor(shape: specs[i].shape) { out in
             n.bits.withUnsafeBufferPointer { widenToFloat32($0.baseAddress!, count: n.bits.count, format: n.format, into: out) }
@@ -97,7 +117,21 @@ public struct ParameterTable: Sendable {
             throw DiffAttnError.shape("weight '\(name)' must have shape \(describe(specs[i].shape)), got \(describe(tensor.shape))")
         }
         values[i] = tensor
+        borrowed[name] = nil
         if let format = narrowed[name]?.format { castStorage(name, to: format) }
+    }
+
+    /// Reads entry `name` from `base` (contiguous, the entry's element count of `format`) from now
+    /// on, instead of an own copy; `set` or another borrow replaces it.
+    mutating func borrow(_ name: String, base: UnsafeRawPointer, format: LinearWeightFormat) throws {
+        let spec = try requireSpec(named: name)
+        if offloadOwner != nil {
+            throw DiffAttnError.state("weight '\(name)' cannot be borrowed while group offloading manages it")
+        }
+        let i = indexByName[name]!
+        narrowed[name] = nil
+        values[i] = Tensor(shape: [0], storage: [])
+        borrowed[name] = BorrowedValue(base: base, format: format, count: spec.shape.reduce(1, *))
     }
 
     // MARK: layerwise casting (LayerwiseCasting.swift)
@@ -106,6 +140,7 @@ public struct ParameterTable: Sendable {
     mutating func castStorage(_ name: String, to format: LinearWeightFormat) {
         guard let i = indexByName[name], let current = self[name] else { return }
         narrowed[name] = nil
+        borrowed[name] = nil
         guard format != .float32 else { values[i] = current; return }
         let bits = current.storage.withUnsafeBufferPointer { src in
             [UInt16](unsafeUninitializedCapacity: src.count) { dst, n in
@@ -141,7 +176,7 @@ public struct ParameterTable: Sendable {
 
     /// An error (not a trap) when the weights are released: the forward would read nothing.
     package func checkResident(owner: String) throws {
-        for (i, spec) in specs.enumerated() where narrowed[spec.name] == nil && values[i].count != spec.shape.reduce(1, *) {
+        for (i, spec) in specs.enumerated() where narrowed[spec.name] == nil && borrowed[spec.name] == nil && values[i].count != spec.shape.reduce(1, *) {
             throw DiffAttnError.state("the weights of '\(owner)' are offloaded (group offloading); call the module through its model so the group is onloaded, or remove the offloading")
         }
     }

@@ -24,7 +24,10 @@ extension Attention {
         let y = x.storage.withUnsafeBufferPointer { xp in
             withOptionalPointer(bias) { bp in
                 Tensor(shape: Array(x.shape.dropLast()) + [outFeatures]) { yp in
-                    if let narrow {   // layerwise casting: 16-bit storage, widened inside the GEMM
+                    if let lent = parameters.borrowed[prefix + ".weight"] {   // the caller's memory, in place
+                        linear(xp.baseAddress!, rows: rows, inFeatures: inFeatures, weight: lent.base,
+                               format: lent.format, bias: bp, outFeatures: outFeatures, into: yp)
+                    } else if let narrow {   // layerwise casting: 16-bit storage, widened inside the GEMM
                         narrow.bits.withUnsafeBufferPointer { wp in
                             linear(xp.baseAddress!, rows: rows, inFeatures: inFeatures, weight: UnsafeRawPointer(wp.baseAddress!),
                                    format: narrow.format, bias: bp, outFeatures: outFeatures, into: yp)

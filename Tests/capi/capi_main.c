@@ -208,6 +208,7 @@ int main(int argc, char **argv) {
     test_model_defaults();
     test_hook_scripts();
     test_hooks_newer();
+    test_borrow();
 
     printf("capi-c: %d passed, %d failed\n", capi_passed, capi_failed);
     return capi_failed == 0 ? 0 : 1;

@@ -80,5 +80,6 @@ void test_processor_query(void);
 void test_model_defaults(void);
 void test_hook_scripts(void);
 void test_hooks_newer(void);
+void test_borrow(void);
 
 #endif

@@ -7,6 +7,7 @@ import logging
 import numpy as np
 
 from ._cache_lib import BlockIO, KINDS
+from . import _torch
 from ._core import TensorArg, check
 from ._lib import DLTensor, lib
 from .caches import c_config_for_enable
@@ -20,6 +21,10 @@ _BLOCK_LISTS = ("transformer_blocks", "single_transformer_blocks", "blocks", "la
 
 
 def _buffer(x):
+    """A writable float32 copy (the library may replace a skipped block's outputs in place);
+    torch stays torch."""
+    if _torch.is_tensor(x):
+        return _torch.checked(x, "hidden_states").to(_torch.torch_module().float32, copy=True).contiguous()
     return None if x is None else np.array(x, dtype=np.float32, order="C", copy=True)
 
 
@@ -132,7 +137,8 @@ class CacheMixin:
     def faster_cache_denoiser_output(self, output):
         out = _buffer(output)
         skip = self.faster_cache_skips_unconditional()
-        full = np.empty(((2 if skip else 1) * out.shape[0],) + out.shape[1:], np.float32)
+        shape = ((2 if skip else 1) * out.shape[0],) + tuple(out.shape[1:])
+        full = _torch.empty(shape) if _torch.is_tensor(out) else np.empty(shape, np.float32)
         a, b = TensorArg(out, "output"), TensorArg(full, "full_output")
         check(lib.da_model_faster_cache_denoiser_output(self._handle, ctypes.pointer(a.tensor), ctypes.pointer(b.tensor)))
         return full

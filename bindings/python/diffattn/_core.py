@@ -7,6 +7,7 @@ import weakref
 
 import numpy as np
 
+from . import _torch
 from ._lib import POINTER, DLDataType, DLDevice, DLManagedTensor, DLTensor, WeightInfo, c_int64, lib
 
 _KDL_CPU = 1
@@ -71,11 +72,15 @@ def check(status):
 
 
 class TensorArg:
-    """A DLTensor describing a numpy array in place (no copy). Keeps the array alive."""
+    """A DLTensor describing a numpy array or a CPU torch tensor in place (no copy). Keeps it alive.
+    `array` is what the DLTensor describes (for torch: the tensor, or its float32 widening)."""
 
     __slots__ = ("array", "shape", "strides", "tensor")
 
-    def __init__(self, array, name, allow_bool=False, bfloat16=False):
+    def __init__(self, array, name, allow_bool=False, allow_bf16=False, bfloat16=False):
+        if _torch.is_tensor(array):
+            self._init_torch(array, name, allow_bool, allow_bf16)
+            return
         if not isinstance(array, np.ndarray):
             array = np.asarray(array)
         if bfloat16:  # bf16 bit patterns in any 2-byte dtype (uint16, int16, ml_dtypes.bfloat16)
@@ -98,6 +103,17 @@ class TensorArg:
         self.strides = (c_int64 * max(n, 1))(*(s // array.itemsize for s in array.strides))
         data = array.ctypes.data if array.size else None
         self.tensor = DLTensor(data, DLDevice(_KDL_CPU, 0), n, dtype,
+                               ctypes.cast(self.shape, POINTER(c_int64)),
+                               ctypes.cast(self.strides, POINTER(c_int64)), 0)
+
+    def _init_torch(self, t, name, allow_bool, allow_bf16):
+        t = _torch.checked(t, name, allow_bool, allow_bf16)
+        data, shape, strides, (code, bits) = _torch.dl_fields(t)
+        self.array = t
+        n = len(shape)
+        self.shape = (c_int64 * max(n, 1))(*shape)
+        self.strides = (c_int64 * max(n, 1))(*strides)
+        self.tensor = DLTensor(data, DLDevice(_KDL_CPU, 0), n, DLDataType(code, bits, 1),
                                ctypes.cast(self.shape, POINTER(c_int64)),
                                ctypes.cast(self.strides, POINTER(c_int64)), 0)
 
@@ -130,10 +146,12 @@ def managed_to_numpy(managed):
     return array if is_float else array.view(np.bool_)
 
 
-def call_returning_tensor(fn, *args):
+def call_returning_tensor(fn, *args, like=None):
+    """A library-allocated result; a torch tensor sharing its buffer when `like` is one."""
     out = POINTER(DLManagedTensor)()
     check(fn(*args, ctypes.byref(out)))
-    return managed_to_numpy(out)
+    array = managed_to_numpy(out)
+    return _torch.from_library(array) if _torch.is_tensor(like) else array
 
 
 def weight_infos(handle, count_fn, info_fn):

@@ -156,6 +156,7 @@ _SIGNATURES = {
     "da_attention_weight_count": (_STATUS, [_ATTN, POINTER(c_int64)]),
     "da_attention_weight_info": (_STATUS, [_ATTN, c_int64, POINTER(WeightInfo)]),
     "da_attention_set_weight": (_STATUS, [_ATTN, c_char_p, _PTENSOR]),
+    "da_attention_borrow_weight": (_STATUS, [_ATTN, c_char_p, _PTENSOR]),
     "da_attention_get_weight": (_STATUS, [_ATTN, c_char_p, _PTENSOR]),
     "da_forward_args_init": (_STATUS, [POINTER(ForwardArgs), c_size_t]),
     "da_attention_output_shapes": (_STATUS, [_ATTN, POINTER(ForwardArgs), POINTER(OutputShapes)]),
@@ -180,6 +181,11 @@ def _candidates():
         yield env
         return
     here = os.path.dirname(os.path.abspath(__file__))
+    bundled = os.path.join(here, "_libs")
+    if os.path.isdir(bundled):   # the wheel (packaging/build-wheel.py)
+        _preload(bundled)
+        yield os.path.join(bundled, "libdiffattn.so")
+        return
     repo = os.path.dirname(os.path.dirname(os.path.dirname(here)))
     yield os.path.join(repo, ".build", "release", "libdiffattn.so")
     yield "libdiffattn.so.0"
@@ -191,6 +197,15 @@ def declare(lib, signatures):
         fn = getattr(lib, name)
         fn.restype = restype
         fn.argtypes = argtypes
+
+
+def _preload(directory):
+    """Loads the wheel's bundled OpenBLAS and its runtime first, dependencies before dependants, so
+    that the loader finds their sonames already resolved (libopenblas has no RUNPATH of its own)."""
+    order = os.path.join(directory, "preload.txt")
+    if os.path.exists(order):
+        for name in open(order).read().split():
+            ctypes.CDLL(os.path.join(directory, name), mode=ctypes.RTLD_GLOBAL)
 
 
 def _load():

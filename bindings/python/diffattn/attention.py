@@ -6,13 +6,14 @@ import weakref
 
 import numpy as np
 
+from . import _torch
 from . import dit_args as _dit
 from . import processors as _processors
 from ._core import (TensorArg, call_returning_tensor, check, managed_to_numpy, optional_arg, pointer, read_state_dict,
                     weight_infos)
 from ._hook_lib import lib as _hook_lib  # declares da_attention_hook_registry
-from ._lib import (MAX_OUTPUTS, AttentionConfig, AttentionInfo, DLManagedTensor, DLTensor, ForwardArgs, ProcessorConfig,
-                   c_int64, c_void_p, defaults, lib)
+from ._lib import (MAX_OUTPUTS, AttentionConfig, AttentionInfo, DLManagedTensor, DLTensor, ForwardArgs, OutputShapes,
+                   ProcessorConfig, c_int64, c_void_p, defaults, lib)
 from .casting import enable_attention_casting
 
 logger = logging.getLogger("diffattn")
@@ -32,6 +33,12 @@ def _size(value, name):
     if value <= 0:
         raise ValueError(f"{name} must be positive, got {value}")
     return int(value)
+
+
+def _float_mask(m):
+    if _torch.is_tensor(m):
+        return m if m.dtype.is_floating_point else m.float()
+    return np.asarray(m, dtype=np.float32)
 
 
 def _tristate(value):
@@ -257,8 +264,19 @@ class Attention:
                              f"unexpected keys {unexpected}")
         for name, value in state_dict.items():
             if name in expected:
-                check(lib.da_attention_set_weight(self._handle, name.encode(),
-                                                  TensorArg(np.asarray(value), name).ref))
+                value = value if _torch.is_tensor(value) else np.asarray(value)
+                check(lib.da_attention_set_weight(self._handle, name.encode(), TensorArg(value, name).ref))
+
+    def borrow_weight(self, name, tensor):
+        """Reads weight `name` from `tensor`'s memory from now on (a contiguous float32 or bfloat16
+        CPU torch tensor or numpy float32 array; no copy). This object keeps `tensor` alive; writes
+        to it are seen by the next forward; load_state_dict or another borrow replaces it."""
+        bf16 = _torch.is_tensor(tensor)
+        arg = TensorArg(tensor.detach() if bf16 else tensor, name, allow_bf16=bf16)
+        check(lib.da_attention_borrow_weight(self._handle, name.encode(), arg.ref))
+        if not hasattr(self, "_borrowed"):
+            self._borrowed = {}
+        self._borrowed[name] = arg.array
 
     # --- forward --------------------------------------------------------------------------
     def __call__(self, hidden_states, encoder_hidden_states=None, attention_mask=None, **cross_attention_kwargs):
@@ -299,20 +317,34 @@ class Attention:
             args.ip_hidden_states = ctypes.cast(array, ctypes.POINTER(DLTensor))
         masks = cross_attention_kwargs.get("ip_adapter_masks") if "ip_adapter_masks" in accepted else None
         if masks is not None:
-            if isinstance(masks, np.ndarray):  # backward-compatible (K, 1, h, w) tensor → K masks
+            if isinstance(masks, np.ndarray) or _torch.is_tensor(masks):  # (K, 1, h, w) → K masks
                 masks = [masks[k:k + 1] for k in range(masks.shape[0])]
-            mask_args = [None if m is None else TensorArg(np.asarray(m, dtype=np.float32), f"ip_adapter_masks[{i}]")
+            mask_args = [None if m is None else TensorArg(_float_mask(m), f"ip_adapter_masks[{i}]")
                          for i, m in enumerate(masks)]
             pointers = (ctypes.POINTER(DLTensor) * max(len(mask_args), 1))(*[pointer(m) for m in mask_args])
             keep += [mask_args, pointers]
             args.num_ip_adapter_masks = len(mask_args)
             args.ip_adapter_masks = ctypes.cast(pointers, ctypes.POINTER(ctypes.POINTER(DLTensor)))
         keep.append(_dit.attach(args, accepted, cross_attention_kwargs))
+        if _torch.is_tensor(hidden_states):
+            return self._forward_into_torch(args, hidden_states)
         managed = (ctypes.POINTER(DLManagedTensor) * MAX_OUTPUTS)()
         count = ctypes.c_int32()
         check(lib.da_attention_forward_alloc(self._handle, ctypes.byref(args), managed, MAX_OUTPUTS, ctypes.byref(count)))
         outputs = [managed_to_numpy(managed[i]) for i in range(count.value)]
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def _forward_into_torch(self, args, like):
+        """Outputs allocated by torch (shapes from da_attention_output_shapes), written by the library."""
+        shapes = OutputShapes()
+        shapes.struct_size = ctypes.sizeof(shapes)
+        check(lib.da_attention_output_shapes(self._handle, ctypes.byref(args), ctypes.byref(shapes)))
+        outs = [_torch.empty(tuple(shapes.shape[i][j] for j in range(shapes.ndim[i]))) for i in range(shapes.count)]
+        out_args = [TensorArg(o, "output") for o in outs]
+        array = (DLTensor * max(len(out_args), 1))(*[a.tensor for a in out_args])
+        check(lib.da_attention_forward(self._handle, ctypes.byref(args), array, len(out_args)))
+        outs = [_torch.result(o, like) for o in outs]
+        return outs[0] if len(outs) == 1 else tuple(outs)
 
     # --- helper methods -------------------------------------------------------------------
     def prepare_attention_mask(self, attention_mask, target_length, batch_size, out_dim=3):
@@ -320,21 +352,23 @@ class Attention:
             return None
         mask = TensorArg(attention_mask, "attention_mask", allow_bool=True)
         return call_returning_tensor(lib.da_attention_prepare_attention_mask, self._handle, mask.ref,
-                                     int(target_length), int(batch_size), int(out_dim))
+                                     int(target_length), int(batch_size), int(out_dim), like=attention_mask)
 
     def head_to_batch_dim(self, tensor, out_dim=3):
         t = TensorArg(tensor, "tensor")
-        return call_returning_tensor(lib.da_attention_head_to_batch_dim, self._handle, t.ref, int(out_dim))
+        return call_returning_tensor(lib.da_attention_head_to_batch_dim, self._handle, t.ref, int(out_dim), like=tensor)
 
     def batch_to_head_dim(self, tensor):
         t = TensorArg(tensor, "tensor")
-        return call_returning_tensor(lib.da_attention_batch_to_head_dim, self._handle, t.ref)
+        return call_returning_tensor(lib.da_attention_batch_to_head_dim, self._handle, t.ref, like=tensor)
 
     def get_attention_scores(self, query, key, attention_mask=None):
         q, k = TensorArg(query, "query"), TensorArg(key, "key")
         m = optional_arg(attention_mask, "attention_mask", allow_bool=True)
-        return call_returning_tensor(lib.da_attention_get_attention_scores, self._handle, q.ref, k.ref, pointer(m))
+        return call_returning_tensor(lib.da_attention_get_attention_scores, self._handle, q.ref, k.ref, pointer(m),
+                                     like=query)
 
     def norm_encoder_hidden_states(self, encoder_hidden_states):
         e = TensorArg(encoder_hidden_states, "encoder_hidden_states")
-        return call_returning_tensor(lib.da_attention_norm_encoder_hidden_states, self._handle, e.ref)
+        return call_returning_tensor(lib.da_attention_norm_encoder_hidden_states, self._handle, e.ref,
+                                     like=encoder_hidden_states)

@@ -4,6 +4,7 @@ import ctypes
 
 import numpy as np
 
+from . import _torch
 from ._core import TensorArg, check
 from ._lib import POINTER, DiTArgs, DLDataType, DLDevice, DLTensor, c_int64, lib
 
@@ -14,7 +15,7 @@ class _IndexArg:
     """An int64 DLTensor over a numpy array (Allegro positions)."""
 
     def __init__(self, array, name):
-        a = np.ascontiguousarray(np.asarray(array))
+        a = np.ascontiguousarray(array.detach().cpu().numpy() if _torch.is_tensor(array) else np.asarray(array))
         if a.dtype.kind not in "iu":
             raise TypeError(f"{name} must be an integer array, got {a.dtype}")
         self.array = a.astype(np.int64)
@@ -26,6 +27,10 @@ class _IndexArg:
 
 def _table(x, name):
     """float32 table; complex tables (Lumina) become (..., 2) float32 (real, imaginary)."""
+    if _torch.is_tensor(x):
+        if x.is_complex():   # a view, no copy, for complex64
+            x = _torch.torch_module().view_as_real(x.to(_torch.torch_module().complex64))
+        return TensorArg(x, name)
     a = np.asarray(x)
     if np.iscomplexobj(a):
         a = np.ascontiguousarray(a.astype(np.complex64)).view(np.float32).reshape(a.shape + (2,))

@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 
+from . import _torch
 from . import processors as _processors
 from ._cache_mixin import CacheMixin
 from ._core import TensorArg, check, read_state_dict, weight_infos
@@ -34,6 +35,13 @@ CLASS_NAMES = ["UNet2DConditionModel", "UNet3DConditionModel", "UNetMotionModel"
                "SD3Transformer2DModel", "FluxTransformer2DModel", "PixArtTransformer2DModel", "HunyuanDiT2DModel",
                "CogVideoXTransformer3DModel", "AuraFlowTransformer2DModel"]
 _KINDS = {"container": MODULE_CONTAINER, "attention": MODULE_ATTENTION, "weights": MODULE_WEIGHTS}
+
+
+def _weight_value(v):
+    """A weight as the library reads it: torch tensors in place when contiguous, else float32 numpy."""
+    if _torch.is_tensor(v):
+        return v.contiguous()
+    return np.ascontiguousarray(np.asarray(v, dtype=np.float32))
 
 
 def _string_out(fn, *args):
@@ -275,7 +283,7 @@ class ModelMixin(CacheMixin):
 
     def load_state_dict(self, state_dict, strict=True, keep_other_weights=True):
         names = list(state_dict)
-        args = [TensorArg(np.ascontiguousarray(np.asarray(state_dict[n], dtype=np.float32)), n) for n in names]
+        args = [TensorArg(_weight_value(state_dict[n]), n) for n in names]
         tensors = (type(args[0].tensor) * max(len(args), 1))(*[a.tensor for a in args]) if args else None
         arr = (ctypes.c_char_p * max(len(names), 1))(*[n.encode() for n in names])
         report = LoadReport()

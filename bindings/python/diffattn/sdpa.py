@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from . import _torch
 from ._core import TensorArg, check, optional_arg, pointer
 from ._lib import SDPAOptions, lib
 
@@ -47,53 +48,27 @@ class BFloat16Array:
 
 
 def _as_operand(x, name):
-    """(TensorArg, kind) for a float32/bf16 numpy array, a BFloat16Array or a torch tensor.
-    kind is how a bf16 result is handed back: "numpy" (float32), "bits", "ml_dtypes" or "torch"."""
+    """(TensorArg, kind) for a float32/bf16 numpy array or a BFloat16Array. kind is how a bf16
+    result is handed back: "numpy" (float32), "bits" or "ml_dtypes". torch tensors go through
+    `_torch_sdpa` instead (read in place, result allocated by torch)."""
     if isinstance(x, BFloat16Array):
         return TensorArg(x.bits, name, bfloat16=True), "bits"
-    module = type(x).__module__
-    if module.startswith("torch"):
-        import torch  # only reached with a torch tensor in hand
-        t = x.detach()
-        if t.dtype == torch.bfloat16:
-            return TensorArg(t.view(torch.int16).numpy(), name, bfloat16=True), "torch"
-        return TensorArg(t.numpy(), name), "numpy"  # float32 results stay numpy, as before
     if isinstance(x, np.ndarray) and x.dtype.name == "bfloat16":  # ml_dtypes
         return TensorArg(x, name, bfloat16=True), "ml_dtypes"
     return TensorArg(x, name), "numpy"
 
 
 def _result(bits, kind, like):
-    if kind == "torch":
-        import torch
-        return torch.from_numpy(bits.view(np.int16)).view(torch.bfloat16)
     if kind == "ml_dtypes":
         return bits.view(like.dtype)
     return BFloat16Array(bits)
 
 
-def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
-                                 enable_gqa=False, algorithm="auto", precision="default", out_dtype=None):
-    """softmax(scale·Q·Kᵀ + mask)·V over (B, H, N, D) arrays of any strides, read in place.
-
-    query/key/value: float32 numpy arrays, or all bfloat16 — `BFloat16Array`, ml_dtypes.bfloat16
-    arrays, or torch.bfloat16 tensors (torch float32 tensors work too). bf16 runs its products and
-    sums in float32. `attn_mask` is additive float32 or boolean (True = attend) and broadcasts to
-    (B, H, Nq, Nk). `precision="int8"` opts into SageAttention-style int8 attention (lossy, see
-    docs/performance.md). `out_dtype` is "float32" or "bfloat16" (default: the inputs' dtype).
-    Returns a new (B, H, Nq, Dv) array: float32 numpy, or bf16 in the inputs' kind (BFloat16Array,
-    ml_dtypes array or torch tensor).
-    """
+def _options(dropout_p, is_causal, scale, enable_gqa, algorithm, precision):
     if algorithm not in _ALGORITHMS:
         raise ValueError(f"algorithm must be one of {sorted(_ALGORITHMS)}, got {algorithm!r}")
     if precision not in _PRECISIONS:
         raise ValueError(f"precision must be one of {sorted(_PRECISIONS)}, got {precision!r}")
-    (q, kind), (k, _), (v, _) = (_as_operand(x, n) for x, n in ((query, "query"), (key, "key"), (value, "value")))
-    bf16_in = q.tensor.dtype.code == 4
-    if out_dtype not in (None, "float32", "bfloat16"):
-        raise ValueError(f"out_dtype must be None, 'float32' or 'bfloat16', got {out_dtype!r}")
-    bf16_out = bf16_in if out_dtype is None else out_dtype == "bfloat16"
-    mask = optional_arg(attn_mask, "attn_mask", allow_bool=True)
     opts = SDPAOptions()
     check(lib.da_sdpa_options_init(ctypes.byref(opts), ctypes.sizeof(opts)))
     opts.is_causal = bool(is_causal)
@@ -105,10 +80,57 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         opts.has_scale, opts.scale = 1, float(scale)
         if not math.isfinite(opts.scale):
             raise ValueError(f"scale must be finite, got {scale}")
-    qa, va = q.array, v.array
-    if qa.ndim not in (3, 4) or va.ndim != qa.ndim:
-        raise ValueError(f"query and value must both be 3-D or 4-D, got shapes {qa.shape} and {va.shape}")
-    out = np.empty(qa.shape[:-1] + va.shape[-1:], dtype=np.uint16 if bf16_out else np.float32)
+    return opts
+
+
+def _output_shape(qa, va):
+    if len(qa.shape) not in (3, 4) or len(va.shape) != len(qa.shape):
+        raise ValueError(f"query and value must both be 3-D or 4-D, got shapes {tuple(qa.shape)} and "
+                         f"{tuple(va.shape)}")
+    return tuple(qa.shape[:-1]) + tuple(va.shape[-1:])
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                                 enable_gqa=False, algorithm="auto", precision="default", out_dtype=None, out=None):
+    """softmax(scale·Q·Kᵀ + mask)·V over (B, H, N, D) arrays of any strides, read in place.
+
+    query/key/value: float32 numpy arrays; or all bfloat16 — `BFloat16Array` or ml_dtypes.bfloat16
+    arrays; or CPU torch tensors of float32 / bfloat16 (the result is then a torch tensor of the
+    query's dtype, allocated by torch and written by the library). bf16 runs its products and sums
+    in float32. `attn_mask` is additive (float) or boolean (True = attend) and broadcasts to
+    (B, H, Nq, Nk). `precision="int8"` opts into SageAttention-style int8 attention (lossy, see
+    docs/performance.md). `out_dtype` is "float32" or "bfloat16" (default: the inputs' dtype).
+    Returns a new (B, H, Nq, Dv) array, or writes into `out` (that shape, any strides) and returns it.
+    """
+    opts = _options(dropout_p, is_causal, scale, enable_gqa, algorithm, precision)
+    if out_dtype not in (None, "float32", "bfloat16"):
+        raise ValueError(f"out_dtype must be None, 'float32' or 'bfloat16', got {out_dtype!r}")
+    torch_in = _torch.is_tensor(query)
+    if torch_in != _torch.is_tensor(key) or torch_in != _torch.is_tensor(value):
+        raise TypeError("query, key and value must all be torch tensors or all numpy arrays")
+    mask = optional_arg(attn_mask, "attn_mask", allow_bool=True)
+    if torch_in:
+        bf16 = _torch.bf16_supported("sdpa")
+        q, k, v = (TensorArg(x, n, allow_bf16=bf16) for x, n in ((query, "query"), (key, "key"), (value, "value")))
+        shape = _output_shape(q.array, v.array)
+        if out is None:
+            torch = _torch.torch_module()
+            dtype = {None: query.dtype, "float32": torch.float32, "bfloat16": torch.bfloat16}[out_dtype]
+            if dtype == torch.bfloat16 and not bf16:
+                dtype = torch.float32
+            out = torch.empty(shape, dtype=dtype)
+        check(lib.da_scaled_dot_product_attention(q.ref, k.ref, v.ref, pointer(mask), ctypes.byref(opts),
+                                                  TensorArg(out, "out", allow_bf16=bf16).ref))
+        return _torch.result(out, query) if out_dtype is None else out
+    (q, kind), (k, _), (v, _) = (_as_operand(x, n) for x, n in ((query, "query"), (key, "key"), (value, "value")))
+    bf16_in = q.tensor.dtype.code == 4
+    bf16_out = bf16_in if out_dtype is None else out_dtype == "bfloat16"
+    shape = _output_shape(q.array, v.array)
+    if out is None:
+        bits = np.empty(shape, dtype=np.uint16 if bf16_out else np.float32)
+        check(lib.da_scaled_dot_product_attention(q.ref, k.ref, v.ref, pointer(mask), ctypes.byref(opts),
+                                                  TensorArg(bits, "out", bfloat16=bf16_out).ref))
+        return _result(bits, kind, q.array) if bf16_out else bits
     check(lib.da_scaled_dot_product_attention(q.ref, k.ref, v.ref, pointer(mask), ctypes.byref(opts),
-                                              TensorArg(out, "out", bfloat16=bf16_out).ref))
-    return _result(out, kind, qa) if bf16_out else out
+                                              TensorArg(out, "out").ref))
+    return out

@@ -37,7 +37,7 @@ class SpatialNorm:
                              f"unexpected keys {unexpected}")
         for k, v in state_dict.items():
             if k in _NAMES:
-                v = np.asarray(v, dtype=np.float32)
+                v = np.asarray(v.detach().float() if hasattr(v, "detach") else v, dtype=np.float32)
                 if v.shape != self._weights[k].shape:
                     raise ValueError(f"{k} must have shape {self._weights[k].shape}, got {v.shape}")
                 self._weights[k] = v.copy()
@@ -50,6 +50,6 @@ class SpatialNorm:
                              "conv_b_weight", "conv_b_bias"), args):
             setattr(w, field, ctypes.pointer(a.tensor))
         ft, zt = TensorArg(f, "f"), TensorArg(zq, "zq")
-        return call_returning_tensor(lib.da_spatial_norm, ft.ref, zt.ref, ctypes.byref(w))
+        return call_returning_tensor(lib.da_spatial_norm, ft.ref, zt.ref, ctypes.byref(w), like=f)
 
     forward = __call__
