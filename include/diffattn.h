@@ -686,6 +686,28 @@ da_status da_scaled_dot_product_attention(const DLTensor *query, const DLTensor 
                                           const DLTensor *value, const DLTensor *attn_mask,
                                           const da_sdpa_options *options, DLTensor *out);
 
+/* da_scaled_dot_product_attention that also writes each query row's log-sum-exp: `lse` float32
+ * (B, H, Nq) (rank 2 (H, Nq) for 3-D tensors), any strides, lse[b,h,i] = ln Σ_j exp(s_ij) over the
+ * scaled and masked scores s_ij (natural log). Always runs the tiled online-softmax (flash) path,
+ * whatever options->algorithm says. A row with every key removed gives output 0 and lse -inf.
+ * Two results over disjoint key sets combine with da_merge_attention_partials into the result
+ * over their union. Errors: as da_scaled_dot_product_attention, plus DA_ERR_SHAPE / DA_ERR_DTYPE
+ * for `lse`. Thread-safe for distinct output tensors. */
+da_status da_sdpa_with_lse(const DLTensor *query, const DLTensor *key, const DLTensor *value,
+                           const DLTensor *attn_mask, const da_sdpa_options *options, DLTensor *out,
+                           DLTensor *lse);
+
+/* Folds one partial attention result (partial_out, partial_lse) into the running (out, lse), in
+ * place, in fp32: per row, m = max(lse, partial_lse); w = exp(lse − m), w' = exp(partial_lse − m);
+ * out = (w·out + w'·partial_out) / (w + w'); lse = m + ln(w + w'). Rows where both are -inf stay
+ * zero with lse -inf. Start from the first partial (or out = 0, lse = -inf) and fold the others in:
+ * a fixed order gives bitwise identical results. Shapes: out and partial_out (B, H, N, Dv) float32,
+ * lse and partial_lse (B, H, N) float32 (or all one rank lower, B = 1), any strides; the partials
+ * are only read. Errors: DA_ERR_INVALID_ARGUMENT (NULL), DA_ERR_SHAPE, DA_ERR_DTYPE. Thread-safe
+ * for distinct `out`/`lse`. */
+da_status da_merge_attention_partials(DLTensor *out, DLTensor *lse, const DLTensor *partial_out,
+                                      const DLTensor *partial_lse);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Models (diffusers model classes as trees of named modules)                                 */
 /* ------------------------------------------------------------------------------------------ */

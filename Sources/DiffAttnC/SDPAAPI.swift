@@ -44,7 +44,22 @@ private struct Operand4 {
 public func da_scaled_dot_product_attention(_ query: UnsafePointer<DLTensor>?, _ key: UnsafePointer<DLTensor>?,
                                             _ value: UnsafePointer<DLTensor>?, _ attnMask: UnsafePointer<DLTensor>?,
                                             _ options: UnsafePointer<da_sdpa_options>?, _ out: UnsafeMutablePointer<DLTensor>?) -> da_status {
-    guarded {
+    guarded { try sdpa(query, key, value, attnMask, options, out, lse: nil, lseWanted: false) }
+}
+
+@_cdecl("da_sdpa_with_lse")
+public func da_sdpa_with_lse(_ query: UnsafePointer<DLTensor>?, _ key: UnsafePointer<DLTensor>?,
+                             _ value: UnsafePointer<DLTensor>?, _ attnMask: UnsafePointer<DLTensor>?,
+                             _ options: UnsafePointer<da_sdpa_options>?, _ out: UnsafeMutablePointer<DLTensor>?,
+                             _ lse: UnsafeMutablePointer<DLTensor>?) -> da_status {
+    guarded { try sdpa(query, key, value, attnMask, options, out, lse: lse, lseWanted: true) }
+}
+
+private func sdpa(_ query: UnsafePointer<DLTensor>?, _ key: UnsafePointer<DLTensor>?,
+                  _ value: UnsafePointer<DLTensor>?, _ attnMask: UnsafePointer<DLTensor>?,
+                  _ options: UnsafePointer<da_sdpa_options>?, _ out: UnsafeMutablePointer<DLTensor>?,
+                  lse: UnsafeMutablePointer<DLTensor>?, lseWanted: Bool) throws {
+    do {
         let opts = options == nil ? defaultOptions() : try readStruct(options, "options")
         guard opts.dropout_p == 0 else { throw DiffAttnError.argument("dropout_p must be 0 (libdiffattn is inference only), got \(opts.dropout_p)") }
         guard [DA_SDPA_AUTO, DA_SDPA_MATH, DA_SDPA_FLASH].contains(opts.algorithm) else {
@@ -77,6 +92,7 @@ public func da_scaled_dot_product_attention(_ query: UnsafePointer<DLTensor>?, _
             throw DiffAttnError.shape("out must have shape \(query!.pointee.ndim == 3 ? [h, l, dv] : [b, h, l, dv]), got \(g.shape)")
         }
         let outStrides = g.shape.count == 3 ? [0] + g.strides : g.strides
+        let lseOut = lseWanted ? try lseGeometry(lse, "lse", rank: g.shape.count - 1, batch: b, heads: h, rows: l) : nil
         if b == 0 || h == 0 || l == 0 || dv == 0 { return }
         if s == 0 || d == 0 {
             throw DiffAttnError.shape("key length and head_dim must be positive for attention, got \(s) and \(d)")
@@ -109,6 +125,18 @@ public func da_scaled_dot_product_attention(_ query: UnsafePointer<DLTensor>?, _
             output: g.base!.assumingMemoryBound(to: Float.self),
             outputStrides: Strides4(batch: outStrides[0], head: outStrides[1], token: outStrides[2], channel: outStrides[3]),
             mask: maskValue, scale: scale, isCausal: opts.is_causal != 0, fullyMaskedRows: .zero)
-        scaledDotProductAttention(problem, algorithm: opts.algorithm == DA_SDPA_MATH ? .math : .flash)
+        scaledDotProductAttention(problem, algorithm: opts.algorithm == DA_SDPA_MATH ? .math : .flash, logSumExp: lseOut)
     }
+}
+
+/// A float32 log-sum-exp tensor of shape (B, H, N) (rank 2 = (H, N) with B = 1), any strides.
+func lseGeometry(_ p: UnsafeMutablePointer<DLTensor>?, _ name: String, rank: Int, batch: Int, heads: Int,
+                 rows: Int) throws -> LogSumExpOutput? {
+    let g = try geometry(UnsafePointer(p), name)
+    let expected = rank == 2 ? [heads, rows] : [batch, heads, rows]
+    guard g.shape == expected else { throw DiffAttnError.shape("\(name) must have shape \(expected), got \(g.shape)") }
+    let st = rank == 2 ? [0] + g.strides : g.strides
+    guard let base = g.base else { return nil }
+    return LogSumExpOutput(data: base.assumingMemoryBound(to: Float.self), batchStride: st[0], headStride: st[1],
+                           tokenStride: st[2])
 }

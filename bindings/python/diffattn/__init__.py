@@ -12,7 +12,7 @@ from ._lib import lib as _lib, library_path
 from .attention import Attention
 from .processors import *  # noqa: F401,F403  (every diffusers processor class name)
 from .processors import PROCESSOR_NAMES, AttentionProcessor
-from .sdpa import scaled_dot_product_attention
+from .sdpa import merge_attention_partials, scaled_dot_product_attention
 from .spatial_norm import SpatialNorm
 from .dit import FluxAttention, MochiAttention, SanaMultiscaleLinearAttention, get_1d_rotary_pos_embed, rotary_tables
 from . import models
