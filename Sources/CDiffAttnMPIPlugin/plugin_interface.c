@@ -2,6 +2,8 @@
  * dladdr needs the address of code inside libdiffattn.so itself. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,12 +31,16 @@ const diffattn_mpi_plugin *diffattn_mpi_plugin_load(const char *override_path, c
     if (error_size) error[0] = 0;
     if (override_path && override_path[0]) return try_open(override_path, error, error_size);
     /* Next to the library that holds this code (libdiffattn.so), then the loader's search path. */
+    /* The directory as loaded (it may be a link farm) and the real file's directory. */
     Dl_info info;
     if (dladdr((void *)&diffattn_mpi_plugin_load, &info) && info.dli_fname) {
-        char path[4096];
-        const char *slash = strrchr(info.dli_fname, '/');
-        if (slash && (size_t)(slash - info.dli_fname) + 32 < sizeof path) {
-            snprintf(path, sizeof path, "%.*s/libdiffattn-mpi.so.0", (int)(slash - info.dli_fname), info.dli_fname);
+        char resolved[PATH_MAX];
+        const char *names[2] = {info.dli_fname, realpath(info.dli_fname, resolved)};
+        for (int i = 0; i < 2; i++) {
+            char path[PATH_MAX + 32];
+            const char *slash = names[i] ? strrchr(names[i], '/') : NULL;
+            if (!slash || (i == 1 && names[0] && strcmp(names[0], names[1]) == 0)) continue;
+            snprintf(path, sizeof path, "%.*s/libdiffattn-mpi.so.0", (int)(slash - names[i]), names[i]);
             const diffattn_mpi_plugin *table = try_open(path, error, error_size);
             if (table) return table;
         }
