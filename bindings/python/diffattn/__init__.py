@@ -17,6 +17,7 @@ from .spatial_norm import SpatialNorm
 from .dit import FluxAttention, MochiAttention, SanaMultiscaleLinearAttention, get_1d_rotary_pos_embed, rotary_tables
 from . import models
 from . import hooks
+from . import parallel
 from .pipeline import DiffusionPipeline
 from .casting import DEFAULT_SKIP_MODULES_PATTERN, has_bf16_instructions
 
