@@ -65,6 +65,16 @@ if "$PY" -c "import mpi4py" 2>/dev/null; then
         line=$(grep -E "^mpi-python np=$np: [0-9]+ passed, 0 failed$" <<<"$out" || true)
         if [ "$rc" -eq 0 ] && [ -n "$line" ]; then pass "$line"; else fail "mpirun -np $np cp_check.py (exit $rc): $(tail -20 <<<"$out")"; fi
     done
+    # the worked example: a DiT block loop, every attention context-parallel, equal to one process
+    for spec in "2 --ring 2" "4 --ring 2 --ulysses 2"; do
+        np=${spec%% *}
+        set +e
+        out=$(timeout 120 "${MPIRUN[@]}" -x DIFFATTN_LIBRARY="$LIB" -x PYTHONPATH="$ROOT/bindings/python" -np "$np" \
+              "$PY" "$ROOT/examples/python/context_parallel_dit.py" ${spec#* } 2>&1)
+        rc=$?
+        set -e
+        if [ "$rc" -eq 0 ]; then pass "$(grep 'context-parallel DiT' <<<"$out")"; else fail "example under mpirun -np $np (exit $rc): $(tail -5 <<<"$out")"; fi
+    done
 else
     echo "NOTE mpi4py not importable by $PY: Python under mpirun skipped (make test installs it)"
 fi
