@@ -100,6 +100,23 @@ void test_parallel(void) {
     CHECK(begin == 9 && count == 3, "shard_range(12, 4, 3) = [%lld, +%lld)", (long long)begin, (long long)count);
     EXPECT_ERR(da_context_parallel_shard_range(10, 4, 0, &begin, &count), DA_ERR_SHAPE, "not divisible");
     EXPECT_ERR(da_context_parallel_shard_range(12, 4, 4, &begin, &count), DA_ERR_INVALID_ARGUMENT, "out of range");
+    /* A rank whose peer never calls: DA_ERR_IO naming the silent rank after the timeout, not a hang. */
+    da_communicator pair[2];
+    EXPECT_ST(da_communicator_create_local(2, pair), DA_OK);
+    EXPECT_ST(da_communicator_set_timeout(pair[0], 0.3), DA_OK);
+    {
+        float x[2 * 4 * 8] = {0}, o[2 * 4 * 8];
+        int64_t sh[4] = {1, 2, 4, 8};
+        tensor_t a, b2, c2, d2;
+        da_context_parallel_config cfg;
+        da_context_parallel_config_init(&cfg, sizeof cfg);
+        cfg.ring_degree = 2;
+        EXPECT_ERR(da_context_parallel_attention(pair[0], &cfg, tens(&a, x, 4, sh, NULL), tens(&b2, x, 4, sh, NULL),
+                                                 tens(&c2, x, 4, sh, NULL), NULL, tens(&d2, o, 4, sh, NULL)),
+                   DA_ERR_IO, "no message from rank 1");
+    }
+    da_communicator_destroy(pair[0]);
+    da_communicator_destroy(pair[1]);
     /* A single rank: timeouts are settable, and a one-rank "parallel" call is plain attention. */
     da_communicator one;
     EXPECT_ST(da_communicator_create_local(1, &one), DA_OK);
