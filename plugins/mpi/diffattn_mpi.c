@@ -45,7 +45,7 @@ static int32_t plugin_open(int64_t fortran_comm, void **context, int32_t *rank, 
     }
     context_t *c = calloc(1, sizeof *c);
     if (!c) { say(error, error_size, "out of memory", MPI_SUCCESS); return 1; }
-    MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+    /* The caller's error handler is left alone; only the duplicate returns errors instead of aborting. */
     int rc = MPI_Comm_dup(comm, &c->comm);
     if (rc != MPI_SUCCESS) { free(c); say(error, error_size, "MPI_Comm_dup", rc); return 1; }
     MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN);
