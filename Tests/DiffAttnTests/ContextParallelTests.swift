@@ -12,7 +12,7 @@ final class ContextParallelTests: XCTestCase {
         let comms = try! makeLocalCommunicators(size: n, link: link)
         let results = UnsafeMutableBufferPointer<Result<T, Error>?>.allocate(capacity: n)
         results.initialize(repeating: nil)
-        defer { results.deallocate() }
+        defer { _ = results.deinitialize(); results.deallocate() }
         let done = DispatchSemaphore(value: 0)
         for i in 0..<n {
             let t = Thread { results[i] = Result { try body(comms[i]) }; done.signal() }
