@@ -4,7 +4,8 @@
 //   DiffAttnC (C boundary) → DiffAttnHooks (registry, offloading, PAB, caches) → DiffAttnModels
 //   (trees, config parser, safetensors) → DiffAttnProcessors (steps, pipelines, forward) →
 //   DiffAttnModule (Attention: config, parameters, switches, state dict, processor values) →
-//   DiffAttnKernels → COpenBLAS. DiffAttn is an umbrella re-exporting them (C boundary, tool, tests).
+//   DiffAttnKernels → COpenBLAS; DiffAttnParallel (context parallelism) → DiffAttnKernels. DiffAttn is
+//   an umbrella re-exporting them (C boundary, tool, tests).
 import PackageDescription
 
 let root = Context.packageDirectory

@@ -2,6 +2,7 @@
 // copies its bytes into the receiver's mailbox at once (so posting never blocks); a receive waits for
 // the matching message. An optional link model delays each message's arrival, to measure how much
 // of the ring's communication hides behind its compute (docs/parallel.md).
+import DiffAttnKernels
 import Glibc
 
 /// Injected link delay of the in-process transport: each rank's outgoing link carries one message
@@ -24,9 +25,9 @@ private final class Message {
 }
 
 private final class Mailbox: @unchecked Sendable {
-    let lock = ConditionLock()
-    var messages: [Message] = []      // guarded by lock
-    var linkFreeAt = 0.0              // this rank's outgoing link; guarded by lock
+    let lock = Locked()               // guards the two fields
+    var messages: [Message] = []
+    var linkFreeAt = 0.0              // this rank's outgoing link (monotonic seconds)
 }
 
 private final class Fabric: @unchecked Sendable {
@@ -60,7 +61,7 @@ final class LocalTransport: Transport, @unchecked Sendable {
             var arrival = now
             if !fabric.link.isInstant {
                 let own = fabric.boxes[rank]
-                arrival = own.lock.withLock {
+                arrival = own.lock.run {
                     let start = max(now, own.linkFreeAt)
                     let duration = fabric.link.latency + (fabric.link.bandwidth > 0 ? Double(s.bytes) / fabric.link.bandwidth : 0)
                     own.linkFreeAt = start + duration
@@ -71,7 +72,8 @@ final class LocalTransport: Transport, @unchecked Sendable {
         }
         for (peer, message) in copies {
             let box = fabric.boxes[peer]
-            box.lock.withLock { box.messages.append(message); box.lock.broadcast() }
+            box.lock.run { box.messages.append(message) }
+            box.lock.broadcast()
         }
         return LocalExchange(box: fabric.boxes[rank], receives: receives, tag: tag, rank: rank)
     }
@@ -84,14 +86,14 @@ private final class LocalExchange: PendingExchange {
     }
 
     func wait(timeout: Double) throws {
-        let deadline = monotonicSeconds() + timeout
+        let deadline = Locked<Void>.realtimeSeconds() + timeout
         for r in receives {
-            let message: Message? = box.lock.withLock {
+            let message: Message? = box.lock.run {
                 while true {
                     if let i = box.messages.firstIndex(where: { $0.source == r.peer && $0.tag == tag }) {
                         return box.messages.remove(at: i)
                     }
-                    if monotonicSeconds() >= deadline { return nil }
+                    if Locked<Void>.realtimeSeconds() >= deadline { return nil }
                     box.lock.wait(until: deadline)
                 }
             }
