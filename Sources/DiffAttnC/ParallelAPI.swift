@@ -7,7 +7,7 @@ import DiffAttnParallel
 // parse tensors and hand them to DiffAttnParallel. A rank whose arguments fail to parse still takes
 // part in the call's validation exchange, so the other ranks fail with it instead of waiting.
 
-let communicatorHandles = HandleTable<Communicator>(tag: 0xA6, kindName: "da_communicator")
+let communicatorHandles = HandleTable<Communicator>(tag: 0xA6, kindName: "da_communicator", argument: "comm")
 
 /// `guarded` that also translates the parallel layer's errors.
 private func parallelGuarded(_ body: () throws -> Void) -> da_status {
@@ -59,7 +59,7 @@ public func da_communicator_destroy(_ handle: OpaquePointer?) {
 public func da_communicator_rank(_ handle: OpaquePointer?, _ rank: UnsafeMutablePointer<Int32>?,
                                  _ size: UnsafeMutablePointer<Int32>?) -> da_status {
     guarded {
-        let c = try communicatorHandles.lookup(handle, argument: "comm")
+        let c = try communicatorHandles.lookup(handle)
         guard let rank, let size else { throw DiffAttnError.argument("rank and size must not be NULL") }
         rank.pointee = Int32(c.rank); size.pointee = Int32(c.size)
     }
@@ -68,7 +68,7 @@ public func da_communicator_rank(_ handle: OpaquePointer?, _ rank: UnsafeMutable
 @_cdecl("da_communicator_set_timeout")
 public func da_communicator_set_timeout(_ handle: OpaquePointer?, _ seconds: Double) -> da_status {
     guarded {
-        let c = try communicatorHandles.lookup(handle, argument: "comm")
+        let c = try communicatorHandles.lookup(handle)
         guard seconds.isFinite, seconds > 0 else { throw DiffAttnError.argument("seconds must be finite and > 0, got \(seconds)") }
         c.timeout = seconds
     }
@@ -78,7 +78,7 @@ public func da_communicator_set_timeout(_ handle: OpaquePointer?, _ seconds: Dou
 public func da_communicator_counters(_ handle: OpaquePointer?, _ sent: UnsafeMutablePointer<Int64>?,
                                      _ received: UnsafeMutablePointer<Int64>?, _ waiting: UnsafeMutablePointer<Double>?) -> da_status {
     guarded {
-        let c = try communicatorHandles.lookup(handle, argument: "comm")
+        let c = try communicatorHandles.lookup(handle)
         sent?.pointee = Int64(c.bytesSent); received?.pointee = Int64(c.bytesReceived)
         waiting?.pointee = c.secondsWaiting
     }
@@ -86,14 +86,15 @@ public func da_communicator_counters(_ handle: OpaquePointer?, _ sent: UnsafeMut
 
 @_cdecl("da_communicator_reset_counters")
 public func da_communicator_reset_counters(_ handle: OpaquePointer?) -> da_status {
-    guarded { try communicatorHandles.lookup(handle, argument: "comm").resetCounters() }
+    guarded { try communicatorHandles.lookup(handle).resetCounters() }
 }
 
 @_cdecl("da_context_parallel_config_init")
 public func da_context_parallel_config_init(_ config: UnsafeMutablePointer<da_context_parallel_config>?, _ size: Int) -> da_status {
     initStruct(config, size, "config") {
+        let defaults = ContextParallelConfig()
         var c = da_context_parallel_config()
-        c.ring_degree = 1; c.ulysses_degree = 1
+        c.ring_degree = Int32(defaults.ringDegree); c.ulysses_degree = Int32(defaults.ulyssesDegree)
         return c
     }
 }
@@ -164,7 +165,7 @@ public func da_context_parallel_attention(_ handle: OpaquePointer?, _ config: Un
                                           _ value: UnsafePointer<DLTensor>?, _ keyMask: UnsafePointer<DLTensor>?,
                                           _ out: UnsafeMutablePointer<DLTensor>?) -> da_status {
     parallelGuarded {
-        let comm = try communicatorHandles.lookup(handle, argument: "comm")
+        let comm = try communicatorHandles.lookup(handle)
         var cp = ContextParallelConfig()
         let shard: Result<ShardedAttention, ParallelError>
         do {
@@ -186,7 +187,7 @@ public func da_context_parallel_attention(_ handle: OpaquePointer?, _ config: Un
 public func da_context_parallel_gather(_ handle: OpaquePointer?, _ local: UnsafePointer<DLTensor>?, _ dim: Int32,
                                        _ full: UnsafeMutablePointer<DLTensor>?) -> da_status {
     parallelGuarded {
-        let comm = try communicatorHandles.lookup(handle, argument: "comm")
+        let comm = try communicatorHandles.lookup(handle)
         let input: Result<(StridedTensor, dim: Int, full: StridedTensor), ParallelError>
         do {
             let l = try geometry(local, "local"), f = try geometry(UnsafePointer(full), "full")
