@@ -6,9 +6,9 @@ PYTHON ?= python3
 RELEASE := .build/release
 LIB := $(RELEASE)/libdiffattn.so
 TOOL := $(RELEASE)/diffattn-tool
-APT_PACKAGES := libopenblas-dev libdlpack-dev pkg-config gcc g++ python3 python3-pip
+APT_PACKAGES := libopenblas-dev libdlpack-dev pkg-config gcc g++ python3 python3-pip libopenmpi-dev openmpi-bin
 
-.PHONY: all deps build test test-swift test-c test-python demo bench clean
+.PHONY: all deps build plugin-mpi test test-swift test-c test-python test-mpi demo bench clean
 
 all: build
 
@@ -27,8 +27,19 @@ deps:
 build: deps
 	$(SWIFT) build -c release
 	ln -sfn libdiffattn.so $(RELEASE)/libdiffattn.so.0
+	@$(MAKE) --no-print-directory plugin-mpi
 
-test: build test-swift test-c test-python test-diffusers test-packaging test-wheel fuzz-smoke sanitize-address
+# The optional MPI transport (docs/parallel.md), built with mpicc whenever mpi.h is found; the base
+# library never links MPI and loads this on demand.
+PLUGIN := $(RELEASE)/libdiffattn-mpi.so.0
+plugin-mpi:
+	@if command -v mpicc >/dev/null 2>&1 && echo '#include <mpi.h>' | mpicc -E -x c - >/dev/null 2>&1; then \
+	  mpicc -std=gnu11 -O2 -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror \
+	    -D_FORTIFY_SOURCE=2 -fstack-protector-strong -ISources/CDiffAttnMPIPlugin/include plugins/mpi/diffattn_mpi.c \
+	    -Wl,-soname,libdiffattn-mpi.so.0 -Wl,-z,now -Wl,-z,relro -Wl,--as-needed -o $(PLUGIN) && echo "built $(PLUGIN)"; \
+	else echo "mpi.h not found (apt-get install libopenmpi-dev): $(PLUGIN) not built"; fi
+
+test: build test-swift test-c test-python test-mpi test-diffusers test-packaging test-wheel fuzz-smoke sanitize-address
 
 test-swift: deps
 	$(SWIFT) test --disable-swift-testing
@@ -38,6 +49,12 @@ test-c: build
 
 test-python: build
 	DIFFATTN_LIBRARY=$(CURDIR)/$(LIB) $(PYTHON) -m pytest Tests/python -q
+
+# mpirun -np 2 and -np 4, C and Python (mpi4py supplies MPI_Init and the handle; calls go through the plugin).
+test-mpi: build
+	@$(PYTHON) -c "import mpi4py" 2>/dev/null || $(PYTHON) -m pip install -q mpi4py || \
+	  $(PYTHON) -m pip install -q --break-system-packages mpi4py || true
+	MPI_PYTHON=$(PYTHON) bash Tests/mpi/run.sh
 
 demo: build
 	bash examples/c/run.sh

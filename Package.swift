@@ -4,7 +4,8 @@
 //   DiffAttnC (C boundary) → DiffAttnHooks (registry, offloading, PAB, caches) → DiffAttnModels
 //   (trees, config parser, safetensors) → DiffAttnProcessors (steps, pipelines, forward) →
 //   DiffAttnModule (Attention: config, parameters, switches, state dict, processor values) →
-//   DiffAttnKernels → COpenBLAS. DiffAttn is an umbrella re-exporting them (C boundary, tool, tests).
+//   DiffAttnKernels → COpenBLAS; DiffAttnParallel (context parallelism) → DiffAttnKernels. DiffAttn is
+//   an umbrella re-exporting them (C boundary, tool, tests).
 import PackageDescription
 
 let root = Context.packageDirectory
@@ -44,7 +45,12 @@ let package = Package(
         .target(name: "DiffAttnProcessors", dependencies: ["DiffAttnModule"]),
         .target(name: "DiffAttnModels", dependencies: ["DiffAttnProcessors"]),
         .target(name: "DiffAttnHooks", dependencies: ["DiffAttnModels"]),
-        .target(name: "DiffAttn", dependencies: ["DiffAttnHooks"]),
+        // Context parallelism (docs/parallel.md): communicators and ring/Ulysses attention over the
+        // kernels alone; MPI only through the optional plugin whose interface CDiffAttnMPIPlugin
+        // declares and loads.
+        .target(name: "CDiffAttnMPIPlugin", path: "Sources/CDiffAttnMPIPlugin"),
+        .target(name: "DiffAttnParallel", dependencies: ["DiffAttnKernels", "CDiffAttnMPIPlugin"]),
+        .target(name: "DiffAttn", dependencies: ["DiffAttnHooks", "DiffAttnParallel"]),
         .target(name: "DiffAttnC", dependencies: ["DiffAttn", "CDiffAttnHeader"], exclude: ["diffattn.map"],
                 linkerSettings: [.unsafeFlags(sharedLibraryFlags)]),
         .executableTarget(name: "diffattn", dependencies: ["DiffAttn", "CDiffAttnHeader"]),

@@ -723,6 +723,127 @@ da_status da_scaled_dot_product_attention(const DLTensor *query, const DLTensor 
                                           const DLTensor *value, const DLTensor *attn_mask,
                                           const da_sdpa_options *options, DLTensor *out);
 
+/* da_scaled_dot_product_attention that also writes each query row's log-sum-exp: `lse` float32
+ * (B, H, Nq) (rank 2 (H, Nq) for 3-D tensors), any strides, lse[b,h,i] = ln Σ_j exp(s_ij) over the
+ * scaled and masked scores s_ij (natural log). Always runs the tiled online-softmax (flash) path,
+ * whatever options->algorithm says. A row with every key removed gives output 0 and lse -inf.
+ * Two results over disjoint key sets combine with da_merge_attention_partials into the result
+ * over their union. Errors: as da_scaled_dot_product_attention, plus DA_ERR_SHAPE / DA_ERR_DTYPE
+ * for `lse`. Thread-safe for distinct output tensors. */
+da_status da_sdpa_with_lse(const DLTensor *query, const DLTensor *key, const DLTensor *value,
+                           const DLTensor *attn_mask, const da_sdpa_options *options, DLTensor *out,
+                           DLTensor *lse);
+
+/* Folds one partial attention result (partial_out, partial_lse) into the running (out, lse), in
+ * place, in fp32: per row, m = max(lse, partial_lse); w = exp(lse − m), w' = exp(partial_lse − m);
+ * out = (w·out + w'·partial_out) / (w + w'); lse = m + ln(w + w'). Rows where both are -inf stay
+ * zero with lse -inf. Start from the first partial (or out = 0, lse = -inf) and fold the others in:
+ * a fixed order gives bitwise identical results. Shapes: out and partial_out (B, H, N, Dv) float32,
+ * lse and partial_lse (B, H, N) float32 (or all one rank lower, B = 1), any strides; the partials
+ * are only read. Errors: DA_ERR_INVALID_ARGUMENT (NULL), DA_ERR_SHAPE, DA_ERR_DTYPE. Thread-safe
+ * for distinct `out`/`lse`. */
+da_status da_merge_attention_partials(DLTensor *out, DLTensor *lse, const DLTensor *partial_out,
+                                      const DLTensor *partial_lse);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Context parallelism (docs/parallel.md): one attention call split across ranks by sequence      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A group of ranks. In-process communicators are n handles of one process, each used from its
+ * own thread; MPI communicators wrap the caller's MPI communicator through the optional plugin
+ * libdiffattn-mpi.so.0 (package libdiffattn-mpi0): libdiffattn itself does not link MPI. One
+ * communicator must not be used by two threads at once. Release with da_communicator_destroy. */
+typedef struct da_communicator_s *da_communicator;
+
+/* n in-process communicators (1 <= n <= 4096) sharing one message fabric: out_array[i] is rank i.
+ * Messages are copied at send time; a receive waits for its message. `out_array` must hold n
+ * handles; on failure none is created. Errors: DA_ERR_INVALID_ARGUMENT. Thread-safe. */
+da_status da_communicator_create_local(int32_t n, da_communicator *out_array);
+
+/* As da_communicator_create_local with an injected link delay, for measuring overlap: each rank's
+ * outgoing link carries one message at a time for latency_seconds + bytes / bandwidth_bytes_per_second
+ * (bandwidth 0 = infinite). Errors: DA_ERR_INVALID_ARGUMENT (n out of range, negative or non-finite
+ * delay). Thread-safe. */
+da_status da_communicator_create_local_with_link(int32_t n, double latency_seconds,
+                                                 double bandwidth_bytes_per_second,
+                                                 da_communicator *out_array);
+
+/* A communicator over the caller's MPI communicator, given as its Fortran handle
+ * (MPI_Comm_c2f(comm) in C, comm.py2f() in mpi4py) — so this header needs no mpi.h. Collective:
+ * every rank of `fortran_comm` must call it (the plugin duplicates the communicator, so the
+ * library's messages never match the caller's). MPI must already be initialised by the caller; the
+ * library never initialises or finalises MPI, and destroys its duplicate with the handle (destroy
+ * it before MPI_Finalize). The plugin is looked for in $DIFFATTN_MPI_PLUGIN, next to libdiffattn.so,
+ * then through the loader's path. Errors: DA_ERR_INVALID_ARGUMENT (NULL), DA_ERR_UNSUPPORTED (the
+ * plugin is not installed; the message says what was tried), DA_ERR_IO (MPI not initialised, or
+ * an MPI error). */
+da_status da_communicator_create_mpi(int64_t fortran_comm, da_communicator *out);
+
+/* Releases a communicator; NULL and stale handles are ignored. */
+void da_communicator_destroy(da_communicator comm);
+
+/* This rank's index and the number of ranks. Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT. */
+da_status da_communicator_rank(da_communicator comm, int32_t *rank, int32_t *size);
+
+/* Seconds a wait may block before a call fails with DA_ERR_IO (a rank that never makes the
+ * matching call); default 120. Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT (<= 0 or
+ * non-finite). */
+da_status da_communicator_set_timeout(da_communicator comm, double seconds);
+
+/* Bytes this rank has sent to / received from other ranks since creation or the last reset, and
+ * the seconds it spent blocked waiting for transfers (the communication not hidden behind
+ * compute). Any pointer may be NULL. Errors: DA_ERR_INVALID_HANDLE. May run concurrently with a
+ * call on the communicator (the counts are then a snapshot). */
+da_status da_communicator_counters(da_communicator comm, int64_t *bytes_sent, int64_t *bytes_received,
+                                   double *seconds_waiting);
+da_status da_communicator_reset_counters(da_communicator comm);
+
+/* diffusers' ContextParallelConfig: ring_degree × ulysses_degree must equal the communicator's
+ * size; rank g sits at ring index g / ulysses_degree and Ulysses index g mod ulysses_degree. */
+typedef struct da_context_parallel_config {
+    uint32_t struct_size;
+    int32_t ring_degree;    /* 1 */
+    int32_t ulysses_degree; /* 1 */
+    int32_t has_scale;      /* 0: scale = 1/sqrt(head_dim) */
+    double scale;
+} da_context_parallel_config;
+
+/* Defaults into `config`. Errors: DA_ERR_INVALID_ARGUMENT (NULL, size too small). Thread-safe. */
+da_status da_context_parallel_config_init(da_context_parallel_config *config, size_t struct_size);
+
+/* Attention over the whole sequence, each rank holding one equal chunk of it (rank g holds chunk
+ * g): query (B, H, n_q, D), key (B, Hkv, n_k, D), value (B, Hkv, n_k, Dv), out (B, H, n_q, Dv),
+ * float32, any strides (rank 3 = B 1). `key_mask` (NULL for none) is this rank's key-padding mask,
+ * bool (nonzero = attend) or additive float32 (-inf allowed), broadcastable to (B, 1, 1, n_k); it
+ * travels with its keys. Ring (ulysses_degree 1): K/V blocks move point-to-point to the next rank
+ * while the current block computes, partials merged by log-sum-exp in fp32. Ulysses (ring_degree
+ * 1): all-to-all to head shards and back. Unified: a ring of Ulysses groups. GQA (Hkv < H):
+ * allowed when H and Hkv both divide by ulysses_degree. Results equal da_scaled_dot_product_attention
+ * on the gathered sequence to rounding, and repeat bitwise for a fixed configuration.
+ * Collective: every rank calls it with its own shard. Before any data moves the ranks exchange one
+ * small descriptor, so a bad input on one rank, ranks disagreeing on the configuration, shard
+ * shapes that differ across ranks (uneven shards are not supported), ring × ulysses ≠ size, or
+ * heads not divisible by ulysses_degree give the same error on every rank. Errors:
+ * DA_ERR_INVALID_HANDLE (comm: this rank returns at once, the others time out), DA_ERR_INVALID_ARGUMENT,
+ * DA_ERR_SHAPE, DA_ERR_DTYPE, DA_ERR_VALUE (configuration), DA_ERR_IO (transport failure or timeout),
+ * DA_ERR_OUT_OF_MEMORY. */
+da_status da_context_parallel_attention(da_communicator comm, const da_context_parallel_config *config,
+                                        const DLTensor *query, const DLTensor *key, const DLTensor *value,
+                                        const DLTensor *key_mask, DLTensor *out);
+
+/* The equal split of a sequence of `length` tokens over `ranks`: chunk `rank` is [*begin, *begin +
+ * *count). Errors: DA_ERR_INVALID_ARGUMENT (NULL, rank out of range), DA_ERR_SHAPE (length not
+ * divisible by ranks — uneven shards are not supported). Thread-safe. */
+da_status da_context_parallel_shard_range(int64_t length, int32_t ranks, int32_t rank, int64_t *begin,
+                                          int64_t *count);
+
+/* All-gathers every rank's `local` float32 tensor along axis `dim` into `full` (the same shape with
+ * that axis times the number of ranks), in rank order: the inverse of sharding by
+ * da_context_parallel_shard_range. Collective; shapes are checked across ranks first (same errors
+ * on every rank). Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT, DA_ERR_SHAPE, DA_ERR_DTYPE,
+ * DA_ERR_IO, DA_ERR_OUT_OF_MEMORY. */
+da_status da_context_parallel_gather(da_communicator comm, const DLTensor *local, int32_t dim, DLTensor *full);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Models (diffusers model classes as trees of named modules)                                 */
 /* ------------------------------------------------------------------------------------------ */

@@ -115,3 +115,36 @@ for pkg in "$run" "$dev"; do
   dpkg-deb --root-owner-group -Zxz --build "$pkg" "$out/$(basename "$pkg")_${version}_${arch}.deb" >/dev/null
 done
 echo "built $out/libdiffattn0_${version}_${arch}.deb and $out/libdiffattn-dev_${version}_${arch}.deb"
+
+# --- libdiffattn-mpi0: the optional MPI plugin, when it was built (make build finds mpi.h) ------
+plugin=$root/.build/release/libdiffattn-mpi.so.0
+[ -f "$plugin" ] || { echo "build-deb: $plugin not built (no mpi.h): libdiffattn-mpi0 skipped"; exit 0; }
+mpi=$work/debian/libdiffattn-mpi0
+plugin_real=libdiffattn-mpi.so.$major.$minor.$patch
+install -d "$mpi/$libdir" "$mpi/DEBIAN"
+strip --strip-unneeded --remove-section=.comment --remove-section=.note -o "$mpi/$libdir/$plugin_real" "$plugin"
+chmod 0644 "$mpi/$libdir/$plugin_real"
+ln -s "$plugin_real" "$mpi/$libdir/libdiffattn-mpi.so.0"
+doc=$mpi/usr/share/doc/libdiffattn-mpi0
+install -d "$doc"
+install -m 0644 packaging/copyright "$doc/copyright"
+gzip -9n < packaging/changelog > "$doc/changelog.gz"
+chmod 0644 "$doc/changelog.gz"
+# Its one export is the plugin table that libdiffattn0 of the same version loads.
+printf ' diffattn_mpi_plugin_v1@Base %s\n' "$version" | sed "1i libdiffattn-mpi.so.0 libdiffattn-mpi0 #MINVER#" \
+  > "$mpi/DEBIAN/symbols"
+echo "libdiffattn-mpi 0 libdiffattn-mpi0 (>= $version)" > "$mpi/DEBIAN/shlibs"
+echo "activate-noawait ldconfig" > "$mpi/DEBIAN/triggers"
+printf 'Source: libdiffattn\n\nPackage: libdiffattn-mpi0\nArchitecture: any\n' > "$work/debian/control"
+mpi_depends=$(cd "$work" && dpkg-shlibdeps -O -e"debian/libdiffattn-mpi0/$libdir/$plugin_real" 2>"$work/shlibdeps.log" \
+              | sed -n 's/^shlibs:Depends=//p') || { cat "$work/shlibdeps.log" >&2; exit 1; }
+rm "$work/debian/control"
+control "$mpi" "Depends: libdiffattn0 (= $version), $mpi_depends" "Section: libs" \
+  "Description: diffusers' attention layer on the CPU - MPI transport" "$description_tail" \
+  " ." " This package contains the plugin that libdiffattn loads to run context-" \
+  " parallel attention (ring, Ulysses) across MPI processes, over Open MPI."
+(cd "$mpi" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum > DEBIAN/md5sums)
+chmod 0644 "$mpi"/DEBIAN/*
+find "$mpi" -type d -exec chmod 0755 {} +
+dpkg-deb --root-owner-group -Zxz --build "$mpi" "$out/libdiffattn-mpi0_${version}_${arch}.deb" >/dev/null
+echo "built $out/libdiffattn-mpi0_${version}_${arch}.deb"

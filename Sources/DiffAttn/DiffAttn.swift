@@ -5,3 +5,4 @@
 @_exported import DiffAttnProcessors
 @_exported import DiffAttnModels
 @_exported import DiffAttnHooks
+@_exported import DiffAttnParallel

@@ -63,6 +63,20 @@ private func checkHeaderSignatures() {
     do { var h = CDiffAttnHeader.da_spatial_norm, t = DiffAttnC.da_spatial_norm; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_sdpa_options_init, t = DiffAttnC.da_sdpa_options_init; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_scaled_dot_product_attention, t = DiffAttnC.da_scaled_dot_product_attention; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_sdpa_with_lse, t = DiffAttnC.da_sdpa_with_lse; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_merge_attention_partials, t = DiffAttnC.da_merge_attention_partials; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_communicator_create_local, t = DiffAttnC.da_communicator_create_local; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_communicator_create_local_with_link, t = DiffAttnC.da_communicator_create_local_with_link; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_communicator_create_mpi, t = DiffAttnC.da_communicator_create_mpi; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_communicator_destroy, t = DiffAttnC.da_communicator_destroy; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_communicator_rank, t = DiffAttnC.da_communicator_rank; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_communicator_set_timeout, t = DiffAttnC.da_communicator_set_timeout; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_communicator_counters, t = DiffAttnC.da_communicator_counters; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_communicator_reset_counters, t = DiffAttnC.da_communicator_reset_counters; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_context_parallel_config_init, t = DiffAttnC.da_context_parallel_config_init; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_context_parallel_attention, t = DiffAttnC.da_context_parallel_attention; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_context_parallel_shard_range, t = DiffAttnC.da_context_parallel_shard_range; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_context_parallel_gather, t = DiffAttnC.da_context_parallel_gather; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_model_create, t = DiffAttnC.da_model_create; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_model_destroy, t = DiffAttnC.da_model_destroy; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_model_class_name, t = DiffAttnC.da_model_class_name; sameType(&h, &t) }

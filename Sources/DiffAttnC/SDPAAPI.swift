@@ -68,7 +68,21 @@ private struct Operand4 {
 public func da_scaled_dot_product_attention(_ query: UnsafePointer<DLTensor>?, _ key: UnsafePointer<DLTensor>?,
                                             _ value: UnsafePointer<DLTensor>?, _ attnMask: UnsafePointer<DLTensor>?,
                                             _ options: UnsafePointer<da_sdpa_options>?, _ out: UnsafeMutablePointer<DLTensor>?) -> da_status {
-    guarded {
+    guarded { try sdpa(query, key, value, attnMask, options, out, lse: nil, lseWanted: false) }
+}
+
+@_cdecl("da_sdpa_with_lse")
+public func da_sdpa_with_lse(_ query: UnsafePointer<DLTensor>?, _ key: UnsafePointer<DLTensor>?,
+                             _ value: UnsafePointer<DLTensor>?, _ attnMask: UnsafePointer<DLTensor>?,
+                             _ options: UnsafePointer<da_sdpa_options>?, _ out: UnsafeMutablePointer<DLTensor>?,
+                             _ lse: UnsafeMutablePointer<DLTensor>?) -> da_status {
+    guarded { try sdpa(query, key, value, attnMask, options, out, lse: lse, lseWanted: true) }
+}
+
+private func sdpa(_ query: UnsafePointer<DLTensor>?, _ key: UnsafePointer<DLTensor>?,
+                  _ value: UnsafePointer<DLTensor>?, _ attnMask: UnsafePointer<DLTensor>?,
+                  _ options: UnsafePointer<da_sdpa_options>?, _ out: UnsafeMutablePointer<DLTensor>?,
+                  lse: UnsafeMutablePointer<DLTensor>?, lseWanted: Bool) throws {
         let opts = try readSDPAOptions(options)
         guard [DA_PRECISION_DEFAULT, DA_PRECISION_INT8].contains(opts.precision) else {
             throw DiffAttnError.argument("options->precision must be DA_PRECISION_DEFAULT or DA_PRECISION_INT8, got \(opts.precision)")
@@ -111,6 +125,10 @@ public func da_scaled_dot_product_attention(_ query: UnsafePointer<DLTensor>?, _
             throw DiffAttnError.shape("out must have shape \(query!.pointee.ndim == 3 ? [h, l, dv] : [b, h, l, dv]), got \(g.shape)")
         }
         let outStrides = g.shape.count == 3 ? [0] + g.strides : g.strides
+        if lseWanted && opts.precision == DA_PRECISION_INT8 {
+            throw DiffAttnError(.unsupported, "da_sdpa_with_lse does not run DA_PRECISION_INT8; use the default precision")
+        }
+        let lseOut = lseWanted ? try lseGeometry(lse, "lse", rank: g.shape.count - 1, batch: b, heads: h, rows: l) : nil
         if b == 0 || h == 0 || l == 0 || dv == 0 { return }
         if s == 0 || d == 0 {
             throw DiffAttnError.shape("key length and head_dim must be positive for attention, got \(s) and \(d)")
@@ -148,6 +166,17 @@ public func da_scaled_dot_product_attention(_ query: UnsafePointer<DLTensor>?, _
         if run.precision == .int8 && int8AttentionScratchFloats(run) > maxWorkingElements {
             throw DiffAttnError(.outOfMemory, "DA_PRECISION_INT8 would hold \(int8AttentionScratchFloats(run)) floats of quantised key/value (one copy per batch element and key/value head), above the limit of \(maxWorkingElements)")
         }
-        scaledDotProductAttention(run, algorithm: opts.algorithm == DA_SDPA_MATH ? .math : .flash)
-    }
+        scaledDotProductAttention(run, algorithm: opts.algorithm == DA_SDPA_MATH ? .math : .flash, logSumExp: lseOut)
+}
+
+/// A float32 log-sum-exp tensor of shape (B, H, N) (rank 2 = (H, N) with B = 1), any strides.
+func lseGeometry(_ p: UnsafeMutablePointer<DLTensor>?, _ name: String, rank: Int, batch: Int, heads: Int,
+                 rows: Int) throws -> LogSumExpOutput? {
+    let g = try geometry(UnsafePointer(p), name)
+    let expected = rank == 2 ? [heads, rows] : [batch, heads, rows]
+    guard g.shape == expected else { throw DiffAttnError.shape("\(name) must have shape \(expected), got \(g.shape)") }
+    let st = rank == 2 ? [0] + g.strides : g.strides
+    guard let base = g.base else { return nil }
+    return LogSumExpOutput(data: base.assumingMemoryBound(to: Float.self), batchStride: st[0], headStride: st[1],
+                           tokenStride: st[2])
 }

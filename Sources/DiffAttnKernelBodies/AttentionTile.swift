@@ -55,6 +55,10 @@ public struct AttentionTile {
     public var outputFormat = 0
     /// `TileGeometry.scratchFloats(...)` floats, 64-byte aligned.
     public var scratch: UnsafeMutablePointer<Float>
+    /// Flash only: where row `lane` writes its natural-log log-sum-exp of the scaled, masked scores
+    /// (`lse[lane * lseTokenStride]`; -inf for a row with every key removed). nil: not wanted.
+    public var lse: UnsafeMutablePointer<Float>? = nil
+    public var lseTokenStride: Int = 1
 
     public init(query: UnsafePointer<Float>, queryTokenStride: Int, queryChannelStride: Int,
                 key: UnsafePointer<Float>, keyTokenStride: Int, keyChannelStride: Int,
@@ -146,7 +150,7 @@ public func attentionTileBody(_ t: AttentionTile, wide: Bool, fused: Bool,
         blockStart += count
     }
     if flash {
-        finishFlash(t, ot: ot, runningSum: runningSum)
+        finishFlash(t, ot: ot, runningSum: runningSum, runningMax: runningMax)
         return
     }
     normalise(t, st)

@@ -1,4 +1,5 @@
 import CDiffAttnCPUID
+import Glibc
 
 // The steps of `attentionTileBody`, one function each; all inline into the ISA entry points.
 
@@ -220,9 +221,19 @@ public func roundedBFloat16(_ x: Float) -> UInt16 {
 }
 
 /// Flash epilogue: divide by the running sum; a row whose keys are all masked gets NaN or 0.
+/// With `t.lse` also the row's log-sum-exp: the running max and sum are in base 2 (scale·log2 e
+/// was folded into Q), so ln Σ exp(s) = ln 2 · (max₂ + log₂ sum).
 @_transparent
-@usableFromInline internal func finishFlash(_ t: AttentionTile, ot: UnsafeMutablePointer<Float>, runningSum: UnsafeMutablePointer<Float>) {
+@usableFromInline internal func finishFlash(_ t: AttentionTile, ot: UnsafeMutablePointer<Float>, runningSum: UnsafeMutablePointer<Float>,
+                                            runningMax: UnsafeMutablePointer<Float>) {
     let lanes = TileGeometry.lanes
+    if let lse = t.lse {
+        for lane in 0..<t.rows {
+            let sum = runningSum[lane]
+            lse[lane * t.lseTokenStride] = sum == 0 ? -.infinity
+                : 0.693_147_180_559_945_3 * (runningMax[lane] + log2(sum))
+        }
+    }
     for lane in 0..<t.rows {
         let row = t.output + lane * t.outputTokenStride
         let sum = runningSum[lane]

@@ -33,6 +33,21 @@ public final class Locked<State>: @unchecked Sendable {
     /// Inside `withLock` only: releases the lock until `broadcast`, then holds it again.
     public func wait() { pthread_cond_wait(condition, mutex) }
 
+    /// Inside `withLock` only: as `wait`, but returns at `deadline` (seconds on the realtime clock,
+    /// `Locked.realtimeSeconds()`) at the latest; the caller re-checks its condition and the time.
+    /// For waits that must end (context parallelism's receive timeout).
+    public func wait(until deadline: Double) {
+        var ts = timespec(tv_sec: Int(deadline), tv_nsec: Int((deadline - Double(Int(deadline))) * 1e9))
+        pthread_cond_timedwait(condition, mutex, &ts)
+    }
+
+    /// Seconds on the clock `wait(until:)` uses.
+    public static func realtimeSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
     /// Wakes every `wait`er (they re-check their condition under the lock).
     public func broadcast() { pthread_cond_broadcast(condition) }
 

@@ -13,8 +13,14 @@ import DiffAttnKernelBodies
 /// - Results are bitwise identical for any `Parallel.threadCount`.
 /// - Preconditions (the C boundary validates them): non-negative sizes, `queryHeads` a multiple of
 ///   `keyValueHeads`, pointers valid for every element the strides reach.
-public func scaledDotProductAttention(_ problem: SDPAProblem, algorithm: SDPAAlgorithm) {
-    let p = problem
+/// - `logSumExp`: also write each row's natural-log log-sum-exp of the scaled, masked scores (fp32).
+///   It forces the flash path (whose online softmax keeps the running max and sum) and zero rows
+///   for every key removed, whose log-sum-exp is -inf — what merging partial results needs
+///   (`mergeAttentionPartial`, docs/parallel.md).
+public func scaledDotProductAttention(_ problem: SDPAProblem, algorithm: SDPAAlgorithm,
+                                      logSumExp: LogSumExpOutput? = nil) {
+    var p = problem
+    if logSumExp != nil { p.fullyMaskedRows = .zero }
     precondition(p.batch >= 0 && p.queryHeads >= 0 && p.queryLength >= 0 && p.keyLength >= 0
                  && p.headDim >= 0 && p.valueDim >= 0, "negative attention size")
     guard p.batch > 0, p.queryHeads > 0, p.queryLength > 0, p.valueDim > 0 else { return }
@@ -23,10 +29,11 @@ public func scaledDotProductAttention(_ problem: SDPAProblem, algorithm: SDPAAlg
     precondition(p.query.format == p.key.format && p.key.format == p.value.format,
                  "query, key and value must share one element format")
     if p.precision == .int8 {
+        precondition(logSumExp == nil, "the int8 path returns no log-sum-exp")
         scaledDotProductAttentionInt8(p)
         return
     }
-    let mode: TileMode = algorithm == .flash ? .flash : .math
+    let mode: TileMode = algorithm == .flash || logSumExp != nil ? .flash : .math
     let group = p.queryHeads / p.keyValueHeads
     let bf16 = p.query.format == .bfloat16, outputElement = p.outputFormat == .bfloat16 ? 2 : 4
     runTiles(batch: p.batch, heads: p.queryHeads, queryLength: p.queryLength, keyLength: p.keyLength,
@@ -51,6 +58,10 @@ public func scaledDotProductAttention(_ problem: SDPAProblem, algorithm: SDPAAlg
         tile.inputFormat = p.query.format.rawValue
         tile.outputFormat = p.outputFormat.rawValue
         attachMask(p.mask, to: &tile, batch: b, head: h, firstRow: firstRow)
+        if let l = logSumExp {
+            tile.lse = l.data + b * l.batchStride + h * l.headStride + firstRow * l.tokenStride
+            tile.lseTokenStride = l.tokenStride
+        }
         runAttentionTile(tile)
     }
 }

@@ -209,6 +209,8 @@ int main(int argc, char **argv) {
     test_hook_scripts();
     test_hooks_newer();
     test_borrow();
+    test_lse();
+    test_parallel();
 
     printf("capi-c: %d passed, %d failed\n", capi_passed, capi_failed);
     return capi_failed == 0 ? 0 : 1;

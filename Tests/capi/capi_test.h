@@ -81,5 +81,7 @@ void test_model_defaults(void);
 void test_hook_scripts(void);
 void test_hooks_newer(void);
 void test_borrow(void);
+void test_lse(void);
+void test_parallel(void);
 
 #endif

@@ -1,4 +1,4 @@
-/* libFuzzer target: da_scaled_dot_product_attention alone, with fuzzed strided geometry.
+/* libFuzzer target: da_scaled_dot_product_attention (and da_sdpa_with_lse), with fuzzed strided geometry.
  *
  * Sizes (batch, query/key heads, query/key length, head dims) are small; every operand gets its
  * own rank (3 or 4), axis permutation, padding, negative or zero strides and byte_offset; the mask
@@ -132,9 +132,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         dump("q", &q), dump("k", &k), dump("v", &v), dump("out", &o);
         if (have_m) dump("mask", &m);
     }
+    /* A third of the runs go through da_sdpa_with_lse with a fuzzed (B, H, Nq) lse (rank follows out). */
+    fz_tensor l;
+    DLTensor *ld = NULL;
+    int with_lse = fz_range(&f, 3) == 0;
+    int64_t ls4[4] = {1, b, hq, nq};
+    if (with_lse) {
+        ld = o.t.ndim == 3 ? fz_tensor_make(&f, &l, 2, ls4 + 2, FZ_F32, mut) : fz_tensor_make(&f, &l, 3, ls4 + 1, FZ_F32, mut);
+        if (fz_u8(&f) >= 252) ld = NULL;
+        if (ld) fz_fill(&l, 12345.0f);
+    }
     fz_fill(&o, 12345.0f);
-    da_status st = da_scaled_dot_product_attention(qd, kd, vd, md, optp, od);
-    fz_check_status(st, "da_scaled_dot_product_attention");
+    da_status st = with_lse ? da_sdpa_with_lse(qd, kd, vd, md, optp, od, ld)
+                            : da_scaled_dot_product_attention(qd, kd, vd, md, optp, od);
+    fz_check_status(st, with_lse ? "da_sdpa_with_lse" : "da_scaled_dot_product_attention");
+    if (with_lse && ld && st != DA_OK && !fz_untouched(&l, 12345.0f)) {
+        fprintf(stderr, "da_sdpa_with_lse failed (%s: %s) but wrote lse\n", da_status_name(st), da_last_error());
+        abort();
+    }
+    /* The lse oracle needs distinct lse elements too. */
+    int lse_check = with_lse && ld && st == DA_OK && l.valid && l.t.shape == l.shape;
+    view_t vl = {0};
+    if (lse_check) {
+        vl = view_of(&l, ls4);
+        size_t span = (size_t)(l.max_off - l.min_off + 1);
+        unsigned char *seen = calloc(span, 1);
+        for (int64_t i0 = 0; i0 < b && lse_check; i0++)
+            for (int64_t h = 0; h < hq && lse_check; h++)
+                for (int64_t i = 0; i < nq && lse_check; i++) {
+                    int64_t off = i0 * vl.s[1] + h * vl.s[2] + i * vl.s[3] - l.min_off;
+                    if (off < 0 || (size_t)off >= span || seen[off]++) lse_check = 0;
+                }
+        free(seen);
+    }
     if (st == DA_OK) n_ok++; else n_failed++;
     if (st != DA_OK) {
         if (!fz_untouched(&o, 12345.0f)) {
@@ -205,6 +235,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                     }
                     double den = 0;
                     for (int64_t j = 0; j < nk; j++) den += mx == -INFINITY ? 0 : exp(sc[j] - mx);
+                    if (lse_check) {
+                        float got = vl.p[i0 * vl.s[1] + h * vl.s[2] + i * vl.s[3]];
+                        double want = mx == -INFINITY ? -INFINITY : mx + log(den);
+                        if (!(want == -INFINITY ? got == -INFINITY : fabs(got - want) <= 1e-4 * (fabs(want) + 1))) {
+                            fprintf(stderr, "LSE mismatch at (%lld,%lld,%lld): got %.9g want %.9g\n", (long long)i0,
+                                    (long long)h, (long long)i, got, want);
+                            abort();
+                        }
+                    }
                     for (int64_t c = 0; c < dv; c++) {
                         double acc = 0, mag = 0;
                         for (int64_t j = 0; j < nk; j++) {

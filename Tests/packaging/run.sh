@@ -33,12 +33,13 @@ arch=$(dpkg --print-architecture)
 debs=$repo/.build/deb
 runtime_deb=$debs/libdiffattn0_${version}_${arch}.deb
 dev_deb=$debs/libdiffattn-dev_${version}_${arch}.deb
+mpi_deb=$debs/libdiffattn-mpi0_${version}_${arch}.deb
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
 installed_lib="(/usr)?/lib/$multiarch/libdiffattn.so.0"  # /lib is /usr/lib on merged-/usr systems
 
 installed=0  # (a libdiffattn installed before the test is replaced, then removed with the rest)
 cleanup() {
-  [ "$installed" = 1 ] && dpkg -r libdiffattn-dev libdiffattn0 >/dev/null 2>&1
+  [ "$installed" = 1 ] && dpkg -r libdiffattn-mpi0 libdiffattn-dev libdiffattn0 >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -46,7 +47,7 @@ trap cleanup EXIT
 echo "packaging: libdiffattn $version"
 
 # ---- build and lint ---------------------------------------------------------------------------
-rm -f "$runtime_deb" "$dev_deb"  # never test the packages of an earlier run
+rm -f "$runtime_deb" "$dev_deb" "$mpi_deb"  # never test the packages of an earlier run
 check "packaging/build-deb.sh builds both packages" bash packaging/build-deb.sh "$debs"
 [ -f "$runtime_deb" ] && [ -f "$dev_deb" ] || { echo "packaging: $passed passed, $failed failed"; exit 1; }
 check "lintian: no errors, no warnings" lintian --fail-on error,warning "$runtime_deb" "$dev_deb"
@@ -143,6 +144,32 @@ print("forward ok:", diffattn.__version__, out.shape)
 '
 readme_block "## Python from a venv" python > "$work/readme-example.py"
 check "python: the README's Python example" py "$work/readme-example.py"
+
+# ---- the MPI plugin package (built when make build found mpi.h) -------------------------------
+if [ -f "$mpi_deb" ] && command -v mpicc >/dev/null && command -v mpirun >/dev/null; then
+  check "lintian libdiffattn-mpi0: no errors, no warnings" lintian --fail-on error,warning "$mpi_deb"
+  check "dpkg -i libdiffattn-mpi0" dpkg -i "$mpi_deb"
+  mpi_program() {  # the installed library finds the installed plugin next to itself
+    mpicc -std=gnu11 -O1 -I"$repo/include" "$repo/Tests/mpi/cp_mpi.c" "$repo/Tests/mpi/cp_cases.c" $flags -lm \
+      -o "$work/cp_mpi" || return 1
+    local deps; deps=$(ldd "$work/cp_mpi")
+    grep -Eq "libdiffattn.so.0 => $installed_lib " <<< "$deps" || { echo "$deps"; return 1; }
+    (cd "$work" && env -u DIFFATTN_MPI_PLUGIN timeout 120 mpirun -np 2 --oversubscribe --allow-run-as-root \
+       --bind-to none -x OPENBLAS_NUM_THREADS=1 -x DIFFATTN_NUM_THREADS=1 ./cp_mpi) | tee "$work/mpi.txt"
+    grep -Eq "^mpi-c np=2: [0-9]+ passed, 0 failed$" "$work/mpi.txt"
+  }
+  check "mpirun -np 2: context parallel attention through the installed plugin" mpi_program
+  mpi_files=$(dpkg-deb --fsys-tarfile "$mpi_deb" | tar -t | sed -e 's|^\./|/|' -e '\|^/$|d' | grep -v '/$')
+  check "dpkg -r libdiffattn-mpi0" dpkg -r libdiffattn-mpi0
+  mpi_leftovers() {
+    local left=""
+    while read -r f; do { [ -e "$f" ] || [ -L "$f" ]; } && left="$left $f"; done <<< "$mpi_files"
+    [ -z "$left" ] || { echo "left behind:$left"; return 1; }
+  }
+  check "dpkg -r libdiffattn-mpi0 leaves nothing behind" mpi_leftovers
+else
+  echo "  note  libdiffattn-mpi0 not built or no mpirun: MPI package checks skipped"
+fi
 
 # ---- remove: nothing may be left --------------------------------------------------------------
 files=$(for deb in "$runtime_deb" "$dev_deb"; do dpkg-deb --fsys-tarfile "$deb" | tar -t; done \

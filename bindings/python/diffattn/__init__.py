@@ -12,11 +12,12 @@ from ._lib import lib as _lib, library_path
 from .attention import Attention
 from .processors import *  # noqa: F401,F403  (every diffusers processor class name)
 from .processors import PROCESSOR_NAMES, AttentionProcessor
-from .sdpa import BFloat16Array, scaled_dot_product_attention
+from .sdpa import BFloat16Array, merge_attention_partials, scaled_dot_product_attention
 from .spatial_norm import SpatialNorm
 from .dit import FluxAttention, MochiAttention, SanaMultiscaleLinearAttention, get_1d_rotary_pos_embed, rotary_tables
 from . import models
 from . import hooks
+from . import parallel
 from .pipeline import DiffusionPipeline
 from .casting import DEFAULT_SKIP_MODULES_PATTERN, has_bf16_instructions
 

@@ -172,6 +172,8 @@ _SIGNATURES = {
                                    c_double, c_int32, c_int32, _PPMANAGED, _PPMANAGED]),
     "da_sdpa_options_init": (_STATUS, [POINTER(SDPAOptions), c_size_t]),
     "da_scaled_dot_product_attention": (_STATUS, [_PTENSOR, _PTENSOR, _PTENSOR, _PTENSOR, POINTER(SDPAOptions), _PTENSOR]),
+    "da_sdpa_with_lse": (_STATUS, [_PTENSOR, _PTENSOR, _PTENSOR, _PTENSOR, POINTER(SDPAOptions), _PTENSOR, _PTENSOR]),
+    "da_merge_attention_partials": (_STATUS, [_PTENSOR, _PTENSOR, _PTENSOR, _PTENSOR]),
 }
 
 

@@ -91,7 +91,8 @@ def _output_shape(qa, va):
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
-                                 enable_gqa=False, algorithm="auto", precision="default", out_dtype=None, out=None):
+                                 enable_gqa=False, algorithm="auto", precision="default", out_dtype=None, out=None,
+                                 return_lse=False):
     """softmax(scale·Q·Kᵀ + mask)·V over (B, H, N, D) arrays of any strides, read in place.
 
     query/key/value: float32 numpy arrays; or all bfloat16 — `BFloat16Array` or ml_dtypes.bfloat16
@@ -101,6 +102,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     (B, H, Nq, Nk). `precision="int8"` opts into SageAttention-style int8 attention (lossy, see
     docs/performance.md). `out_dtype` is "float32" or "bfloat16" (default: the inputs' dtype).
     Returns a new (B, H, Nq, Dv) array, or writes into `out` (that shape, any strides) and returns it.
+    With `return_lse` the pair (out, lse), lse the (B, H, Nq) float32 natural-log log-sum-exp of each
+    row's scaled, masked scores (-inf for a row with every key removed, whose output is 0), computed
+    on the flash path whatever `algorithm` says (a torch tensor when the inputs are torch).
     """
     opts = _options(dropout_p, is_causal, scale, enable_gqa, algorithm, precision)
     if out_dtype not in (None, "float32", "bfloat16"):
@@ -109,6 +113,21 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if torch_in != _torch.is_tensor(key) or torch_in != _torch.is_tensor(value):
         raise TypeError("query, key and value must all be torch tensors or all numpy arrays")
     mask = optional_arg(attn_mask, "attn_mask", allow_bool=True)
+    lse = None
+
+    def run(out_arg, shape):
+        nonlocal lse
+        if not return_lse:
+            check(lib.da_scaled_dot_product_attention(q.ref, k.ref, v.ref, pointer(mask), ctypes.byref(opts), out_arg.ref))
+            return
+        lse_shape = shape[:-1]
+        lse = _torch.torch_module().empty(lse_shape) if torch_in else np.empty(lse_shape, dtype=np.float32)
+        check(lib.da_sdpa_with_lse(q.ref, k.ref, v.ref, pointer(mask), ctypes.byref(opts), out_arg.ref,
+                                   TensorArg(lse, "lse").ref))
+
+    def done(result):
+        return (result, lse) if return_lse else result
+
     if torch_in:
         bf16 = _torch.bf16_supported("sdpa")
         q, k, v = (TensorArg(x, n, allow_bf16=bf16) for x, n in ((query, "query"), (key, "key"), (value, "value")))
@@ -119,18 +138,33 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             if dtype == torch.bfloat16 and not bf16:
                 dtype = torch.float32
             out = torch.empty(shape, dtype=dtype)
-        check(lib.da_scaled_dot_product_attention(q.ref, k.ref, v.ref, pointer(mask), ctypes.byref(opts),
-                                                  TensorArg(out, "out", allow_bf16=bf16).ref))
-        return _torch.result(out, query) if out_dtype is None else out
+        run(TensorArg(out, "out", allow_bf16=bf16), shape)
+        return done(_torch.result(out, query) if out_dtype is None else out)
     (q, kind), (k, _), (v, _) = (_as_operand(x, n) for x, n in ((query, "query"), (key, "key"), (value, "value")))
     bf16_in = q.tensor.dtype.code == 4
     bf16_out = bf16_in if out_dtype is None else out_dtype == "bfloat16"
     shape = _output_shape(q.array, v.array)
     if out is None:
         bits = np.empty(shape, dtype=np.uint16 if bf16_out else np.float32)
-        check(lib.da_scaled_dot_product_attention(q.ref, k.ref, v.ref, pointer(mask), ctypes.byref(opts),
-                                                  TensorArg(bits, "out", bfloat16=bf16_out).ref))
-        return _result(bits, kind, q.array) if bf16_out else bits
-    check(lib.da_scaled_dot_product_attention(q.ref, k.ref, v.ref, pointer(mask), ctypes.byref(opts),
-                                              TensorArg(out, "out").ref))
-    return out
+        run(TensorArg(bits, "out", bfloat16=bf16_out), shape)
+        return done(_result(bits, kind, q.array) if bf16_out else bits)
+    run(TensorArg(out, "out"), shape)
+    return done(out)
+
+
+def merge_attention_partials(out, lse, partial_out, partial_lse):
+    """Folds the partial result (partial_out, partial_lse) into (out, lse) in place and returns them.
+
+    The two results must come from attention over disjoint key sets (e.g. from
+    `scaled_dot_product_attention(..., return_lse=True)` on two blocks of keys); the merge is the
+    exact softmax re-normalisation, in fp32. out/partial_out (B, H, N, Dv), lse/partial_lse (B, H, N),
+    float32; `out` and `lse` must be writable float32 arrays (any strides).
+    """
+    for name, a in (("out", out), ("lse", lse)):
+        if not isinstance(a, np.ndarray) or a.dtype != np.float32 or not a.flags.writeable:
+            raise TypeError(f"{name} must be a writable float32 numpy array, got {type(a).__name__}"
+                            + (f" of {a.dtype}" if isinstance(a, np.ndarray) else ""))
+    check(lib.da_merge_attention_partials(TensorArg(out, "out").ref, TensorArg(lse, "lse").ref,
+                                          TensorArg(partial_out, "partial_out").ref,
+                                          TensorArg(partial_lse, "partial_lse").ref))
+    return out, lse
