@@ -92,5 +92,5 @@ public func int8AttentionTileBody(_ t: AttentionTile, _ kv: Int8KeyValues, combi
                                   Int64(channels), Int64(channels), kv.valueScales, alpha, ot)
         blockStart += count
     }
-    finishFlash(t, ot: ot, runningSum: runningSum)
+    finishFlash(t, ot: ot, runningSum: runningSum, runningMax: runningMax)
 }
