@@ -18,10 +18,19 @@
  *    library never frees or keeps a pointer to it after the call returns. Strides (in elements)
  *    are honoured; NULL strides mean compact row-major. Data tensors are float32; masks are
  *    float32 (additive) or boolean (8-bit: kDLUInt/8 or DLPack's bool code 6; non-zero = attend).
- *  - Thread safety: distinct handles may be used from distinct threads at once. One handle must
- *    not be used by two threads at once unless a call says otherwise (forward is read-only on the
- *    module and may run concurrently with other forwards on the same handle; calls that change the
- *    module — set_weight, set_processor — must not overlap any other call on it).
+ *  - Thread safety, one rule for every handle type (da_attention, da_model and the attention
+ *    modules and hook registries it lends out, da_pipeline, da_hook): distinct handles may be used
+ *    from distinct threads at once. On one handle, READ calls — forwards (da_attention_forward,
+ *    da_scaled_dot_product_attention), output shapes, weight reads, queries, stats — may run
+ *    concurrently from any number of threads, also on a model with group offloading: a weight
+ *    group in use stays resident until every call using it has ended, so concurrent forwards of
+ *    different modules of one offloaded model return what serial calls return. CHANGING calls —
+ *    set_weight, load, fuse, set_processor, slicing, layerwise casting, enable/disable group
+ *    offloading, enable/disable caches, hook (un)registration, set_cache_context,
+ *    begin_step/end_step, destroy — must not overlap any other call on that handle (for a model:
+ *    on it or on anything it lent out); the caller serialises them, e.g. with a read-write lock.
+ *    Stateful hooks (caches, pyramid attention broadcast) keep state across the calls of a step:
+ *    the calls they wrap count as changing calls. A call that deviates from this rule says so.
  */
 #ifndef DIFFATTN_H
 #define DIFFATTN_H
@@ -697,8 +706,9 @@ da_status da_scaled_dot_product_attention(const DLTensor *query, const DLTensor 
  * built from the class's config.json text. Every attention module is a real Attention; the other
  * modules exist only as containers or as weight nodes filled by loading a checkpoint.
  * Processors are values: setting one processor on every module stores a copy per module.
- * Thread safety: calls that change the model (set/fuse/slice/load) must not overlap other calls on
- * it or on its attention modules; read-only calls may run concurrently. */
+ * Thread safety: the header's rule (top of file): read calls, forwards of its modules included,
+ * may overlap; changing calls (set/fuse/slice/load/offload/caches) must not overlap any call on the
+ * model or on what it lent out. */
 typedef struct da_model_s *da_model;
 
 /* Module kinds for da_model_module_count / da_model_module_path. */
@@ -860,11 +870,13 @@ da_status da_pipeline_set_use_memory_efficient_attention_xformers(da_pipeline pi
 /* da_hook_registry_enter / _exit, and brackets every denoising step with da_model_begin_step /  */
 /* da_model_end_step (the root module's pre- and post-forward).                                 */
 /*                                                                                            */
-/* Threading: drive one model (its steps, hooked calls, registrations and cache calls) from one */
-/* thread at a time; different models are independent. Every callback of this section (hook     */
-/* callbacks, timestep and weight callbacks) runs synchronously on the thread that made the call */
-/* which triggered it, before that call returns -- never on a library worker thread (the group  */
-/* offloading prefetch thread only copies weights).                                            */
+/* Threading: the header's rule (top of file). Forwards whose hooks are stateless (group         */
+/* offloading pins the weights they use) may overlap; steps, (un)registrations, enter/exit and   */
+/* calls wrapped by stateful hooks (caches, PAB, user hooks keeping state) are changing calls:   */
+/* one at a time per model; different models are independent. Every callback of this section    */
+/* (hook callbacks, timestep and weight callbacks) runs synchronously on the thread that made    */
+/* the call which triggered it, before that call returns -- never on a library worker thread     */
+/* (the group offloading prefetch thread only copies weights).                                  */
 /* Errors: handles are checked first (DA_ERR_INVALID_HANDLE); a callback's non-zero status fails */
 /* the call that ran it with that status (unknown values become DA_ERR_INTERNAL) and a message   */
 /* naming the callback and the module path.                                                    */

@@ -205,6 +205,7 @@ int main(int argc, char **argv) {
     test_caches();
     test_casting();
     test_processor_query();
+    test_offload_threads();
 
     printf("capi-c: %d passed, %d failed\n", capi_passed, capi_failed);
     return capi_failed == 0 ? 0 : 1;

@@ -77,5 +77,6 @@ da_attention flux_module(int64_t added, uint32_t seed); /* test_dit.c */
 void test_caches(void);
 void test_casting(void);
 void test_processor_query(void);
+void test_offload_threads(void);
 
 #endif
