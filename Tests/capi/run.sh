@@ -145,6 +145,22 @@ else
     fail "compile C tests: $out"
 fi
 
+# ---- 4b. allocation failure: separate processes (an address-space limit; a 1 TiB mapping) ------
+# ulimit -v cannot be combined with a sanitizer's shadow memory: those runs skip the limit case.
+if out=$("$CC" $CFLAGS -I"$INCLUDE" "$HERE/oom_main.c" -o "$WORK/oom_main" $LDFLAGS $RPATH_EXTRA 2>&1); then
+    cases="noreserve"
+    [ -n "${SANITIZE_KIND:-}" ] || cases="limit noreserve"
+    for c in $cases; do
+        set +e
+        if [ "$c" = limit ]; then out=$( (ulimit -v 3000000; timeout 120 "$WORK/oom_main" limit) 2>&1); else out=$(timeout 120 "$WORK/oom_main" "$c" 2>&1); fi
+        rc=$?
+        set -e
+        if [ "$rc" -eq 0 ]; then pass "$out"; else fail "oom_main $c (exit $rc): $(echo "$out" | tail -3)"; fi
+    done
+else
+    fail "compile oom_main.c: $out"
+fi
+
 # ---- 5. C++ smoke program ------------------------------------------------------------------
 if out=$("$CXX" -std=c++17 -O1 -Wall -Wextra -Werror -I"$INCLUDE" "$HERE/cpp_smoke.cpp" -o "$WORK/cpp_smoke" \
         $LDFLAGS $RPATH_EXTRA 2>&1); then
