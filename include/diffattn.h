@@ -717,8 +717,9 @@ typedef struct da_model_s *da_model;
 #define DA_MODULE_WEIGHTS 2
 
 /* Creates a model of class `class_name` from `config_json` (the JSON object diffusers saves as
- * config.json; unknown keys are ignored, missing keys take diffusers' defaults). `*out` is NULL
- * on failure. Errors: DA_ERR_INVALID_ARGUMENT (NULL), DA_ERR_NOT_FOUND (unknown class),
+ * config.json; unknown keys are ignored, missing keys take diffusers' defaults; a `_class_name`
+ * key, when present, must name `class_name`). The weights start at diffusers' random
+ * initialisation. `*out` is NULL on failure. Errors: DA_ERR_INVALID_ARGUMENT (NULL), DA_ERR_NOT_FOUND (unknown class),
  * DA_ERR_VALUE (bad JSON, inconsistent or out-of-range sizes; the message names the field),
  * DA_ERR_TYPE (a field of the wrong JSON type), DA_ERR_UNSUPPORTED (what diffusers refuses with
  * NotImplementedError). Thread-safe. Release with da_model_destroy. */
@@ -823,6 +824,36 @@ da_status da_model_load_safetensors(da_model model, const char *path, int32_t fl
 /* load_state_dict: `count` (name, float32 tensor) pairs. Same rules and errors as above. */
 da_status da_model_load_state_dict(da_model model, const char *const *names, const DLTensor *tensors,
                                    int64_t count, int32_t flags, da_load_report *report);
+
+/* diffusers' ModelMixin.from_pretrained(directory) for a local folder: reads config.json (its
+ * `_class_name` must match `class_name`; class_name NULL = the class config.json names), then the
+ * weights: diffusion_pytorch_model.safetensors, or every shard that
+ * diffusion_pytorch_model.safetensors.index.json names (F32/F16/BF16). Missing and unexpected names
+ * are counted over all shards (`report`, which may be NULL; the names: da_model_load_key).
+ * Flags: DA_LOAD_STRICT (a missing or unexpected attention weight is an error and no model is
+ * made), DA_LOAD_SKIP_OTHERS (as for da_model_load_safetensors), DA_LOAD_ALLOW_RANDOM_INIT (weights missing from the folder keep their random
+ * initialisation). Without DA_LOAD_ALLOW_RANDOM_INIT an attention module missing a weight refuses
+ * to run: its forward fails with DA_ERR_STATE naming the weight (DA_KEYS_UNLOADED lists them) until
+ * that weight is loaded. `*out` is NULL on failure. Thread-safe. Errors: DA_ERR_INVALID_ARGUMENT
+ * (NULL, unknown flag), DA_ERR_IO (no config.json, no weights file, a shard named by the index is
+ * missing — the message names the file), DA_ERR_VALUE (bad JSON or safetensors, `_class_name`
+ * naming another class, strict failures listing the names), DA_ERR_NOT_FOUND (unknown class), and
+ * da_model_create's errors. Release with da_model_destroy. */
+#define DA_LOAD_ALLOW_RANDOM_INIT 4
+da_status da_model_load_pretrained(const char *directory, const char *class_name, int32_t flags,
+                                   da_model *out, da_load_report *report);
+
+/* The names of the last successful load (any da_model_load_* call): DA_KEYS_MISSING (attention
+ * weights the checkpoint lacked), DA_KEYS_UNEXPECTED (names under an attention module that it does
+ * not have); DA_KEYS_UNLOADED: the attention weights still at random initialisation that make
+ * their module refuse to run (a model from da_model_load_pretrained without
+ * DA_LOAD_ALLOW_RANDOM_INIT; loading a weight removes it). Names live as long as the process.
+ * Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT (NULL, unknown `which`, index out of range). */
+#define DA_KEYS_MISSING 0
+#define DA_KEYS_UNEXPECTED 1
+#define DA_KEYS_UNLOADED 2
+da_status da_model_load_key_count(da_model model, int32_t which, int64_t *count);
+da_status da_model_load_key(da_model model, int32_t which, int64_t index, const char **name);
 
 /* Entries the model holds (attention parameters and kept weights), in tree order; the name lives
  * as long as the process. */

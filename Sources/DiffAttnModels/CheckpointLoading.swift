@@ -83,6 +83,7 @@ extension Model {
             root.path(String(name[..<dot])).setWeight(String(name[name.index(after: dot)...]), try tensor(i))
             report.weightsKept += 1
         }
+        lastLoadReport = report
         return report
     }
 

@@ -206,6 +206,7 @@ int main(int argc, char **argv) {
     test_casting();
     test_processor_query();
     test_offload_threads();
+    test_pretrained();
 
     printf("capi-c: %d passed, %d failed\n", capi_passed, capi_failed);
     return capi_failed == 0 ? 0 : 1;

@@ -78,5 +78,6 @@ void test_caches(void);
 void test_casting(void);
 void test_processor_query(void);
 void test_offload_threads(void);
+void test_pretrained(void);
 
 #endif
