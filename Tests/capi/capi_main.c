@@ -207,6 +207,7 @@ int main(int argc, char **argv) {
     test_processor_query();
     test_offload_threads();
     test_pretrained();
+    test_disk_full();
 
     printf("capi-c: %d passed, %d failed\n", capi_passed, capi_failed);
     return capi_failed == 0 ? 0 : 1;

@@ -79,5 +79,6 @@ void test_casting(void);
 void test_processor_query(void);
 void test_offload_threads(void);
 void test_pretrained(void);
+void test_disk_full(void);
 
 #endif

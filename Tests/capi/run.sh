@@ -120,7 +120,7 @@ if echo "$needed" | grep -qiE 'swift|Foundation|dispatch'; then fail "NEEDED has
 
 # ---- 4. the C test program -----------------------------------------------------------------
 CFLAGS="-std=gnu11 -O1 -g -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation -pthread"
-SOURCES="capi_main.c test_basics.c test_forward.c test_helpers.c test_sdpa.c test_misuse.c test_threads.c test_dit.c test_dit_ip.c test_caches.c test_casting.c test_processor_query.c test_offload_threads.c test_pretrained.c"
+SOURCES="capi_main.c test_basics.c test_forward.c test_helpers.c test_sdpa.c test_misuse.c test_threads.c test_dit.c test_dit_ip.c test_caches.c test_casting.c test_processor_query.c test_offload_threads.c test_pretrained.c test_disk_full.c"
 srcs=""
 for s in $SOURCES; do srcs="$srcs $HERE/$s"; done
 if out=$("$CC" $CFLAGS -DDIFFATTN_FIXTURES="\"$ROOT/Tests/Fixtures\"" -I"$INCLUDE" -I"$HERE" $srcs -o "$WORK/capi_tests" $LDFLAGS $RPATH_EXTRA 2>&1); then
