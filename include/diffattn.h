@@ -18,10 +18,19 @@
  *    library never frees or keeps a pointer to it after the call returns. Strides (in elements)
  *    are honoured; NULL strides mean compact row-major. Data tensors are float32; masks are
  *    float32 (additive) or boolean (8-bit: kDLUInt/8 or DLPack's bool code 6; non-zero = attend).
- *  - Thread safety: distinct handles may be used from distinct threads at once. One handle must
- *    not be used by two threads at once unless a call says otherwise (forward is read-only on the
- *    module and may run concurrently with other forwards on the same handle; calls that change the
- *    module — set_weight, set_processor — must not overlap any other call on it).
+ *  - Thread safety, one rule for every handle type (da_attention, da_model and the attention
+ *    modules and hook registries it lends out, da_pipeline, da_hook): distinct handles may be used
+ *    from distinct threads at once. On one handle, READ calls — forwards (da_attention_forward,
+ *    da_scaled_dot_product_attention), output shapes, weight reads, queries, stats — may run
+ *    concurrently from any number of threads, also on a model with group offloading: a weight
+ *    group in use stays resident until every call using it has ended, so concurrent forwards of
+ *    different modules of one offloaded model return what serial calls return. CHANGING calls —
+ *    set_weight, load, fuse, set_processor, slicing, layerwise casting, enable/disable group
+ *    offloading, enable/disable caches, hook (un)registration, set_cache_context,
+ *    begin_step/end_step, destroy — must not overlap any other call on that handle (for a model:
+ *    on it or on anything it lent out); the caller serialises them, e.g. with a read-write lock.
+ *    Stateful hooks (caches, pyramid attention broadcast) keep state across the calls of a step:
+ *    the calls they wrap count as changing calls. A call that deviates from this rule says so.
  *  - fork(): a child process may go on using the library, and the handles it inherited, when no
  *    libdiffattn call was running in any thread of the parent at the fork (the kernels' worker
  *    threads are started again in the child). Exception: a model with group offloading's
@@ -855,8 +864,9 @@ da_status da_context_parallel_gather(da_communicator comm, const DLTensor *local
  * built from the class's config.json text. Every attention module is a real Attention; the other
  * modules exist only as containers or as weight nodes filled by loading a checkpoint.
  * Processors are values: setting one processor on every module stores a copy per module.
- * Thread safety: calls that change the model (set/fuse/slice/load) must not overlap other calls on
- * it or on its attention modules; read-only calls may run concurrently. */
+ * Thread safety: the header's rule (top of file): read calls, forwards of its modules included,
+ * may overlap; changing calls (set/fuse/slice/load/offload/caches) must not overlap any call on the
+ * model or on what it lent out. */
 typedef struct da_model_s *da_model;
 
 /* Module kinds for da_model_module_count / da_model_module_path. */
@@ -865,8 +875,9 @@ typedef struct da_model_s *da_model;
 #define DA_MODULE_WEIGHTS 2
 
 /* Creates a model of class `class_name` from `config_json` (the JSON object diffusers saves as
- * config.json; unknown keys are ignored, missing keys take diffusers' defaults). `*out` is NULL
- * on failure. Errors: DA_ERR_INVALID_ARGUMENT (NULL), DA_ERR_NOT_FOUND (unknown class),
+ * config.json; unknown keys are ignored, missing keys take diffusers' defaults; a `_class_name`
+ * key, when present, must name `class_name`). The weights start at diffusers' random
+ * initialisation. `*out` is NULL on failure. Errors: DA_ERR_INVALID_ARGUMENT (NULL), DA_ERR_NOT_FOUND (unknown class),
  * DA_ERR_VALUE (bad JSON, inconsistent or out-of-range sizes; the message names the field),
  * DA_ERR_TYPE (a field of the wrong JSON type), DA_ERR_UNSUPPORTED (what diffusers refuses with
  * NotImplementedError). Thread-safe. Release with da_model_destroy. */
@@ -973,6 +984,36 @@ da_status da_model_load_safetensors(da_model model, const char *path, int32_t fl
 da_status da_model_load_state_dict(da_model model, const char *const *names, const DLTensor *tensors,
                                    int64_t count, int32_t flags, da_load_report *report);
 
+/* diffusers' ModelMixin.from_pretrained(directory) for a local folder: reads config.json (its
+ * `_class_name` must match `class_name`; class_name NULL = the class config.json names), then the
+ * weights: diffusion_pytorch_model.safetensors, or every shard that
+ * diffusion_pytorch_model.safetensors.index.json names (F32/F16/BF16). Missing and unexpected names
+ * are counted over all shards (`report`, which may be NULL; the names: da_model_load_key).
+ * Flags: DA_LOAD_STRICT (a missing or unexpected attention weight is an error and no model is
+ * made), DA_LOAD_SKIP_OTHERS (as for da_model_load_safetensors), DA_LOAD_ALLOW_RANDOM_INIT (weights missing from the folder keep their random
+ * initialisation). Without DA_LOAD_ALLOW_RANDOM_INIT an attention module missing a weight refuses
+ * to run: its forward fails with DA_ERR_STATE naming the weight (DA_KEYS_UNLOADED lists them) until
+ * that weight is loaded. `*out` is NULL on failure. Thread-safe. Errors: DA_ERR_INVALID_ARGUMENT
+ * (NULL, unknown flag), DA_ERR_IO (no config.json, no weights file, a shard named by the index is
+ * missing — the message names the file), DA_ERR_VALUE (bad JSON or safetensors, `_class_name`
+ * naming another class, strict failures listing the names), DA_ERR_NOT_FOUND (unknown class), and
+ * da_model_create's errors. Release with da_model_destroy. */
+#define DA_LOAD_ALLOW_RANDOM_INIT 4
+da_status da_model_load_pretrained(const char *directory, const char *class_name, int32_t flags,
+                                   da_model *out, da_load_report *report);
+
+/* The names of the last successful load (any da_model_load_* call): DA_KEYS_MISSING (attention
+ * weights the checkpoint lacked), DA_KEYS_UNEXPECTED (names under an attention module that it does
+ * not have); DA_KEYS_UNLOADED: the attention weights still at random initialisation that make
+ * their module refuse to run (a model from da_model_load_pretrained without
+ * DA_LOAD_ALLOW_RANDOM_INIT; loading a weight removes it). Names live as long as the process.
+ * Errors: DA_ERR_INVALID_HANDLE, DA_ERR_INVALID_ARGUMENT (NULL, unknown `which`, index out of range). */
+#define DA_KEYS_MISSING 0
+#define DA_KEYS_UNEXPECTED 1
+#define DA_KEYS_UNLOADED 2
+da_status da_model_load_key_count(da_model model, int32_t which, int64_t *count);
+da_status da_model_load_key(da_model model, int32_t which, int64_t index, const char **name);
+
 /* Entries the model holds (attention parameters and kept weights), in tree order; the name lives
  * as long as the process. */
 da_status da_model_weight_count(da_model model, int64_t *count);
@@ -1019,11 +1060,13 @@ da_status da_pipeline_set_use_memory_efficient_attention_xformers(da_pipeline pi
 /* da_hook_registry_enter / _exit, and brackets every denoising step with da_model_begin_step /  */
 /* da_model_end_step (the root module's pre- and post-forward).                                 */
 /*                                                                                            */
-/* Threading: drive one model (its steps, hooked calls, registrations and cache calls) from one */
-/* thread at a time; different models are independent. Every callback of this section (hook     */
-/* callbacks, timestep and weight callbacks) runs synchronously on the thread that made the call */
-/* which triggered it, before that call returns -- never on a library worker thread (the group  */
-/* offloading prefetch thread only copies weights).                                            */
+/* Threading: the header's rule (top of file). Forwards whose hooks are stateless (group         */
+/* offloading pins the weights they use) may overlap; steps, (un)registrations, enter/exit and   */
+/* calls wrapped by stateful hooks (caches, PAB, user hooks keeping state) are changing calls:   */
+/* one at a time per model; different models are independent. Every callback of this section    */
+/* (hook callbacks, timestep and weight callbacks) runs synchronously on the thread that made    */
+/* the call which triggered it, before that call returns -- never on a library worker thread     */
+/* (the group offloading prefetch thread only copies weights).                                  */
 /* Errors: handles are checked first (DA_ERR_INVALID_HANDLE); a callback's non-zero status fails */
 /* the call that ran it with that status (unknown values become DA_ERR_INTERNAL) and a message   */
 /* naming the callback and the module path.                                                    */

@@ -104,6 +104,10 @@ func forEachOffset(_ g: TensorGeometry, _ body: (Int, Int) -> Void) {
 func readTensor(_ p: UnsafePointer<DLTensor>?, _ name: String) throws -> Tensor {
     let g = try geometry(p, name)
     guard let base = g.base?.assumingMemoryBound(to: Float.self) else { return Tensor(shape: g.shape, repeating: 0) }
+    guard g.count <= maxWorkingElements else {
+        throw DiffAttnError(.outOfMemory, "\(name) has \(g.count) elements (\(g.count * 4) bytes), more than the \(maxWorkingElements) one tensor may hold")
+    }
+    try reserveWorkingMemory(g.count * 4, "reading \(name)")
     return Tensor(shape: g.shape) { dst in
         if g.strides == contiguousStrides(g.shape) {   // the usual case: one copy, no index walk
             dst.update(from: base, count: g.count)

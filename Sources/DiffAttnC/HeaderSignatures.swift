@@ -96,6 +96,9 @@ private func checkHeaderSignatures() {
     do { var h = CDiffAttnHeader.da_model_module_class, t = DiffAttnC.da_model_module_class; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_model_load_safetensors, t = DiffAttnC.da_model_load_safetensors; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_model_load_state_dict, t = DiffAttnC.da_model_load_state_dict; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_model_load_pretrained, t = DiffAttnC.da_model_load_pretrained; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_model_load_key_count, t = DiffAttnC.da_model_load_key_count; sameType(&h, &t) }
+    do { var h = CDiffAttnHeader.da_model_load_key, t = DiffAttnC.da_model_load_key; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_model_weight_count, t = DiffAttnC.da_model_weight_count; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_model_weight_info, t = DiffAttnC.da_model_weight_info; sameType(&h, &t) }
     do { var h = CDiffAttnHeader.da_model_get_weight, t = DiffAttnC.da_model_get_weight; sameType(&h, &t) }

@@ -5,7 +5,7 @@ import DiffAttnKernels
 // Thunks for model weights and checkpoints, and for da_pipeline.
 
 
-private func fill(_ report: UnsafeMutablePointer<da_load_report>?, _ r: LoadReport) throws {
+func fill(_ report: UnsafeMutablePointer<da_load_report>?, _ r: LoadReport) throws {
     guard report != nil else { return }
     let report = try writableStruct(report, "report")
     report.pointee.attention_loaded = Int64(r.attentionLoaded)

@@ -24,7 +24,9 @@ public struct GroupOffloadStats: Sendable {
 ///
 /// Onload on first touch (a member's forward, a weight read, or the leader's bracketed call);
 /// release when the offload leader's call ends, when the model moves on to another chain group,
-/// and at `endStep`. With `useStream` the first step records the order groups are touched in; later
+/// and at `endStep`. Every call that computes with a group's weights pins it for its duration
+/// (`pin` / `unpin`), so that threads running different modules of one model at once never see
+/// weights released under them: a release of a pinned group waits for its last unpin. With `useStream` the first step records the order groups are touched in; later
 /// steps read the next group on the prefetch thread while the current one computes.
 final class GroupOffloader: @unchecked Sendable {
     let config: GroupOffloadConfig
@@ -91,16 +93,37 @@ final class GroupOffloader: @unchecked Sendable {
 
     // MARK: onload / release
 
-    /// Makes `g` resident (waiting for, or doing, its read). `chain`: a block/leaf group touched in
-    /// execution order (releases the previous chain group, records the order, prefetches the next).
-    func touch(_ g: ModuleGroup, chain: Bool) throws {
+    /// Makes `g` resident (waiting for, or doing, its read) and pins it until `unpin`. `chain`: a
+    /// block/leaf group touched in execution order (releases the previous chain group, records the
+    /// order, prefetches the next).
+    func pin(_ g: ModuleGroup, chain: Bool) throws {
         try locked {
             if chain && learning && recording.last !== g { recording.append(g) }
             if chain, let previous = active, previous !== g, previous.isResident { try releaseLocked(previous) }
-            if chain { active = g }
+            if chain { active = g; g.releasePending = false }
             try onloadLocked(g)
+            g.pins += 1
             if chain, config.useStream, let next = nextOf[ObjectIdentifier(g)] { prefetchLocked(next) }
         }
+    }
+
+    /// Ends one pin of `g`; the last one carries out a release asked for while it was pinned.
+    func unpin(_ g: ModuleGroup) throws {
+        try locked {
+            g.pins = max(0, g.pins - 1)
+            if g.pins == 0 && g.releasePending {
+                g.releasePending = false
+                try releaseLocked(g)
+            }
+        }
+    }
+
+    /// Runs `body` with `g` resident and pinned (a host's weight read).
+    func withPinned<R>(_ g: ModuleGroup, chain: Bool, _ body: () throws -> R) throws -> R {
+        try pin(g, chain: chain)
+        let result = Result { try body() }
+        try unpin(g)
+        return try result.get()
     }
 
     private func onloadLocked(_ g: ModuleGroup) throws {
@@ -132,6 +155,11 @@ final class GroupOffloader: @unchecked Sendable {
     }
 
     private func releaseLocked(_ g: ModuleGroup) throws {
+        if g.pins > 0 {  // another call computes with it: the last unpin releases
+            if g.isResident { g.releasePending = true }
+            if active === g { active = nil }
+            return
+        }
         switch g.state {
         case .resident:
             try g.store.repairIfNeeded(g.residentTensors())  // a deleted file is written again first
@@ -148,10 +176,11 @@ final class GroupOffloader: @unchecked Sendable {
     /// The offload leader's call ended: release its group.
     func leaderDone(_ g: ModuleGroup) throws { try locked { try releaseLocked(g) } }
 
-    /// `beginStep`: the root group onloads for the whole step; the first chain group is prefetched.
+    /// `beginStep`: the root group onloads (pinned) for the whole step; the first chain group is
+    /// prefetched.
     func stepBegins() throws {
         try locked {
-            for g in groups where rootGroups.contains(ObjectIdentifier(g)) { try onloadLocked(g) }
+            for g in groups where rootGroups.contains(ObjectIdentifier(g)) { try onloadLocked(g); g.pins += 1 }
             if config.useStream, let first = firstInOrder { prefetchLocked(first) }
         }
     }
@@ -164,6 +193,7 @@ final class GroupOffloader: @unchecked Sendable {
                 lock.wait()
             }
             var firstError: Error?
+            for g in groups where rootGroups.contains(ObjectIdentifier(g)) { g.pins = max(0, g.pins - 1) }
             for g in groups {
                 do { try releaseLocked(g) } catch { if firstError == nil { firstError = error } }
             }

@@ -17,16 +17,39 @@ final class GroupOffloadingHook: ModelHook, @unchecked Sendable {
 
     override var hookDescription: String { "GroupOffloadingHook(group=\(group?.id ?? "none"))" }
 
+    /// An attention module's call is bracketed in `newForward`, so that its pin is dropped even
+    /// when the forward fails; host-run modules are bracketed by `enter` / `exit`.
+    override var hasNewForward: Bool { true }
+
+    private var chain: Bool { group.map { !offloader.rootGroups.contains(ObjectIdentifier($0)) } ?? false }
+
     override func preForward(_ module: HookRegistry, _ inputs: inout AttentionInputs?) throws {
         if isRoot { try offloader.stepBegins(); return }
-        guard let group else { return }
-        try offloader.touch(group, chain: !offloader.rootGroups.contains(ObjectIdentifier(group)))
+        guard let group, module.attention == nil else { return }
+        try offloader.pin(group, chain: chain)
+    }
+
+    override func newForward(_ module: HookRegistry, _ inputs: AttentionInputs?,
+                             _ next: (AttentionInputs?) throws -> [Tensor]) throws -> [Tensor] {
+        guard let group, !isRoot, module.attention != nil else { return try next(inputs) }
+        try offloader.pin(group, chain: chain)
+        let result = Result { try next(inputs) }
+        try offloader.unpin(group)
+        let out = try result.get()
+        try callEnded(module, group)
+        return out
     }
 
     override func postForward(_ module: HookRegistry, _ output: inout [Tensor]) throws {
         if isRoot { try offloader.stepEnds(); return }
-        guard let group, module.path == group.offloadLeader,
-              !offloader.rootGroups.contains(ObjectIdentifier(group)) else { return }
+        guard let group, module.attention == nil else { return }
+        try offloader.unpin(group)
+        try callEnded(module, group)
+    }
+
+    /// The offload leader's call ended: its group is released (once no other call pins it).
+    private func callEnded(_ module: HookRegistry, _ group: ModuleGroup) throws {
+        guard module.path == group.offloadLeader, chain else { return }
         try offloader.leaderDone(group)
     }
 }

@@ -16,10 +16,11 @@ final class ModelHooks: ModelAttachment, @unchecked Sendable {
 
     var managesWeights: Bool { offloader != nil }
 
-    /// Onloads the group owning the module at `path` (a weight read by the host is a first touch).
-    func willReadWeights(of path: String) throws {
-        guard let off = offloader, let g = off.group(ofMember: path) else { return }
-        try off.touch(g, chain: !off.rootGroups.contains(ObjectIdentifier(g)))
+    /// Onloads the group owning the module at `path` for the read (a weight read by the host is a
+    /// first touch), pinned while `read` runs.
+    func readingWeights<R>(of path: String, _ read: () throws -> R) throws -> R {
+        guard let off = offloader, let g = off.group(ofMember: path) else { return try read() }
+        return try off.withPinned(g, chain: !off.rootGroups.contains(ObjectIdentifier(g)), read)
     }
 }
 

@@ -31,6 +31,10 @@ final class ModuleGroup: @unchecked Sendable {
     var state: State = .resident
     /// diffusers' `onload_self`: false once the learned order lets a predecessor prefetch it.
     var onloadSelf = true
+    /// Calls (on any thread) computing with or reading these weights now: a pinned group is never
+    /// released; a release asked for meanwhile is deferred to the last unpin (`releasePending`).
+    var pins = 0
+    var releasePending = false
 
     init(id: String, members: [(String, Member)], onloadLeader: String, offloadLeader: String, store: OffloadStore) {
         self.id = id

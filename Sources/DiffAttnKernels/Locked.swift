@@ -7,9 +7,12 @@ import Glibc
 /// Mutex's raw futex calls), so the thread tests under `make sanitize-thread` check real ordering
 /// rather than report false races.
 public final class Locked<State>: @unchecked Sendable {
-    private var state: State
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    /// Last: an empty `State` (Locked<Void>) has no storage, and declared first it would share its
+    /// address with `mutex`, so ThreadSanitizer took `withLock`'s inout access to it for a write of
+    /// `mutex` racing with other threads' unlocked read of the pointer (a false "access race").
+    private var state: State
 
     public init(_ initial: State) {
         state = initial

@@ -35,13 +35,14 @@ extension Model {
     /// The tensor behind a full name (attention parameter or kept weight).
     public func weight(named name: String) throws -> Tensor {
         if let (path, a, local) = attentionOwning(name), a.parameters.contains(local) {
-            try existingAttachment?.willReadWeights(of: path)
-            return a.parameters[local]!
+            guard let attachment = existingAttachment else { return a.parameters[local]! }
+            return try attachment.readingWeights(of: path) { a.parameters[local]! }
         }
         if let dot = name.lastIndex(of: "."), let node = try? module(at: String(name[..<dot])),
            node.weights.contains(where: { $0.0 == name[name.index(after: dot)...] }) {
-            try existingAttachment?.willReadWeights(of: String(name[..<dot]))
-            return node.weights.first(where: { $0.0 == name[name.index(after: dot)...] })!.1
+            let read = { node.weights.first(where: { $0.0 == name[name.index(after: dot)...] })!.1 }
+            guard let attachment = existingAttachment else { return read() }
+            return try attachment.readingWeights(of: String(name[..<dot]), read)
         }
         throw DiffAttnError(.notFound, "the model has no weight '\(name)'")
     }
@@ -82,6 +83,7 @@ extension Model {
             root.path(String(name[..<dot])).setWeight(String(name[name.index(after: dot)...]), try tensor(i))
             report.weightsKept += 1
         }
+        lastLoadReport = report
         return report
     }
 

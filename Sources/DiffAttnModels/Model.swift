@@ -17,6 +17,9 @@ public final class Model: @unchecked Sendable {
     private var attentionByPath: [String: ModuleNode] = [:]
     /// The processors saved by the first legacy `fuse_qkv_projections` (unets/unet_2d_condition.py:UNet2DConditionModel.fuse_qkv_projections, docs/deviations.md).
     var originalProcessors: [ProcessorConfig]?
+    /// The report of the last successful load (load_state_dict, a safetensors file, a folder):
+    /// the missing and unexpected names a host can list (da_model_load_key).
+    public internal(set) var lastLoadReport: LoadReport?
     /// The hooks layer's state for this model (ModelAttachment.swift), created on first use.
     private let attachmentSlot = Locked<(any ModelAttachment)?>(nil)
 
@@ -25,7 +28,9 @@ public final class Model: @unchecked Sendable {
             throw DiffAttnError(.notFound, "unknown model class '\(className)'; expected one of: "
                                 + ModelClass.allCases.map(\.name).joined(separator: ", "))
         }
-        try self.init(cls, try ModelConfig(className: className, text: text))
+        let config = try ModelConfig(className: className, text: text)
+        try config.checkClassName()
+        try self.init(cls, config)
     }
 
     public init(_ modelClass: ModelClass, _ config: ModelConfig) throws {

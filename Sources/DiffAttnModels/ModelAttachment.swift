@@ -8,8 +8,9 @@ import DiffAttnProcessors
 package protocol ModelAttachment: AnyObject, Sendable {
     /// Whether something else (group offloading) manages the weights now, so none may be replaced.
     var managesWeights: Bool { get }
-    /// Makes the weights of the module at `path` readable (group offloading onloads its group).
-    func willReadWeights(of path: String) throws
+    /// Runs `read` with the weights of the module at `path` readable (group offloading onloads
+    /// its group and keeps it while `read` runs).
+    func readingWeights<R>(of path: String, _ read: () throws -> R) throws -> R
 }
 
 /// The interceptor a model places on each of its attention modules until a hook registry

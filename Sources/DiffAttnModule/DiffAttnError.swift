@@ -1,3 +1,4 @@
+import Glibc
 /// What went wrong, in the categories the C API reports as `da_status` codes. The message names
 /// the argument and what was expected; where diffusers raises, it says what diffusers says.
 public struct DiffAttnError: Error, CustomStringConvertible, Sendable {
@@ -39,4 +40,20 @@ public func checkedElementCount(_ dims: [Int], _ what: String) throws -> Int {
         n = p
     }
     return n
+}
+
+/// Checks that `bytes` (a size the caller controls) can be allocated now, by allocating and freeing
+/// them: Swift arrays trap when an allocation fails, so a size that would fail is refused here with
+/// DA_ERR_OUT_OF_MEMORY naming `what` and the size, and the module stays usable. Under overcommit a
+/// large malloc succeeds without touching memory; what it catches is an address-space limit
+/// (`ulimit -v`, RLIMIT_AS, a 32-bit-sized budget) and sizes no allocator can satisfy.
+public func reserveWorkingMemory(_ bytes: Int, _ what: @autoclosure () -> String) throws {
+    guard bytes > 0 else { return }
+    // mmap as malloc does for large blocks (a malloc/free pair with no use is removed by the
+    // optimiser); a private writable mapping is charged against RLIMIT_AS and overcommit alike.
+    let probe = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    guard let probe, probe != MAP_FAILED else {
+        throw DiffAttnError(.outOfMemory, "\(what()) needs \(bytes) bytes (\(bytes >> 20) MiB), which could not be allocated")
+    }
+    munmap(probe, bytes)
 }

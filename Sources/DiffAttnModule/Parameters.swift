@@ -36,6 +36,10 @@ public struct ParameterTable: Sendable {
     private var seed: UInt64
     /// Set while group offloading manages these weights: values may be released (empty storage).
     package var offloadOwner: String?
+    /// Entries a checkpoint load left at their random initialisation while the caller did not opt
+    /// into that (DiffAttnModels/Pretrained.swift): a forward refuses, naming the first. Setting
+    /// an entry (`set`) removes it.
+    package var unloaded: Set<String> = []
     /// Layerwise casting: entries stored as 16-bit bit patterns (their `values` slot is empty).
     package private(set) var narrowed: [String: NarrowedValue] = [:]
     /// Entries read from the caller's memory (their `values` slot is empty).
@@ -118,6 +122,7 @@ public struct ParameterTable: Sendable {
         }
         values[i] = tensor
         borrowed[name] = nil
+        unloaded.remove(name)
         if let format = narrowed[name]?.format { castStorage(name, to: format) }
     }
 
@@ -176,6 +181,9 @@ public struct ParameterTable: Sendable {
 
     /// An error (not a trap) when the weights are released: the forward would read nothing.
     package func checkResident(owner: String) throws {
+        if !unloaded.isEmpty, let first = specs.first(where: { unloaded.contains($0.name) }) {
+            throw DiffAttnError.state("weight '\(owner.isEmpty ? "" : owner + ".")\(first.name)' was not loaded (missing from the checkpoint); load it, or opt into random initialisation of what is missing")
+        }
         for (i, spec) in specs.enumerated() where narrowed[spec.name] == nil && borrowed[spec.name] == nil && values[i].count != spec.shape.reduce(1, *) {
             throw DiffAttnError.state("the weights of '\(owner)' are offloaded (group offloading); call the module through its model so the group is onloaded, or remove the offloading")
         }

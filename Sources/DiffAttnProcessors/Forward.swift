@@ -62,6 +62,7 @@ extension Attention {
 
     private func run(_ plan: ForwardPlan) throws -> [Tensor] {
         let inputs = plan.inputs
+        try reserveWorkingMemory(try estimatedWorkingBytes(inputs), "this forward (estimated peak working memory)")
         switch plan.family {
         case .standard(let p): return try runStandard(inputs, p)
         case .addedKV(let p): return [try runAddedKV(inputs, p)]
@@ -101,5 +102,31 @@ public struct ForwardPlan {
         case .sanaMultiscale(let shapes): outputShapes = shapes
         case .none: outputShapes = []
         }
+    }
+}
+
+extension Attention {
+    /// An upper estimate of the bytes a forward allocates at its peak, from sizes the caller
+    /// chose: the projections of every input token (query, key, value and the attention output at
+    /// the inner width, twice for joint and added-KV streams) and the outputs, all float32.
+    /// Checked up front by `reserveWorkingMemory` so that a forward too large for the process fails
+    /// with DA_ERR_OUT_OF_MEMORY before any Swift array allocation could trap.
+    func estimatedWorkingBytes(_ inputs: AttentionInputs) throws -> Int {
+        func elements(_ t: Tensor?) -> Int { t?.count ?? 0 }
+        let inner = max(derived.innerDim, config.queryDim, 1)
+        var tokens = 0, inputElements = elements(inputs.hiddenStates) + elements(inputs.encoderHiddenStates)
+        for t in [inputs.hiddenStates, inputs.encoderHiddenStates].compactMap({ $0 }) where t.rank >= 2 {
+            let width = t.rank == 4 ? t.shape[1] : t.shape[t.rank - 1]
+            tokens += width > 0 ? t.count / width : 0
+        }
+        for t in inputs.ipHiddenStates ?? [] { inputElements += t.count }
+        let (perToken, o1) = inner.multipliedReportingOverflow(by: 10)
+        let (projections, o2) = tokens.multipliedReportingOverflow(by: perToken)
+        let (all, o3) = projections.addingReportingOverflow(inputElements)
+        let (bytes, o4) = all.multipliedReportingOverflow(by: 4)
+        guard !o1, !o2, !o3, !o4 else {
+            throw DiffAttnError(.outOfMemory, "this forward would need more bytes than an Int holds (\(tokens) tokens of width \(inner))")
+        }
+        return bytes
     }
 }

@@ -120,8 +120,10 @@ if __name__ == "__main__":
     import gen_dit  # issue 4: DiT and joint-attention processors -> Tests/Fixtures/dit
     import gen_hooks  # issue 6: pyramid attention broadcast decisions -> Tests/Fixtures/hooks
     import gen_caches  # issue 10: cache and layer-skip decisions -> Tests/Fixtures/hooks/caches.json
+    import gen_pretrained  # issue 18: saved model folders (sharded, bf16) -> Tests/Fixtures/pretrained
 
-    rc = max(rc, gen_classic.main(), gen_dit.run("--check" in sys.argv), gen_hooks.main(), gen_caches.main())
+    rc = max(rc, gen_classic.main(), gen_dit.run("--check" in sys.argv), gen_hooks.main(), gen_caches.main(),
+                 gen_pretrained.main())
 
     # issue 16: ModelHook scripts, SEG / skip_attention_scores / TaylorSeer lite, SeaCache -> Tests/Fixtures/hooks
     import gen_hook_scripts

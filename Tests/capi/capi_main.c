@@ -211,6 +211,9 @@ int main(int argc, char **argv) {
     test_borrow();
     test_lse();
     test_parallel();
+    test_offload_threads();
+    test_pretrained();
+    test_disk_full();
 
     printf("capi-c: %d passed, %d failed\n", capi_passed, capi_failed);
     return capi_failed == 0 ? 0 : 1;

@@ -83,5 +83,8 @@ void test_hooks_newer(void);
 void test_borrow(void);
 void test_lse(void);
 void test_parallel(void);
+void test_offload_threads(void);
+void test_pretrained(void);
+void test_disk_full(void);
 
 #endif

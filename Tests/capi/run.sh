@@ -128,10 +128,10 @@ if echo "$needed" | grep -qiE 'swift|Foundation|dispatch'; then fail "NEEDED has
 # ---- 4. the C test program -----------------------------------------------------------------
 CFLAGS="-std=gnu11 -O1 -g -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation -pthread"
 CFLAGS="$CFLAGS -DCAPI_FIXTURES=\"$ROOT/Tests/Fixtures\""
-SOURCES="capi_main.c test_basics.c test_forward.c test_helpers.c test_sdpa.c test_misuse.c test_threads.c test_dit.c test_dit_ip.c test_caches.c test_casting.c test_processor_query.c test_model_defaults.c test_hook_scripts.c test_hooks_newer.c test_borrow.c test_lse.c test_parallel.c ../mpi/cp_cases.c"
+SOURCES="capi_main.c test_basics.c test_forward.c test_helpers.c test_sdpa.c test_misuse.c test_threads.c test_dit.c test_dit_ip.c test_caches.c test_casting.c test_processor_query.c test_model_defaults.c test_hook_scripts.c test_hooks_newer.c test_borrow.c test_lse.c test_parallel.c ../mpi/cp_cases.c test_offload_threads.c test_pretrained.c test_disk_full.c"
 srcs=""
 for s in $SOURCES; do srcs="$srcs $HERE/$s"; done
-if out=$("$CC" $CFLAGS -I"$INCLUDE" -I"$HERE" $srcs -o "$WORK/capi_tests" $LDFLAGS $RPATH_EXTRA 2>&1); then
+if out=$("$CC" $CFLAGS -DDIFFATTN_FIXTURES="\"$ROOT/Tests/Fixtures\"" -I"$INCLUDE" -I"$HERE" $srcs -o "$WORK/capi_tests" $LDFLAGS $RPATH_EXTRA 2>&1); then
     pass "compile C tests"
     set +e
     timeout 120 "$WORK/capi_tests" $VERBOSE > "$WORK/capi.out" 2>&1
@@ -151,6 +151,22 @@ if out=$("$CC" $CFLAGS -I"$INCLUDE" -I"$HERE" $srcs -o "$WORK/capi_tests" $LDFLA
     fi
 else
     fail "compile C tests: $out"
+fi
+
+# ---- 4b. allocation failure: separate processes (an address-space limit; a 1 TiB mapping) ------
+# ulimit -v cannot be combined with a sanitizer's shadow memory: those runs skip the limit case.
+if out=$("$CC" $CFLAGS -I"$INCLUDE" "$HERE/oom_main.c" -o "$WORK/oom_main" $LDFLAGS $RPATH_EXTRA 2>&1); then
+    cases="noreserve"
+    [ -n "${SANITIZE_KIND:-}" ] || cases="limit noreserve"
+    for c in $cases; do
+        set +e
+        if [ "$c" = limit ]; then out=$( (ulimit -v 3000000; timeout 120 "$WORK/oom_main" limit) 2>&1); else out=$(timeout 120 "$WORK/oom_main" "$c" 2>&1); fi
+        rc=$?
+        set -e
+        if [ "$rc" -eq 0 ]; then pass "$out"; else fail "oom_main $c (exit $rc): $(echo "$out" | tail -3)"; fi
+    done
+else
+    fail "compile oom_main.c: $out"
 fi
 
 # ---- 5. C++ smoke program ------------------------------------------------------------------

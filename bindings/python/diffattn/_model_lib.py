@@ -6,7 +6,8 @@ from ._lib import DLTensor, ProcessorConfig, WeightInfo, check_layouts, declare,
 
 SLICE_NONE, SLICE_AUTO, SLICE_MAX, SLICE_SIZE, SLICE_LIST = 0, 1, 2, 3, 4
 MODULE_CONTAINER, MODULE_ATTENTION, MODULE_WEIGHTS = 0, 1, 2
-LOAD_STRICT, LOAD_SKIP_OTHERS = 1, 2
+LOAD_STRICT, LOAD_SKIP_OTHERS, LOAD_ALLOW_RANDOM_INIT = 1, 2, 4
+KEYS_MISSING, KEYS_UNEXPECTED, KEYS_UNLOADED = 0, 1, 2
 
 
 class LoadReport(Structure):
@@ -20,6 +21,9 @@ _PSTR = POINTER(c_char_p)
 
 _SIGNATURES = {
     "da_model_create": (_S, [c_char_p, c_char_p, POINTER(_H)]),
+    "da_model_load_pretrained": (_S, [c_char_p, c_char_p, c_int32, POINTER(_H), c_void_p]),
+    "da_model_load_key_count": (_S, [_H, c_int32, POINTER(c_int64)]),
+    "da_model_load_key": (_S, [_H, c_int32, c_int64, _PSTR]),
     "da_model_destroy": (None, [_H]),
     "da_model_enable_layerwise_casting": (_S, [_H, c_int32, POINTER(c_char_p), c_size_t]),
     "da_model_class_name": (_S, [_H, _PSTR]),

@@ -23,7 +23,8 @@ from . import processors as _processors
 from ._cache_mixin import CacheMixin
 from ._core import TensorArg, check, read_state_dict, weight_infos
 from ._lib import AttentionConfig, ProcessorConfig, lib
-from ._model_lib import (LOAD_SKIP_OTHERS, LOAD_STRICT, MODULE_ATTENTION, MODULE_CONTAINER, MODULE_WEIGHTS,
+from ._model_lib import (KEYS_MISSING, KEYS_UNEXPECTED, KEYS_UNLOADED, LOAD_ALLOW_RANDOM_INIT, LOAD_SKIP_OTHERS, LOAD_STRICT,
+                         MODULE_ATTENTION, MODULE_CONTAINER, MODULE_WEIGHTS,
                          LoadReport, slice_args)
 from .attention import Attention
 from .casting import enable_model_casting
@@ -124,15 +125,39 @@ class ModelMixin(CacheMixin):
         return cls(**{k: v for k, v in config.items() if not k.startswith("_")})
 
     @classmethod
-    def from_pretrained(cls, directory, subfolder=None, strict=False, keep_other_weights=True):
+    def from_pretrained(cls, directory, subfolder=None, strict=False, keep_other_weights=True,
+                        allow_random_init=False, output_loading_info=False):
+        """diffusers' ``from_pretrained`` for a local folder: config.json (its ``_class_name`` must be
+        this class), then ``diffusion_pytorch_model.safetensors`` or the shards its ``.index.json``
+        names. ``loading_info`` (an attribute; returned too with ``output_loading_info=True``) lists
+        ``missing_keys`` and ``unexpected_keys`` over all shards. Without ``allow_random_init`` an
+        attention module missing a weight raises when called, naming the weight."""
         if subfolder:
             directory = os.path.join(directory, subfolder)
         with open(os.path.join(directory, "config.json")) as fh:
             config = json.load(fh)
-        model = cls.from_config(config)
-        model.load_safetensors(os.path.join(directory, "diffusion_pytorch_model.safetensors"), strict=strict,
-                               keep_other_weights=keep_other_weights)
-        return model
+        flags = cls._flags(strict, keep_other_weights) | (LOAD_ALLOW_RANDOM_INIT if allow_random_init else 0)
+        handle = ctypes.c_void_p()
+        check(lib.da_model_load_pretrained(os.fsencode(directory), cls._class_name.encode(), flags,
+                                           ctypes.byref(handle), None))
+        model = cls.__new__(cls)
+        model._handle = handle
+        model.config = {k: v for k, v in config.items() if not k.startswith("_")}
+        model._modules = {}
+        model.loading_info = {"missing_keys": model._load_keys(KEYS_MISSING),
+                              "unexpected_keys": model._load_keys(KEYS_UNEXPECTED),
+                              "mismatched_keys": [], "error_msgs": []}
+        return (model, model.loading_info) if output_loading_info else model
+
+    def _load_keys(self, which):
+        count = ctypes.c_int64()
+        check(lib.da_model_load_key_count(self._handle, which, ctypes.byref(count)))
+        return [_string_out(lib.da_model_load_key, self._handle, which, i) for i in range(count.value)]
+
+    @property
+    def unloaded_weights(self):
+        """Attention weights still at random initialisation that make their module refuse to run."""
+        return self._load_keys(KEYS_UNLOADED)
 
     def _hook_registry_handle(self):
         return _hook_registry(self._handle, "")
