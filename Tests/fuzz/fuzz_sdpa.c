@@ -133,7 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (have_m) dump("mask", &m);
     }
     /* A third of the runs go through da_sdpa_with_lse with a fuzzed (B, H, Nq) lse (rank follows out). */
-    fz_tensor l;
+    fz_tensor l = {0};
     DLTensor *ld = NULL;
     int with_lse = fz_range(&f, 3) == 0;
     int64_t ls4[4] = {1, b, hq, nq};
@@ -267,5 +267,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     fz_tensor_free(&q), fz_tensor_free(&k), fz_tensor_free(&v), fz_tensor_free(&o);
     if (have_m) fz_tensor_free(&m);
+    fz_tensor_free(&l);
     return 0;
 }
