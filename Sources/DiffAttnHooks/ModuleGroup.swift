@@ -69,7 +69,7 @@ final class ModuleGroup: @unchecked Sendable {
     func release() {
         for (_, m) in members {
             switch m {
-            case .attention(let a): a.parameters.releaseValues()
+            case .attention(let a): a.updateParameters { $0.releaseValues() }
             case .weights(let n):
                 for i in n.weights.indices {
                     var empty = Tensor(shape: [0], storage: [])
@@ -91,7 +91,7 @@ final class ModuleGroup: @unchecked Sendable {
             switch m {
             case .attention(let a):
                 let n = a.parameters.specs.count
-                try a.parameters.installValues(Array(tensors[at..<at + n]))
+                try a.updateParameters { try $0.installValues(Array(tensors[at..<at + n])) }
                 at += n
             case .weights(let node):
                 for i in node.weights.indices {
@@ -107,7 +107,7 @@ final class ModuleGroup: @unchecked Sendable {
     /// Locks (or unlocks) the members' weights against edits while offloading manages them.
     func setLocked(_ locked: Bool) {
         for (path, m) in members {
-            if case .attention(let a) = m { a.parameters.offloadOwner = locked ? path : nil }
+            if case .attention(let a) = m { a.updateParameters { $0.offloadOwner = locked ? path : nil } }
         }
     }
 }

@@ -5,7 +5,21 @@ import DiffAttnKernels
 public final class Attention: @unchecked Sendable {
     public let config: AttentionConfig
     public let derived: DerivedAttributes
-    public package(set) var parameters: ParameterTable
+    /// The named weights. Read and replaced under a lock: group offloading releases and installs
+    /// one module's weights (DiffAttnHooks/ModuleGroup.swift) while other threads may be planning a
+    /// forward of the same module, and an unsynchronised struct read racing that write corrupts
+    /// the arrays' reference counts. A reader gets a consistent snapshot whose tensors stay alive
+    /// however the table changes afterwards.
+    public package(set) var parameters: ParameterTable {
+        get { parameterStore.withLock { $0 } }
+        set { parameterStore.withLock { $0 = newValue } }
+    }
+    private let parameterStore: Locked<ParameterTable>
+
+    /// Changes the table in place under its lock (one atomic edit, no copy of the arrays).
+    package func updateParameters<R>(_ body: (inout ParameterTable) throws -> R) rethrows -> R {
+        try parameterStore.withLock(body)
+    }
     public package(set) var processor: ProcessorConfig
     public package(set) var fusedProjections = false
     /// What wraps the module's call (its hook registry, set by the hooks layer) and names its path
@@ -40,9 +54,9 @@ public final class Attention: @unchecked Sendable {
         try Attention.validateModule(config)
         self.config = config
         self.derived = DerivedAttributes(config)
-        self.parameters = budget != nil ? ParameterTable(seed: 0)
+        self.parameterStore = Locked(budget != nil ? ParameterTable(seed: 0)
             : config.moduleClass == .attention ? Attention.makeParameters(config, derived)
-            : Attention.makeModuleParameters(config, derived)
+            : Attention.makeModuleParameters(config, derived))
         self.processor = Attention.defaultProcessor(config)
         if let explicit = config.processor { try setProcessor(explicit) }
     }

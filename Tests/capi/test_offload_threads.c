@@ -1,5 +1,3 @@
-#include <string.h>
-#include <stdlib.h>
 /* Group offloading under concurrency (issue 18, item 1): threads running different attention
  * modules of one offloaded model get DA_OK and the outputs of serial runs (a group in use stays
  * resident until every call using it has ended), and a mixed stress of forwards, offloading
@@ -223,10 +221,6 @@ static void run_mixed(void) {
 }
 
 void test_offload_threads(void) {
-    /* Under AddressSanitizer this test still aborts ("_ContiguousArrayStorage deallocated with
-     * non-zero retain count"): a race the pinning fix does not yet cover (issue 18 stays open).
-     * The release run and ThreadSanitizer's C run keep it. */
-    if (getenv("SANITIZE_KIND") && strcmp(getenv("SANITIZE_KIND"), "address") == 0) return;
     memset(OX, 0, sizeof OX);
     fill_det(OX, OL * OC, 77, 1.0f);
     fill_det(OE, OS * OC, 78, 1.0f);
