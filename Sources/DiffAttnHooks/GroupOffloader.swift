@@ -185,6 +185,12 @@ final class GroupOffloader: @unchecked Sendable {
         }
     }
 
+    /// `beginStep` failed after `stepBegins`: the root groups' step pins are dropped (they stay
+    /// resident until `endStep` or the next release, as after any step).
+    func stepAbandoned() {
+        locked { for g in groups where rootGroups.contains(ObjectIdentifier(g)) { g.pins = max(0, g.pins - 1) } }
+    }
+
     /// `endStep`: everything is released; after the first step the recorded order is frozen into
     /// the prefetch chain (diffusers' `LazyPrefetchGroupOffloadingHook.post_forward`, hooks/group_offloading.py:LazyPrefetchGroupOffloadingHook).
     func stepEnds() throws {

@@ -40,6 +40,12 @@ final class GroupOffloadingHook: ModelHook, @unchecked Sendable {
         return out
     }
 
+    override func abandonForward(_ module: HookRegistry) {
+        if isRoot { offloader.stepAbandoned(); return }
+        guard let group, module.attention == nil else { return }
+        try? offloader.unpin(group)
+    }
+
     override func postForward(_ module: HookRegistry, _ output: inout [Tensor]) throws {
         if isRoot { try offloader.stepEnds(); return }
         guard let group, module.attention == nil else { return }

@@ -100,7 +100,15 @@ public final class HookRegistry: AttentionInterceptor, @unchecked Sendable, Cust
     /// The pre-forward half of a host-run module's call (outermost hook first).
     public func enter() throws {
         var none: AttentionInputs? = nil
-        for hook in lock.run({ entries.map(\.hook) }).reversed() { try hook.preForward(self, &none) }
+        var entered: [ModelHook] = []
+        for hook in lock.run({ entries.map(\.hook) }).reversed() {
+            do { try hook.preForward(self, &none) } catch {
+                // The host will not call `exit`: release what the hooks entered so far hold.
+                for h in entered.reversed() { h.abandonForward(self) }
+                throw error
+            }
+            entered.append(hook)
+        }
     }
 
     /// The post-forward half (innermost hook first).

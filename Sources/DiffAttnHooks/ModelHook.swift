@@ -38,6 +38,10 @@ open class ModelHook: @unchecked Sendable {
 
     open func postForward(_ module: HookRegistry, _ output: inout [Tensor]) throws {}
 
+    /// A host-run module's call ended before it began: a hook entered after this one threw in its
+    /// pre-forward, so no post-forward will come. Undo what `preForward` holds (an offload pin).
+    open func abandonForward(_ module: HookRegistry) {}
+
     // The whole ModelHook (issue 16): hooks that answer true see a call as an argument list —
     // every input stream and keyword — and its outputs as a value list of any count and shapes.
     // Used for user hooks (C and Python) and for host-run modules called through

@@ -184,3 +184,26 @@ def test_c_and_python_hooks_see_the_same_calls(tmp_path):
     c_log = chook.c_hook_log().decode().splitlines()
     assert py_log == c_log
     assert c_log[0] == "pre  -1" and "reset " in c_log[-1] and len(c_log) > 10
+
+
+def test_failed_pre_forward_leaves_no_group_pinned():
+    """A hook that raises in its pre-forward after group offloading onloaded (and pinned) the block:
+    the host never calls exit, so the pin is dropped where the call fails — the group is released
+    at the end of the step as always (a kept pin would leave it resident for the model's life)."""
+
+    class Refuses(ModelHook):
+        def pre_forward(self, module, *args, **kwargs):
+            raise ValueError("refused by the test hook")
+
+    m = make_model()
+    block = m.get_submodule("down_blocks.0")
+    # Registered before offloading: inner, so offloading's pre-forward (outer) has run when it raises.
+    HookRegistry.check_if_exists_or_initialize(block).register_hook(Refuses(), "refuses")
+    m.enable_group_offload(num_blocks_per_group=1)
+    reg = HookRegistry.check_if_exists_or_initialize(block)
+    for t in (900, 800):
+        with m.step(t):
+            with pytest.raises(ValueError, match="refused by the test hook"):
+                reg.enter()
+        s = group_offload_stats(m)
+        assert s["resident_groups"] == 0 and s["resident_bytes"] == 0, s
