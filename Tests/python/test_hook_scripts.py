@@ -4,12 +4,16 @@ gen_hook_scripts.py). The host is the upstream test's model written in numpy on 
 
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
 
 from diffattn.hooks import HookRegistry, ModelHook
 from diffattn.models import ModuleTree
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Fixtures"))
+import script_hooks  # noqa: E402 -- the hooks shared with the fixture generator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(HERE, "..", "Fixtures", "hooks", "test_hooks.json")) as fh:
@@ -56,109 +60,7 @@ def build_host():
 
 
 def make_hook(log, kind, value, label, skip):
-    each = lambda args, fn: (fn(x) if isinstance(x, np.ndarray) else x for x in args)  # noqa: E731 -- a generator, as upstream
-
-    class AddHook(ModelHook):
-        def pre_forward(self, module, *args, **kwargs):
-            log.append("AddHook pre_forward")
-            return each(args, lambda x: x + value), kwargs
-
-        def post_forward(self, module, output):
-            log.append("AddHook post_forward")
-            return output
-
-    class MultiplyHook(ModelHook):
-        def pre_forward(self, module, *args, **kwargs):
-            log.append("MultiplyHook pre_forward")
-            return each(args, lambda x: x * value), kwargs
-
-        def post_forward(self, module, output):
-            log.append("MultiplyHook post_forward")
-            return output
-
-        def __repr__(self):
-            return f"MultiplyHook(value={value})"
-
-    class StatefulAddHook(ModelHook):
-        _is_stateful = True
-
-        def __init__(self):
-            super().__init__()
-            self.increment = 0
-
-        def pre_forward(self, module, *args, **kwargs):
-            log.append("StatefulAddHook pre_forward")
-            v = value + self.increment
-            self.increment += 1
-            return each(args, lambda x: x + v), kwargs
-
-        def reset_state(self, module):
-            log.append("StatefulAddHook reset_state")
-            self.increment = 0
-
-    class SkipLayerHook(ModelHook):
-        def pre_forward(self, module, *args, **kwargs):
-            log.append("SkipLayerHook pre_forward")
-            return args, kwargs
-
-        def new_forward(self, module, *args, **kwargs):
-            log.append("SkipLayerHook new_forward")
-            return args[0] if skip else self.fn_ref.original_forward(*args, **kwargs)
-
-        def post_forward(self, module, output):
-            log.append("SkipLayerHook post_forward")
-            return output
-
-    class Trace(ModelHook):
-        def pre_forward(self, module, *args, **kwargs):
-            log.append(f"{label} pre")
-            return args, kwargs
-
-        def post_forward(self, module, output):
-            log.append(f"{label} post")
-            return output
-
-    class TraceNew(Trace):
-        def new_forward(self, module, *args, **kwargs):
-            log.append(f"{label} new")
-            return self.fn_ref.original_forward(*args, **kwargs)
-
-    class ScaleKwarg(ModelHook):
-        def pre_forward(self, module, *args, **kwargs):
-            log.append(f"{label} pre")
-            return args, {k: (v * value if k == "x" else v) for k, v in kwargs.items()}
-
-    class SliceOutput(ModelHook):
-        def post_forward(self, module, output):
-            log.append(f"{label} post")
-            return output[..., :value]
-
-    class PairOutput(ModelHook):
-        def post_forward(self, module, output):
-            log.append(f"{label} post")
-            return output, output * value
-
-    class StatefulTrace(ModelHook):
-        _is_stateful = True
-
-        def pre_forward(self, module, *args, **kwargs):
-            log.append(f"{label} pre")
-            return args, kwargs
-
-        def reset_state(self, module):
-            log.append(f"{label} reset")
-
-    class StatefulNoReset(ModelHook):
-        _is_stateful = True
-
-    class FailingInit(ModelHook):
-        def initialize_hook(self, module):
-            raise ValueError("refused")
-
-    return dict(add=AddHook, multiply=MultiplyHook, stateful_add=StatefulAddHook, skip_layer=SkipLayerHook,
-                trace=TraceNew if skip else Trace, scale_kwarg=ScaleKwarg, slice_output=SliceOutput,
-                pair_output=PairOutput, stateful_trace=StatefulTrace, stateful_no_reset=StatefulNoReset,
-                failing_init=FailingInit)[kind]()
+    return script_hooks.make_hook(ModelHook, lambda x: isinstance(x, np.ndarray), log, kind, value, label, skip)
 
 
 def module(tree, path):
