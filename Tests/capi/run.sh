@@ -125,6 +125,29 @@ if [ -z "$bad" ]; then pass "ldd: nothing from the Swift toolchain, nothing miss
 needed=$(echo "$dyn" | grep NEEDED | grep -oE '\[[^]]*\]' | tr -d '[]' | tr '\n' ' ')
 if echo "$needed" | grep -qiE 'swift|Foundation|dispatch'; then fail "NEEDED has Swift runtime libraries: $needed"; else pass "NEEDED: $needed"; fi
 
+# run_counted PROGRAM TAG LABEL WHAT [ARGS…]: runs a test program that ends with the line
+# "TAG: P passed, F failed", adds its counts, and fails when it crashed, hung or exited non-zero.
+run_counted() {
+    local prog="$1" tag="$2" label="$3" what="$4" rc line p f
+    shift 4
+    set +e
+    timeout 120 "$prog" "$@" > "$prog.out" 2>&1
+    rc=$?
+    set -e
+    grep -v "^$tag: " "$prog.out" || true
+    line=$(grep -E "^$tag: [0-9]+ passed, [0-9]+ failed\$" "$prog.out" | tail -1 || true)
+    if [ -n "$line" ]; then
+        p=$(echo "$line" | sed -E 's/^.*: ([0-9]+) passed.*/\1/')
+        f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')
+        passed=$((passed + p))
+        failed=$((failed + f))
+        echo "$label: $p passed, $f failed"
+        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then fail "$what exited with $rc"; fi
+    else
+        fail "$what did not finish (exit status $rc; a crash or a hang)"
+    fi
+}
+
 # ---- 4. the C test program -----------------------------------------------------------------
 CFLAGS="-std=gnu11 -O1 -g -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation -pthread"
 CFLAGS="$CFLAGS -DCAPI_FIXTURES=\"$ROOT/Tests/Fixtures\""
@@ -133,22 +156,7 @@ srcs=""
 for s in $SOURCES; do srcs="$srcs $HERE/$s"; done
 if out=$("$CC" $CFLAGS -DDIFFATTN_FIXTURES="\"$ROOT/Tests/Fixtures\"" -I"$INCLUDE" -I"$HERE" $srcs -o "$WORK/capi_tests" $LDFLAGS $RPATH_EXTRA 2>&1); then
     pass "compile C tests"
-    set +e
-    timeout 120 "$WORK/capi_tests" $VERBOSE > "$WORK/capi.out" 2>&1
-    rc=$?
-    set -e
-    grep -v '^capi-c: ' "$WORK/capi.out" || true
-    line=$(grep -E '^capi-c: [0-9]+ passed, [0-9]+ failed$' "$WORK/capi.out" | tail -1 || true)
-    if [ -n "$line" ]; then
-        p=$(echo "$line" | sed -E 's/^capi-c: ([0-9]+) passed.*/\1/')
-        f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')
-        passed=$((passed + p))
-        failed=$((failed + f))
-        echo "C tests: $p passed, $f failed"
-        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then fail "C test program exited with $rc"; fi
-    else
-        fail "C test program did not finish (exit status $rc; a crash or a hang)"
-    fi
+    run_counted "$WORK/capi_tests" capi-c "C tests" "C test program" $VERBOSE
 else
     fail "compile C tests: $out"
 fi
@@ -186,22 +194,7 @@ fi
 CXXWRAP="-std=c++17 -O1 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Werror -I$INCLUDE -I$ROOT/bindings/cpp"
 if out=$("$CXX" $CXXWRAP "$HERE/cpp_wrapper.cpp" -o "$WORK/cpp_wrapper" $LDFLAGS $RPATH_EXTRA 2>&1); then
     pass "compile cpp_wrapper.cpp (diffattn.hpp, -Wconversion -Werror)"
-    set +e
-    timeout 120 "$WORK/cpp_wrapper" > "$WORK/cpp_wrapper.out" 2>&1
-    rc=$?
-    set -e
-    grep -v '^cpp-wrapper: ' "$WORK/cpp_wrapper.out" || true
-    line=$(grep -E '^cpp-wrapper: [0-9]+ passed, [0-9]+ failed$' "$WORK/cpp_wrapper.out" | tail -1 || true)
-    if [ -n "$line" ]; then
-        p=$(echo "$line" | sed -E 's/^cpp-wrapper: ([0-9]+) passed.*/\1/')
-        f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')
-        passed=$((passed + p))
-        failed=$((failed + f))
-        echo "C++ wrapper tests: $p passed, $f failed"
-        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then fail "cpp_wrapper exited with $rc"; fi
-    else
-        fail "cpp_wrapper did not finish (exit status $rc; a crash or a hang)"
-    fi
+    run_counted "$WORK/cpp_wrapper" cpp-wrapper "C++ wrapper tests" cpp_wrapper
 else
     fail "compile cpp_wrapper.cpp: $out"
 fi
