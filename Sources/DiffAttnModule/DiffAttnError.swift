@@ -48,7 +48,9 @@ public func checkedElementCount(_ dims: [Int], _ what: String) throws -> Int {
 /// large malloc succeeds without touching memory; what it catches is an address-space limit
 /// (`ulimit -v`, RLIMIT_AS, a 32-bit-sized budget) and sizes no allocator can satisfy.
 public func reserveWorkingMemory(_ bytes: Int, _ what: @autoclosure () -> String) throws {
-    guard bytes > 0 else { return }
+    // Below 16 MiB the probe (an mmap/munmap pair, a few microseconds on every forward) costs more
+    // than it protects: a process that cannot map that little is failing everywhere already.
+    guard bytes >= 16 << 20 else { return }
     // mmap as malloc does for large blocks (a malloc/free pair with no use is removed by the
     // optimiser); a private writable mapping is charged against RLIMIT_AS and overcommit alike.
     let probe = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
