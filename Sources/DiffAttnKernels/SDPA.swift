@@ -34,6 +34,8 @@ public func scaledDotProductAttention(_ problem: SDPAProblem, algorithm: SDPAAlg
         return
     }
     let mode: TileMode = algorithm == .flash || logSumExp != nil ? .flash : .math
+    let packed = PackedKeysValues.make(for: &p)  // SDPAPacking.swift: strided K/V gathered once
+    defer { withExtendedLifetime(packed) {} }
     let group = p.queryHeads / p.keyValueHeads
     let bf16 = p.query.format == .bfloat16, outputElement = p.outputFormat == .bfloat16 ? 2 : 4
     runTiles(batch: p.batch, heads: p.queryHeads, queryLength: p.queryLength, keyLength: p.keyLength,

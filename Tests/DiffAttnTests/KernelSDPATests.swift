@@ -47,6 +47,21 @@ final class KernelSDPATests: XCTestCase {
     func testStridedInputs() {
         check(KernelAttentionCase(b: 2, h: 3, kvHeads: 3, nq: 33, nk: 45, d: 40, dv: 40, layout: 1), "(B,N,H,D) layout")
         check(KernelAttentionCase(b: 2, h: 2, kvHeads: 2, nq: 33, nk: 45, d: 24, dv: 12, layout: 2), "channel stride 2")
+        // More than one tile per head: strided keys and values are gathered into dense rows first
+        // (SDPAPacking.swift); only the layout changes, so every layout gives the same bits.
+        for (d, dv, kvHeads) in [(40, 40, 3), (24, 12, 1)] {
+            let dense = KernelAttentionCase(b: 2, h: 3, kvHeads: kvHeads, nq: 130, nk: 100, d: d, dv: dv)
+            check(dense, "dense d=\(d) kv=\(kvHeads)", paths: false)
+            for layout in [1, 2] {
+                var c = dense
+                c.layout = layout
+                check(c, "layout \(layout) d=\(d) kv=\(kvHeads), gathered", paths: false)
+                for algorithm in [SDPAAlgorithm.math, .flash] {
+                    XCTAssertEqual(c.compute(algorithm, reference: false), dense.compute(algorithm, reference: false),
+                                   "layout \(layout) \(algorithm): bitwise the dense layout's result")
+                }
+            }
+        }
     }
 
     func testAdditiveMaskBroadcastShapes() {
