@@ -147,3 +147,19 @@ def keep_mask(rng, shape, p=0.3):
 
 def additive(rng, shape, fill=-10000.0):
     return np.where(keep_mask(rng, shape), 0.0, fill).astype(np.float32)
+
+
+def write_hook_fixture(path, fmt, generator, cases, **extra):
+    """Writes a hook fixture (Tests/Fixtures/hooks/*.json): format, generator, the versions that
+    made it, any `extra` fields (e.g. rtol), the cases; sorted keys, one indent, trailing newline."""
+    import diffusers
+    import torch
+
+    out = {"format": fmt, "format_version": 1, "generator": generator,
+           "versions": {"diffusers": diffusers.__version__, "torch": torch.__version__, "python": platform.python_version()},
+           "cases": cases}
+    out.update(extra)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        json.dump(out, fh, indent=1, sort_keys=True)
+        fh.write("\n")

@@ -21,8 +21,8 @@ PyramidAttentionBroadcastConfig fields; ``null`` = None), ``schedule``, ``calls_
 
 import json
 import os
-import platform
 import sys
+from fixture_io import write_hook_fixture
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "hooks", "pab.json")
@@ -100,18 +100,10 @@ def run_case(case, configs):
 
 
 def main():
-    import torch
-    import diffusers
     with open(os.path.join(HERE, "models", "index.json")) as fh:
         configs = {c["name"]: c for c in json.load(fh)["cases"]}
     cases = [run_case(c, configs) for c in CASES]
-    out = {"format": "diffattn-hooks", "format_version": 1, "generator": "Tests/Fixtures/gen_hooks.py",
-           "versions": {"diffusers": diffusers.__version__, "torch": torch.__version__, "python": platform.python_version()},
-           "cases": cases}
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as fh:
-        json.dump(out, fh, indent=1, sort_keys=True)
-        fh.write("\n")
+    write_hook_fixture(OUT, "diffattn-hooks", "Tests/Fixtures/gen_hooks.py", cases)
     print(f"wrote {OUT}: {len(cases)} cases")
     return 0
 

@@ -30,10 +30,10 @@ and one ``hooks/newer/<case>.npz`` per case holding its arrays. Kinds:
 import json
 import math
 import os
-import platform
 import sys
 
 import numpy as np
+from fixture_io import write_hook_fixture
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "hooks", "newer.json")
@@ -292,8 +292,6 @@ def faster_callback_cases(configs):
 
 
 def main():
-    import torch
-    import diffusers
     with open(os.path.join(HERE, "models", "index.json")) as fh:
         configs = {c["name"]: c for c in json.load(fh)["cases"]}
     pairs = seg_blur_cases() + seg_model_cases(configs) + layer_skip_score_cases(configs) + taylorseer_lite_cases() + sana_cases() \
@@ -302,12 +300,7 @@ def main():
     for case, arrays in pairs:
         case["arrays"] = f"newer/{case['name']}.npz"
         np.savez_compressed(os.path.join(NPZ_DIR, case["name"] + ".npz"), **arrays)
-    out = {"format": "diffattn-hooks-newer", "format_version": 1, "generator": "Tests/Fixtures/gen_hooks_newer.py",
-           "versions": {"diffusers": diffusers.__version__, "torch": torch.__version__, "python": platform.python_version()},
-           "rtol": 2e-4, "cases": [c for c, _ in pairs]}
-    with open(OUT, "w") as fh:
-        json.dump(out, fh, indent=1, sort_keys=True)
-        fh.write("\n")
+    write_hook_fixture(OUT, "diffattn-hooks-newer", "Tests/Fixtures/gen_hooks_newer.py", [c for c, _ in pairs], rtol=2e-4)
     print(f"wrote {OUT}: {len(pairs)} cases")
     return 0
 

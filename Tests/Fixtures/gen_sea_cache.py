@@ -24,10 +24,10 @@ Error cases: ``kind`` = ``error`` with ``config``/``model`` and ``error`` {type,
 
 import json
 import os
-import platform
 import sys
 
 import numpy as np
+from fixture_io import write_hook_fixture
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "hooks", "sea_cache.json")
@@ -212,8 +212,6 @@ def error_cases(configs):
 
 
 def main():
-    import torch
-    import diffusers
     with open(os.path.join(HERE, "models", "index.json")) as fh:
         configs = {c["name"]: c for c in json.load(fh)["cases"]}
     os.makedirs(NPZ_DIR, exist_ok=True)
@@ -224,13 +222,7 @@ def main():
         np.savez_compressed(os.path.join(NPZ_DIR, case["name"] + ".npz"), **arrays)
         cases.append(case)
     cases += error_cases(configs)
-    out = {"format": "diffattn-sea-cache", "format_version": 1, "generator": "Tests/Fixtures/gen_sea_cache.py",
-           "versions": {"diffusers": diffusers.__version__, "torch": torch.__version__, "python": platform.python_version()},
-           "rtol": 2e-4, "cases": cases}
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as fh:
-        json.dump(out, fh, indent=1, sort_keys=True)
-        fh.write("\n")
+    write_hook_fixture(OUT, "diffattn-sea-cache", "Tests/Fixtures/gen_sea_cache.py", cases, rtol=2e-4)
     print(f"wrote {OUT}: {len(cases)} cases")
     return 0
 
