@@ -48,11 +48,14 @@ func guarded(_ body: () throws -> Void) -> da_status {
     }
 }
 
-@_cdecl("da_last_error")
-public func da_last_error() -> UnsafePointer<CChar>? {
+/// This thread's message as the library holds it ("" when none was set).
+func currentErrorMessage() -> UnsafePointer<CChar> {
     guard let p = pthread_getspecific(messageKey) else { return emptyMessage }
     return UnsafePointer(p.assumingMemoryBound(to: CChar.self))
 }
+
+@_cdecl("da_last_error")
+public func da_last_error() -> UnsafePointer<CChar>? { currentErrorMessage() }
 
 private let statusNames: [Int32: UnsafePointer<CChar>] = {
     let names: [(Int32, String)] = [

@@ -106,7 +106,7 @@ func lending<T>(_ box: ValuesBox, _ body: (OpaquePointer) throws -> T) rethrows 
 /// thread when there is one (so a host's forward passing on a failure keeps its text), else `what`.
 func callbackError(_ status: Int32, _ what: String) -> DiffAttnError {
     let kind = DiffAttnError.Kind(rawValue: status) ?? .internal
-    let left = da_last_error().map { String(cString: $0) } ?? ""
+    let left = String(cString: currentErrorMessage())
     return DiffAttnError(kind, left.isEmpty ? "\(what) returned \(status)" : left)
 }
 

@@ -14,6 +14,7 @@ from . import _diffusers_kernel as k
 from . import processors as _processors
 from ._torch import lazy_torch as torch
 from .attention import Attention
+from .dit import FluxAttention
 
 # diffusers processor classes whose whole forward the library runs without extra constructor
 # arguments or fused/IP-Adapter weights held on the processor.
@@ -21,6 +22,9 @@ SUPPORTED = ("AttnProcessor", "AttnProcessor2_0", "JointAttnProcessor2_0", "Aura
              "CogVideoXAttnProcessor2_0", "HunyuanAttnProcessor2_0", "LuminaAttnProcessor2_0",
              "AllegroAttnProcessor2_0", "StableAudioAttnProcessor2_0", "MochiVaeAttnProcessor2_0",
              "SanaLinearAttnProcessor2_0")
+# processor classes of diffusers' own module classes (not `Attention`), each with the library's
+# twin of that class (transformer_flux.py FluxAttention).
+SUPPORTED_CLASSES = {("FluxAttention", "FluxAttnProcessor"): FluxAttention}
 
 
 def _qk_norm(attn, dim_head):
@@ -78,12 +82,28 @@ def _config(attn):
     return cfg
 
 
+def _flux_config(attn):
+    """FluxAttention keywords equal to the ones `attn` was built with (transformer_flux.py
+    FluxAttention.__init__: `out_dim`, when given, sets the inner width and the head count)."""
+    eps = getattr(attn.norm_q, "eps", None)
+    if eps is None:
+        raise ValueError("norm_q has no eps")
+    out = getattr(attn, "to_add_out", None) if attn.pre_only else attn.to_out[0]
+    explicit_out = not (attn.inner_dim == attn.heads * attn.head_dim and attn.out_dim == attn.query_dim)
+    return dict(query_dim=attn.query_dim, heads=attn.heads, dim_head=attn.head_dim, dropout=attn.dropout,
+                bias=attn.use_bias, added_kv_proj_dim=attn.added_kv_proj_dim,
+                added_proj_bias=bool(attn.added_proj_bias), out_bias=out is None or out.bias is not None, eps=eps,
+                out_dim=attn.out_dim if explicit_out else None, context_pre_only=attn.context_pre_only,
+                pre_only=attn.pre_only, elementwise_affine=attn.norm_q.weight is not None)
+
+
 class _Module:
     """The library's twin of one torch Attention, kept in step with the torch parameters."""
 
     def __init__(self, attn, kind):
         self.torch_attn = attn
-        self.da = Attention(**_config(attn))
+        twin = SUPPORTED_CLASSES.get((type(attn).__name__, kind))
+        self.da = twin(**_flux_config(attn)) if twin is FluxAttention else Attention(**_config(attn))
         self.da.set_processor(getattr(_processors, kind)())
         ours = dict(self.da._weight_infos())
         theirs = {n: tuple(p.shape) for n, p in attn.state_dict(keep_vars=True).items()
@@ -160,10 +180,14 @@ def install(attn, session):
     """Puts a module-mode processor on `attn`; returns None, or why the module keeps kernel mode."""
     processor = attn.processor
     name = type(processor).__name__
-    if name not in SUPPORTED:
+    module_class = type(attn).__name__
+    if (module_class, name) in SUPPORTED_CLASSES:
+        if getattr(processor, "_parallel_config", None) is not None:
+            return "context parallelism set on the processor"
+    elif name not in SUPPORTED:
         return "processor not run whole by the library"
-    if type(attn).__name__ != "Attention":
-        return f"module class {type(attn).__name__}"
+    elif module_class != "Attention":
+        return f"module class {module_class}"
     if isinstance(processor, torch.nn.Module):
         return "processor holds weights"
     try:
