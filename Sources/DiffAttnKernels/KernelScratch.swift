@@ -14,9 +14,15 @@ public enum KernelScratch {
     public static func resetPeak() { peakBytes.store(liveBytes.load(ordering: .relaxed), ordering: .relaxed) }
 
     static func allocate(floats: Int) -> UnsafeMutablePointer<Float> {
-        let bytes = max(floats, 16) * MemoryLayout<Float>.stride
+        guard let p = tryAllocate(floats: floats) else { fatalError("diffattn: out of memory (\(floats) floats)") }
+        return p
+    }
+
+    /// `allocate`, or nil when the memory is not there (for buffers a kernel can do without).
+    static func tryAllocate(floats: Int) -> UnsafeMutablePointer<Float>? {
+        let (bytes, overflow) = max(floats, 16).multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
         var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, 64, bytes) == 0, let raw else { fatalError("diffattn: out of memory (\(bytes) bytes)") }
+        guard !overflow, posix_memalign(&raw, 64, bytes) == 0, let raw else { return nil }
         let now = liveBytes.add(bytes, ordering: .relaxed).newValue
         var seen = peakBytes.load(ordering: .relaxed)
         while now > seen {

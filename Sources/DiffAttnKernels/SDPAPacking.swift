@@ -8,16 +8,15 @@
 // much). One gathering pass, shared by all of a head's tiles, is a few milliseconds. Only the
 // layout changes: every product and sum is the same, so results stay bitwise equal.
 import DiffAttnKernelBodies
-import Glibc
 
 /// A dense copy of the problem's keys and values, or nil when they are dense already, when no
 /// head has two tiles to share the copy, or when the memory is not there (then the tiles read the
 /// caller's layout in place, as before: slower, never wrong). Free it after the tiles ran.
 final class PackedKeysValues {
-    private let base: UnsafeMutableRawPointer
+    private let base: UnsafeMutablePointer<Float>, floats: Int
 
-    private init(base: UnsafeMutableRawPointer) { self.base = base }
-    deinit { free(base) }
+    private init(base: UnsafeMutablePointer<Float>, floats: Int) { self.base = base; self.floats = floats }
+    deinit { KernelScratch.free(base, floats: floats) }
 
     /// Points `problem.key` / `problem.value` at the copy when one is made.
     static func make(for problem: inout SDPAProblem) -> PackedKeysValues? {
@@ -30,10 +29,9 @@ final class PackedKeysValues {
         let batches = k.batch == 0 && v.batch == 0 ? 1 : p.batch
         let heads = k.head == 0 && v.head == 0 ? 1 : p.keyValueHeads
         let keyFloats = p.keyLength * p.headDim, valueFloats = p.keyLength * p.valueDim
-        let (perHead, o1) = (keyFloats + valueFloats).multipliedReportingOverflow(by: 4)
-        let (bytes, o2) = perHead.multipliedReportingOverflow(by: batches * heads)
-        guard !o1, !o2, bytes > 0, let raw = malloc(bytes) else { return nil }
-        let dst = raw.assumingMemoryBound(to: Float.self)
+        // Counted scratch (KernelScratch), so the benchmark's peak extra memory includes it.
+        let (floats, overflow) = (keyFloats + valueFloats).multipliedReportingOverflow(by: batches * heads)
+        guard !overflow, floats > 0, let dst = KernelScratch.tryAllocate(floats: floats) else { return nil }
         let src = (key: p.key.data, value: p.value.data)
         Parallel.forEach(batches * heads) { i in
             let b = i / heads, h = i % heads
@@ -46,7 +44,7 @@ final class PackedKeysValues {
         problem.key = SDPAOperand(data: dst, strides: Strides4(batch: bStride, head: hStride, token: p.headDim, channel: 1))
         problem.value = SDPAOperand(data: dst + keyFloats,
                                     strides: Strides4(batch: bStride, head: hStride, token: p.valueDim, channel: 1))
-        return PackedKeysValues(base: raw)
+        return PackedKeysValues(base: dst, floats: floats)
     }
 
     private static func gather(_ src: UnsafePointer<Float>, _ s: Strides4, rows: Int, width: Int,
