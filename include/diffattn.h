@@ -616,6 +616,10 @@ da_status da_attention_output_shapes(da_attention attention, const da_forward_ar
 /* Runs the processor (Attention.forward) and writes its outputs into the caller's tensors
  * `outputs[0 .. num_outputs-1]` (float32, shapes as da_attention_output_shapes reports, any
  * strides). Nothing is written on failure.
+ * hidden_states and encoder_hidden_states that are contiguous float32 (row-major; size-1 axes may
+ * have any stride) are read in place, never written, and not retained past the call (a hook that
+ * keeps one gets a copy); other layouts are copied once. An output may be the memory of an input
+ * (an in-place call): every input is read before any output is written.
  * Errors: DA_ERR_INVALID_HANDLE; DA_ERR_INVALID_ARGUMENT (NULL args/hidden_states/outputs, wrong
  * num_outputs); DA_ERR_DTYPE (not float32 / not CPU; boolean mask where the processor's kernel
  * takes additive masks only); DA_ERR_SHAPE (every shape diffusers would reject, with the sizes);

@@ -100,7 +100,7 @@ func forEachOffset(_ g: TensorGeometry, _ body: (Int, Int) -> Void) {
     }
 }
 
-/// Copies a float32 DLTensor into a dense Tensor.
+/// Copies a float32 DLTensor into a dense Tensor (Loans.tensor reads one in place).
 func readTensor(_ p: UnsafePointer<DLTensor>?, _ name: String) throws -> Tensor {
     let g = try geometry(p, name)
     guard let base = g.base?.assumingMemoryBound(to: Float.self) else { return Tensor(shape: g.shape, repeating: 0) }
@@ -114,6 +114,42 @@ func readTensor(_ p: UnsafePointer<DLTensor>?, _ name: String) throws -> Tensor 
         } else {
             forEachOffset(g) { i, off in dst[i] = base[off] }
         }
+    }
+}
+
+/// Row-major dense: every axis longer than 1 has its row-major stride (torch gives size-1 axes any
+/// stride, e.g. after `unsqueeze`).
+func isRowMajor(_ g: TensorGeometry) -> Bool {
+    let dense = contiguousStrides(g.shape)
+    return g.shape.indices.allSatisfy { g.shape[$0] <= 1 || g.strides[$0] == dense[$0] }
+}
+
+/// The caller's tensors a thunk reads in place for one call (`lendTensor`). `end` runs before the
+/// thunk returns or writes an output (which may alias an input): a tensor over lent memory that
+/// something still holds (a hook kept it) gets its private copy then.
+struct Loans {
+    private var lent: [LentElements<Float>] = []
+
+    /// A contiguous, aligned, non-empty float32 tensor is read in place; any other is copied.
+    mutating func tensor(_ p: UnsafePointer<DLTensor>?, _ name: String) throws -> Tensor {
+        let g = try geometry(p, name)
+        guard g.count > 0, g.count <= maxWorkingElements, isRowMajor(g),
+              let base = g.base, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 else {
+            return try readTensor(p, name)
+        }
+        let elements = LentElements(base: UnsafePointer(base.assumingMemoryBound(to: Float.self)), count: g.count)
+        lent.append(elements)
+        return Tensor(shape: g.shape, lending: elements)
+    }
+
+    mutating func optionalTensor(_ p: UnsafePointer<DLTensor>?, _ name: String) throws -> Tensor? {
+        p == nil ? nil : try tensor(p, name)
+    }
+
+    /// Ends the loans something still holds; the others end with their last tensor.
+    mutating func end() {
+        for i in lent.indices where !isKnownUniquelyReferenced(&lent[i]) { lent[i].endLoan() }
+        lent = []
     }
 }
 
@@ -140,7 +176,7 @@ func readMask(_ p: UnsafePointer<DLTensor>?, _ name: String) throws -> Attention
 func writeTensor(_ value: Tensor, into p: UnsafeMutablePointer<DLTensor>?, _ name: String) throws {
     let g = try checkedOutput(p, name, shape: value.shape)
     guard let base = g.base?.assumingMemoryBound(to: Float.self) else { return }
-    value.storage.withUnsafeBufferPointer { src in
+    value.withUnsafeElements { src in
         if g.strides == contiguousStrides(g.shape) {
             if g.count > 0 { base.update(from: src.baseAddress!, count: g.count) }
         } else {

@@ -9,13 +9,16 @@ public func da_forward_args_init(_ args: UnsafeMutablePointer<da_forward_args>?,
     initStruct(args, size, "args") { da_forward_args() }
 }
 
-private func readInputs(_ args: UnsafePointer<da_forward_args>?) throws -> AttentionInputs {
+/// The forward's inputs; hidden and encoder states are read in place when `loans` is given (the
+/// caller then ends them before returning).
+private func readInputs(_ args: UnsafePointer<da_forward_args>?, _ loans: UnsafeMutablePointer<Loans>? = nil) throws -> AttentionInputs {
     let argsValue = try readStruct(args, "args")
     let a = argsValue
     guard a.hidden_states != nil else { throw DiffAttnError.argument("args->hidden_states is NULL; it is required") }
     var inputs = AttentionInputs(
-        hiddenStates: try readTensor(a.hidden_states, "hidden_states"),
-        encoderHiddenStates: try readOptionalTensor(a.encoder_hidden_states, "encoder_hidden_states"),
+        hiddenStates: try loans?.pointee.tensor(a.hidden_states, "hidden_states") ?? readTensor(a.hidden_states, "hidden_states"),
+        encoderHiddenStates: try loans.map { try $0.pointee.optionalTensor(a.encoder_hidden_states, "encoder_hidden_states") }
+            ?? readOptionalTensor(a.encoder_hidden_states, "encoder_hidden_states"),
         attentionMask: try readMask(a.attention_mask, "attention_mask"),
         temb: try readOptionalTensor(a.temb, "temb"))
     if a.ip_hidden_states_given != 0 {
@@ -33,13 +36,27 @@ private func readInputs(_ args: UnsafePointer<da_forward_args>?) throws -> Atten
     return inputs
 }
 
+/// Runs a forward over lent inputs; with `check`, planned first and `check` sees the output shapes
+/// before anything runs. The inputs and the plan live only in here, so that afterwards `loans`
+/// sees which tensors were kept.
+private func forwardLending(_ a: Attention, _ args: UnsafePointer<da_forward_args>?, _ loans: inout Loans,
+                            check: (([[Int]]) throws -> Void)? = nil) throws -> [Tensor] {
+    let inputs = try withUnsafeMutablePointer(to: &loans) { try readInputs(args, $0) }
+    guard let check else { return try a.forward(inputs) }
+    let plan = try a.plan(inputs)
+    try check(plan.outputShapes)
+    return try a.forward(plan)
+}
+
 @_cdecl("da_attention_output_shapes")
 public func da_attention_output_shapes(_ attention: OpaquePointer?, _ args: UnsafePointer<da_forward_args>?,
                                        _ shapes: UnsafeMutablePointer<da_output_shapes>?) -> da_status {
     guarded {
         let a = try attentionHandles.lookup(attention)
         let shapesOut = try writableStruct(shapes, "shapes")
-        let result = try a.outputShapes(try readInputs(args))
+        var loans = Loans()   // read in place: only the shapes are needed
+        defer { loans.end() }
+        let result = try withUnsafeMutablePointer(to: &loans) { try a.outputShapes(try readInputs(args, $0)) }
         shapesOut.pointee.count = Int32(result.count)
         withUnsafeMutableBytes(of: &shapesOut.pointee.ndim) { ndim in
             withUnsafeMutableBytes(of: &shapesOut.pointee.shape) { dims in
@@ -58,16 +75,18 @@ public func da_attention_forward(_ attention: OpaquePointer?, _ args: UnsafePoin
                                  _ outputs: UnsafeMutablePointer<DLTensor>?, _ numOutputs: Int32) -> da_status {
     guarded {
         let a = try attentionHandles.lookup(attention)
-        let plan = try a.plan(try readInputs(args))
-        let shapes = plan.outputShapes
-        guard let outputs else { throw DiffAttnError.argument("outputs is NULL; expected \(shapes.count) DLTensor(s)") }
-        guard Int(numOutputs) == shapes.count else {
-            throw DiffAttnError.argument("num_outputs is \(numOutputs); \(a.processor.kind.name) returns \(shapes.count) tensor(s)")
+        var loans = Loans()
+        defer { loans.end() }
+        let results = try forwardLending(a, args, &loans) { shapes in
+            guard let outputs else { throw DiffAttnError.argument("outputs is NULL; expected \(shapes.count) DLTensor(s)") }
+            guard Int(numOutputs) == shapes.count else {
+                throw DiffAttnError.argument("num_outputs is \(numOutputs); \(a.processor.kind.name) returns \(shapes.count) tensor(s)")
+            }
+            // Check every destination before computing, so that nothing is written on failure.
+            for (i, shape) in shapes.enumerated() { _ = try checkedOutput(outputs + i, "outputs[\(i)]", shape: shape) }
         }
-        // Check every destination before computing, so that nothing is written on failure.
-        for (i, shape) in shapes.enumerated() { _ = try checkedOutput(outputs + i, "outputs[\(i)]", shape: shape) }
-        let results = try a.forward(plan)
-        for (i, r) in results.enumerated() { try writeTensor(r, into: outputs + i, "outputs[\(i)]") }
+        loans.end()   // before writing: an output may be the memory of an input
+        for (i, r) in results.enumerated() { try writeTensor(r, into: outputs! + i, "outputs[\(i)]") }
     }
 }
 
@@ -79,7 +98,10 @@ public func da_attention_forward_alloc(_ attention: OpaquePointer?, _ args: Unsa
         let a = try attentionHandles.lookup(attention)
         guard let outputs, let numOutputs else { throw DiffAttnError.argument("outputs and num_outputs must not be NULL") }
         numOutputs.pointee = 0
-        let results = try a.forward(try readInputs(args))
+        var loans = Loans()
+        defer { loans.end() }
+        let results = try forwardLending(a, args, &loans)
+        loans.end()
         guard Int(capacity) >= results.count else {
             throw DiffAttnError.argument("capacity is \(capacity); \(a.processor.kind.name) returns \(results.count) tensor(s)")
         }

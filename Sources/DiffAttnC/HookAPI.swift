@@ -126,7 +126,7 @@ private func withEditable<T>(_ tensors: [Tensor], _ body: (UnsafeMutablePointer<
     defer { dims.deallocate() }
     let data = tensors.map { t -> UnsafeMutableBufferPointer<Float> in
         let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, t.count))
-        _ = t.storage.withUnsafeBufferPointer { b.initialize(from: $0) }
+        _ = t.withUnsafeElements { b.initialize(from: $0) }
         return b
     }
     defer { data.forEach { $0.deallocate() } }

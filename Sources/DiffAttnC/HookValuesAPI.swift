@@ -35,7 +35,7 @@ final class ValueSlot: @unchecked Sendable {
         }
         if view == nil {
             let data = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, t.count))
-            _ = t.storage.withUnsafeBufferPointer { data.initialize(from: $0) }
+            _ = t.withUnsafeElements { data.initialize(from: $0) }
             let dims = UnsafeMutableBufferPointer<Int64>.allocate(capacity: max(1, t.shape.count))
             for (i, d) in t.shape.enumerated() { dims[i] = Int64(d) }
             view = (data, dims)

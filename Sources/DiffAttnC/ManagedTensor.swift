@@ -29,7 +29,7 @@ private func managedBlock(shape: [Int], elementBytes: Int, dtype: DLDataType) th
 func makeManaged(_ value: Tensor) throws -> UnsafeMutablePointer<DLManagedTensor> {
     let m = try managedBlock(shape: value.shape, elementBytes: 4, dtype: DLDataType(code: 2, bits: 32, lanes: 1))
     let data = m.pointee.dl_tensor.data.assumingMemoryBound(to: Float.self)
-    value.storage.withUnsafeBufferPointer { if value.count > 0 { data.update(from: $0.baseAddress!, count: value.count) } }
+    value.withUnsafeElements { if value.count > 0 { data.update(from: $0.baseAddress!, count: value.count) } }
     return m
 }
 
@@ -40,7 +40,7 @@ func makeManaged(_ mask: AttentionMask) throws -> UnsafeMutablePointer<DLManaged
     case .boolean(let t):
         let m = try managedBlock(shape: t.shape, elementBytes: 1, dtype: DLDataType(code: 6, bits: 8, lanes: 1))
         let data = m.pointee.dl_tensor.data.assumingMemoryBound(to: UInt8.self)
-        t.storage.withUnsafeBufferPointer { if t.count > 0 { data.update(from: $0.baseAddress!, count: t.count) } }
+        t.withUnsafeElements { if t.count > 0 { data.update(from: $0.baseAddress!, count: t.count) } }
         return m
     }
 }

@@ -38,8 +38,8 @@ final class ProjectionMemo: @unchecked Sendable {
 
     static func same(_ a: Tensor, _ b: Tensor) -> Bool {
         guard a.shape == b.shape else { return false }
-        return a.storage.withUnsafeBytes { pa in b.storage.withUnsafeBytes { pb in
-            pa.count == pb.count && (pa.count == 0 || memcmp(pa.baseAddress!, pb.baseAddress!, pa.count) == 0)
+        return a.withUnsafeElements { pa in b.withUnsafeElements { pb in   // in place, lent or owned
+            pa.count == pb.count && (pa.count == 0 || memcmp(pa.baseAddress!, pb.baseAddress!, pa.count * MemoryLayout<Float>.size) == 0)
         } }
     }
 }

@@ -147,7 +147,7 @@ public struct ParameterTable: Sendable {
         narrowed[name] = nil
         borrowed[name] = nil
         guard format != .float32 else { values[i] = current; return }
-        let bits = current.storage.withUnsafeBufferPointer { src in
+        let bits = current.withUnsafeElements { src in
             [UInt16](unsafeUninitializedCapacity: src.count) { dst, n in
                 if src.count > 0 { narrowFromFloat32(src.baseAddress!, count: src.count, format: format, into: dst.baseAddress!) }
                 n = src.count

@@ -65,8 +65,8 @@ private func applySpatialNorm(_ f: Tensor, _ zq: Tensor, _ sw: SpatialNormWeight
     let (zb, z, zh, zw) = (zq.shape[0], zq.shape[1], zq.shape[2], zq.shape[3])
     var normed = f
     normed.storage.withUnsafeMutableBufferPointer { p in
-        sw.normWeight.storage.withUnsafeBufferPointer { wp in
-            sw.normBias.storage.withUnsafeBufferPointer { bp in
+        sw.normWeight.withUnsafeElements { wp in
+            sw.normBias.withUnsafeElements { bp in
                 groupNorm(p.baseAddress!, p.baseAddress!, batch: b, tokens: h * w, channels: c, groups: 32,
                           batchStride: c * h * w, tokenStride: 1, channelStride: h * w, eps: 1e-6,
                           weight: wp.baseAddress!, bias: bp.baseAddress!)

@@ -84,9 +84,9 @@ extension Attention {
             return v
         }
         let scale: Float = customScale ?? (kernel.scale == .module ? derived.scale : Float(1 / Double(d).squareRoot()))
-        return q.storage.withUnsafeBufferPointer { qp in
-        k.storage.withUnsafeBufferPointer { kp in
-        v.storage.withUnsafeBufferPointer { vp in
+        return q.withUnsafeElements { qp in
+        k.withUnsafeElements { kp in
+        v.withUnsafeElements { vp in
         Tensor(shape: [b, l, heads * dv]) { op in
             withKernelMask(mask) { kernelMask in
                 // One problem for `batches` batch elements from `bi`, heads h0 ..< h0 + count.
@@ -141,8 +141,8 @@ func withKernelMask<R>(_ m: KernelMask?, _ body: (SDPAMask) -> R) -> R {
     guard let m else { return body(.none) }
     switch m.mask {
     case .additive(let t):
-        return t.storage.withUnsafeBufferPointer { body(.additive($0.baseAddress!, m.strides)) }
+        return t.withUnsafeElements { body(.additive($0.baseAddress!, m.strides)) }
     case .boolean(let t):
-        return t.storage.withUnsafeBufferPointer { body(.boolean($0.baseAddress!, m.strides)) }
+        return t.withUnsafeElements { body(.boolean($0.baseAddress!, m.strides)) }
     }
 }

@@ -58,8 +58,8 @@ extension Attention {
         var probs = Tensor(shape: [n, lq, lk], repeating: 0)
         guard n > 0, lq > 0, lk > 0 else { return probs }
         let scale = derived.scale
-        query.storage.withUnsafeBufferPointer { qp in
-        key.storage.withUnsafeBufferPointer { kp in
+        query.withUnsafeElements { qp in
+        key.withUnsafeElements { kp in
         probs.storage.withUnsafeMutableBufferPointer { pp in
             withKernelMask(mask.map { KernelMask(mask: $0, strides: maskStrides) }) { kernelMask in
                 attentionProbabilities(

@@ -44,5 +44,5 @@ extension Attention {
 /// Runs `body` with the tensor's base address, or nil when there is no tensor.
 func withOptionalPointer<R>(_ t: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
     guard let t else { return body(nil) }
-    return t.storage.withUnsafeBufferPointer { body($0.baseAddress) }
+    return t.withUnsafeElements { body($0.baseAddress) }
 }

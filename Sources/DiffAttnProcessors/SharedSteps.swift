@@ -21,7 +21,7 @@ extension Attention {
         let rows = x.count / max(inFeatures, 1)
         let bias = weight(prefix + ".bias")
         let narrow = parameters.narrowed[prefix + ".weight"]
-        let y = x.storage.withUnsafeBufferPointer { xp in
+        let y = x.withUnsafeElements { xp in
             withOptionalPointer(bias) { bp in
                 Tensor(shape: Array(x.shape.dropLast()) + [outFeatures]) { yp in
                     if let lent = parameters.borrowed[prefix + ".weight"] {   // the caller's memory, in place
@@ -33,7 +33,7 @@ extension Attention {
                                    format: narrow.format, bias: bp, outFeatures: outFeatures, into: yp)
                         }
                     } else {
-                        weight(prefix + ".weight")!.storage.withUnsafeBufferPointer { wp in
+                        weight(prefix + ".weight")!.withUnsafeElements { wp in
                             linear(xp.baseAddress!, rows: rows, inFeatures: inFeatures, weight: wp.baseAddress!,
                                    bias: bp, outFeatures: outFeatures, into: yp)
                         }
@@ -50,8 +50,8 @@ extension Attention {
         let (b, n, c) = (x.shape[0], x.shape[1], x.shape[2])
         let w = weight(prefix + ".weight")!, bias = weight(prefix + ".bias")!
         x.storage.withUnsafeMutableBufferPointer { p in
-            w.storage.withUnsafeBufferPointer { wp in
-                bias.storage.withUnsafeBufferPointer { bp in
+            w.withUnsafeElements { wp in
+                bias.withUnsafeElements { bp in
                     groupNorm(p.baseAddress!, p.baseAddress!, batch: b, tokens: n, channels: c, groups: groups,
                               batchStride: n * c, tokenStride: c, channelStride: 1, eps: eps,
                               weight: wp.baseAddress!, bias: bp.baseAddress!)
@@ -75,8 +75,8 @@ extension Attention {
             }
             let w = weight("norm_cross.weight")!, b = weight("norm_cross.bias")!
             y.storage.withUnsafeMutableBufferPointer { p in
-                w.storage.withUnsafeBufferPointer { wp in
-                    b.storage.withUnsafeBufferPointer { bp in
+                w.withUnsafeElements { wp in
+                    b.withUnsafeElements { bp in
                         layerNormRows(p.baseAddress!, p.baseAddress!, rows: e.count / max(width, 1), width: width,
                                       eps: 1e-5, weight: wp.baseAddress!, bias: bp.baseAddress!)
                     }
@@ -95,7 +95,7 @@ extension Attention {
     /// (B, C, H, W) → (B, H·W, C): token `t = row·W + col` (attention_processor.py:AttnProcessor.__call__ (4-D input)).
     func tokensFromImage(_ x: Tensor) -> Tensor {
         let (b, c) = (x.shape[0], x.shape[1]), n = x.shape[2] * x.shape[3]
-        return x.storage.withUnsafeBufferPointer { src in
+        return x.withUnsafeElements { src in
             Tensor(shape: [b, n, c]) { dst in
                 for bi in 0..<b { transposePlane(src.baseAddress! + bi * c * n, rows: c, columns: n, into: dst + bi * n * c) }
             }
@@ -105,7 +105,7 @@ extension Attention {
     /// (B, N, C) → (B, C, N) reshaped to `imageShape` (the inverse of `tokensFromImage`).
     func imageFromTokens(_ x: Tensor, imageShape: [Int]) -> Tensor {
         let (b, n, c) = (x.shape[0], x.shape[1], x.shape[2])
-        return x.storage.withUnsafeBufferPointer { src in
+        return x.withUnsafeElements { src in
             Tensor(shape: imageShape) { dst in
                 for bi in 0..<b { transposePlane(src.baseAddress! + bi * n * c, rows: n, columns: c, into: dst + bi * c * n) }
             }

@@ -121,7 +121,9 @@ extension Attention {
 
     /// Steps A16–A17: optional residual, then division by `rescale_output_factor`.
     func finishOutput(_ out: inout Tensor, residual: Tensor, addResidual: Bool, rescale: Float) {
-        if addResidual { for i in 0..<out.count { out.storage[i] += residual.storage[i] } }
+        if addResidual {
+            residual.withUnsafeElements { r in out.storage.withUnsafeMutableBufferPointer { o in for i in o.indices { o[i] += r[i] } } }
+        }
         if rescale != 1 { for i in 0..<out.count { out.storage[i] /= rescale } }
     }
 }

@@ -200,6 +200,18 @@ static void test_self_attention(void) {
     /* the 3-D output shape is rejected for a 4-D input */
     EXPECT_ST(da_attention_forward(a, &args, tens(&to, out, 3, shape, NULL), 1), DA_ERR_SHAPE);
 
+    /* in place: the output is the input's own memory. Contiguous inputs are read in place, so the
+     * library must finish reading before it writes (ForwardAPI.swift: loans end first). */
+    CHECK(set_proc(a, DA_PROCESSOR_ATTN_PROCESSOR_2_0), "set proc");
+    float *inout = alloc_floats(B * L * C);
+    memcpy(inout, x, sizeof(float) * B * L * C);
+    args.hidden_states = tens(&tx, inout, 3, shape, NULL);
+    EXPECT_ST(da_attention_forward(a, &args, tens(&to, inout, 3, shape, NULL), 1), DA_OK);
+    args.hidden_states = tens(&tx, x, 3, shape, NULL);
+    EXPECT_ST(da_attention_forward(a, &args, tens(&to, out, 3, shape, NULL), 1), DA_OK);
+    CHECK(memcmp(inout, out, sizeof(float) * B * L * C) == 0, "output written over its own input equals the separate output");
+    free(inout);
+
     free(x), free(out), free(ref), free(out1), free(xt), free(padded), free(x4), free(o4);
     da_attention_destroy(a);
 }

@@ -55,3 +55,23 @@ def test_text_kv_cache_is_bitwise_lossless(name):
 def test_text_kv_cache_refuses_per_step_text_streams(name):
     with pytest.raises(ValueError, match="modulated by the timestep"):
         apply_text_kv_cache(build(name), TextKVCacheConfig())
+
+
+def test_a_prompt_changed_in_place_is_a_miss():
+    # The memo keeps the text states it saw; the module reads the caller's array in place, so what
+    # it keeps must be a copy taken before the call returns (DLTensorBridge.swift: Loans.end), or an
+    # array rewritten in place would still look like the prompt it held.
+    plain, cached = build("unet2d"), build("unet2d")
+    cached.load_state_dict(plain.state_dict())
+    cached.enable_cache(TextKVCacheConfig())
+    path = next(p for p in plain.module_paths("attention") if plain.get_submodule(p).is_cross_attention)
+    a_plain, a_cached = plain.get_submodule(path), cached.get_submodule(path)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 16, a_plain.query_dim)).astype(np.float32)
+    prompt = rng.standard_normal((1, 5, a_plain.cross_attention_dim)).astype(np.float32)
+    with cached.cache_context("cond"):
+        a_cached(x, prompt)
+        prompt[...] = rng.standard_normal(prompt.shape).astype(np.float32)  # a new prompt, same buffer
+        want, got = a_plain(x, prompt), a_cached(x, prompt)
+    assert np.array_equal(want.view(np.uint32), got.view(np.uint32))
+    assert text_kv_cache_counts(cached) == (0, 4)  # to_k and to_v, both calls: misses

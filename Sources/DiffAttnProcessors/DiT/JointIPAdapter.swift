@@ -110,7 +110,7 @@ extension Attention {
     private func rmsNormHeads(_ x: inout Tensor, _ prefix: String, headDim d: Int) {
         let w = weight(prefix + ".weight")!
         x.storage.withUnsafeMutableBufferPointer { p in
-            w.storage.withUnsafeBufferPointer { wp in
+            w.withUnsafeElements { wp in
                 rmsNormRows(p.baseAddress!, p.baseAddress!, rows: p.count / d, width: d, eps: 1e-6, weight: wp.baseAddress!)
             }
         }

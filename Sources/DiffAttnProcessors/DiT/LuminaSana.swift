@@ -118,8 +118,8 @@ extension Attention {
         let (b, n, w) = (q.shape[0], q.shape[1], q.shape[2]), m = k.shape[1], d = plan.headDim
         var out = Tensor(shape: [b, n, w], repeating: 0)
         let tokens = { (len: Int) in Strides4(batch: len * w, head: d, token: w, channel: 1) }
-        q.storage.withUnsafeBufferPointer { qp in k.storage.withUnsafeBufferPointer { kp in
-        v.storage.withUnsafeBufferPointer { vp in out.storage.withUnsafeMutableBufferPointer { op in
+        q.withUnsafeElements { qp in k.withUnsafeElements { kp in
+        v.withUnsafeElements { vp in out.storage.withUnsafeMutableBufferPointer { op in
             reluLinearAttention(LinearAttentionProblem(
                 batch: b, heads: plan.heads, queryLength: n, keyLength: m, headDim: d, valueDim: d,
                 query: SDPAOperand(data: qp.baseAddress!, strides: tokens(n)),

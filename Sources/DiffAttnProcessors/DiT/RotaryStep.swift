@@ -20,8 +20,8 @@ extension Attention {
                 _ spec: RotaryLayoutSpec) {
         let (b, l, w) = (t.shape[0], t.shape[1], t.shape[2])
         t.storage.withUnsafeMutableBufferPointer { xp in
-            cos.storage.withUnsafeBufferPointer { cp in
-                sin.storage.withUnsafeBufferPointer { sp in
+            cos.withUnsafeElements { cp in
+                sin.withUnsafeElements { sp in
                     withOptionalIndex(spec.rowIndex) { ip in
                         let target = RotaryTarget(data: xp.baseAddress! + tokens.lowerBound * w, batch: b, tokens: tokens.count,
                                                   heads: heads, batchStride: l * w, tokenStride: w, headStride: headDim)
@@ -84,5 +84,5 @@ extension Attention {
 
 private func withOptionalIndex<R>(_ t: NDArray<Int>?, _ body: (UnsafePointer<Int>?) -> R) -> R {
     guard let t else { return body(nil) }
-    return t.storage.withUnsafeBufferPointer { body($0.baseAddress) }
+    return t.withUnsafeElements { body($0.baseAddress) }
 }

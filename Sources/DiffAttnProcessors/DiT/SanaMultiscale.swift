@@ -51,11 +51,11 @@ extension Attention {
                 let projOut = weight("to_qkv_multiscale.\(i).proj_out.weight")!
                 var scaled = [Float](repeating: 0, count: b * 3 * inner * n)
                 z0.withUnsafeBufferPointer { src in scratch.withUnsafeMutableBufferPointer { mid in
-                    projIn.storage.withUnsafeBufferPointer { wp in
+                    projIn.withUnsafeElements { wp in
                         depthwiseConv2d(src.baseAddress!, batch: b, channels: 3 * inner, height: h, width: w,
                                         weight: wp.baseAddress!, kernel: k, into: mid.baseAddress!)
                     }
-                    scaled.withUnsafeMutableBufferPointer { dst in projOut.storage.withUnsafeBufferPointer { wp in
+                    scaled.withUnsafeMutableBufferPointer { dst in projOut.withUnsafeElements { wp in
                         groupedPointwiseConv(mid.baseAddress!, batch: b, channels: 3 * inner, pixels: n, groups: 3 * derived.heads,
                                              weight: wp.baseAddress!, into: dst.baseAddress!)
                     }}
@@ -91,7 +91,7 @@ extension Attention {
         switch config.multiscale.normType {
         case .rmsNorm:
             let rows = y.count / c
-            y.storage.withUnsafeMutableBufferPointer { p in w.storage.withUnsafeBufferPointer { wp in
+            y.storage.withUnsafeMutableBufferPointer { p in w.withUnsafeElements { wp in
                 rmsNormRows(p.baseAddress!, p.baseAddress!, rows: rows, width: c, eps: 1e-5, weight: wp.baseAddress!)
             }}
             for i in 0..<y.count { y.storage[i] += bias.storage[i % c] }
@@ -111,7 +111,7 @@ extension Attention {
     private func layerNormLastAxis(_ x: inout Tensor) throws {
         let width = x.shape[3], w = weight("norm_out.weight")!, b = weight("norm_out.bias")!
         let rows = x.count / width
-        x.storage.withUnsafeMutableBufferPointer { p in w.storage.withUnsafeBufferPointer { wp in b.storage.withUnsafeBufferPointer { bp in
+        x.storage.withUnsafeMutableBufferPointer { p in w.withUnsafeElements { wp in b.withUnsafeElements { bp in
             layerNormRows(p.baseAddress!, p.baseAddress!, rows: rows, width: width, eps: 1e-5, weight: wp.baseAddress!, bias: bp.baseAddress!)
         }}}
     }
