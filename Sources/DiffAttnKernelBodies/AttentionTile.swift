@@ -16,6 +16,23 @@ public enum TileMode: Int, Sendable {
     case probabilities
 }
 
+/// The layout the narrow kernels read fastest, which SDPA packs a head's keys and values into when
+/// several tiles share them: keys in groups of `keyGroup` interleaved by channel (`[group][d][6]`:
+/// the score kernel's 6 broadcasts per channel are one 24-byte read), values in groups of
+/// `channelGroup` channels interleaved by key (`[group][key][6]`: the 6-channel value kernel's
+/// broadcasts per key are one 24-byte read). Past-the-end keys and channels repeat the last one,
+/// as the kernels' clamped offsets do on the plain layout, so every product is the same.
+public enum KernelLayout {
+    public static let keyGroup = 6
+    public static let channelGroup = 6
+    public static func keyFloats(keyLength: Int, headDim: Int) -> Int {
+        (keyLength + keyGroup - 1) / keyGroup * keyGroup * headDim
+    }
+    public static func valueFloats(keyLength: Int, valueDim: Int) -> Int {
+        (valueDim + channelGroup - 1) / channelGroup * channelGroup * keyLength
+    }
+}
+
 public enum TileGeometry {
     /// Query rows per tile: 4 vectors of 16 lanes.
     public static let lanes = 64
@@ -53,6 +70,9 @@ public struct AttentionTile {
     public var inputFormat = 0
     /// 1: output rows are written as bfloat16 (round to nearest even). 0: float32.
     public var outputFormat = 0
+    /// True: `key` and `value` point at this head's keys and values in the kernels' own layout
+    /// (`KernelLayout`, SDPAPacking.swift), and their stride fields are unused.
+    public var packed = false
     /// `TileGeometry.scratchFloats(...)` floats, 64-byte aligned.
     public var scratch: UnsafeMutablePointer<Float>
     /// Flash only: where row `lane` writes its natural-log log-sum-exp of the scaled, masked scores

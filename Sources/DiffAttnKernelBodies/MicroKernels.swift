@@ -153,3 +153,35 @@ public func valueKernelNarrow(ot: UnsafeMutablePointer<Float>, otRows: (Int, Int
     storeLanes(ot + otRows.2 * 64 + 0, a20)
     storeLanes(ot + otRows.3 * 64 + 0, a30)
 }
+
+/// Output accumulation for 6 value channels × 16 query lanes over `count` keys, reading values in
+/// `KernelLayout` (6 channels interleaved: `value[j·6 + r]`): 12 ymm accumulators on AVX2, where
+/// the 4-channel tile's 8 leave the FMA pipes waiting on latency. Same sums as `valueKernelNarrow`.
+@_transparent
+public func valueKernelNarrow6(ot: UnsafeMutablePointer<Float>, otRows: (Int, Int, Int, Int, Int, Int),
+    alpha: UnsafePointer<Float>, pt: UnsafePointer<Float>, count: Int, value: UnsafePointer<Float>, _ fused: Bool) {
+    let al0 = loadLanes(alpha + 0)
+    var a0 = loadLanes(ot + otRows.0 * 64) * al0
+    var a1 = loadLanes(ot + otRows.1 * 64) * al0
+    var a2 = loadLanes(ot + otRows.2 * 64) * al0
+    var a3 = loadLanes(ot + otRows.3 * 64) * al0
+    var a4 = loadLanes(ot + otRows.4 * 64) * al0
+    var a5 = loadLanes(ot + otRows.5 * 64) * al0
+    var p = pt, v = value
+    for _ in 0..<count {
+        let p0 = loadLanes(p)
+        a0 = multiplyAdd(a0, p0, Float16Lanes(repeating: v[0]), fused)
+        a1 = multiplyAdd(a1, p0, Float16Lanes(repeating: v[1]), fused)
+        a2 = multiplyAdd(a2, p0, Float16Lanes(repeating: v[2]), fused)
+        a3 = multiplyAdd(a3, p0, Float16Lanes(repeating: v[3]), fused)
+        a4 = multiplyAdd(a4, p0, Float16Lanes(repeating: v[4]), fused)
+        a5 = multiplyAdd(a5, p0, Float16Lanes(repeating: v[5]), fused)
+        p += 64; v += 6
+    }
+    storeLanes(ot + otRows.0 * 64, a0)
+    storeLanes(ot + otRows.1 * 64, a1)
+    storeLanes(ot + otRows.2 * 64, a2)
+    storeLanes(ot + otRows.3 * 64, a3)
+    storeLanes(ot + otRows.4 * 64, a4)
+    storeLanes(ot + otRows.5 * 64, a5)
+}

@@ -31,13 +31,24 @@ public func softmaxRowsBody(_ p: UnsafeMutablePointer<Float>, rows: Int, columns
     }
 }
 
-/// Runs `iterations` × 12 independent multiply-adds on 16 lanes (enough chains to cover FMA latency
-/// on two pipes) and returns a value that depends on all of them, so nothing is optimised away.
-/// Flops performed: iterations · 12 · 16 · 2.
+/// Runs `iterations` × 12 multiply-adds on 16 lanes and returns a value that depends on all of them,
+/// so nothing is optimised away. Flops performed: iterations · 12 · 16 · 2. `wide` (AVX-512: 32
+/// registers): 12 independent chains of one 16-lane register each. Narrow (AVX2: 16 registers, a
+/// SIMD16 takes two): 6 chains of two ymm registers — 12 independent ymm chains, which still cover
+/// FMA latency on two pipes, where 12 SIMD16 chains (24 ymm) spilled and measured half the peak.
 @_transparent
-public func fmaThroughputBody(iterations: Int, seed: Float, fused: Bool) -> Float {
+public func fmaThroughputBody(iterations: Int, seed: Float, fused: Bool, wide: Bool = true) -> Float {
     let x = Float16Lanes(repeating: 0.999_999), y = Float16Lanes(repeating: seed * 1e-7)
     var a0 = Float16Lanes(repeating: seed), a1 = a0 + 1, a2 = a0 + 2, a3 = a0 + 3, a4 = a0 + 4, a5 = a0 + 5
+    guard wide else {
+        for _ in 0..<iterations {
+            a0 = multiplyAdd(y, a0, x, fused); a1 = multiplyAdd(y, a1, x, fused); a2 = multiplyAdd(y, a2, x, fused)
+            a3 = multiplyAdd(y, a3, x, fused); a4 = multiplyAdd(y, a4, x, fused); a5 = multiplyAdd(y, a5, x, fused)
+            a0 = multiplyAdd(y, a0, x, fused); a1 = multiplyAdd(y, a1, x, fused); a2 = multiplyAdd(y, a2, x, fused)
+            a3 = multiplyAdd(y, a3, x, fused); a4 = multiplyAdd(y, a4, x, fused); a5 = multiplyAdd(y, a5, x, fused)
+        }
+        return (((a0 + a1) + (a2 + a3)) + (a4 + a5)).sum()
+    }
     var a6 = a0 + 6, a7 = a0 + 7, a8 = a0 + 8, a9 = a0 + 9, a10 = a0 + 10, a11 = a0 + 11
     for _ in 0..<iterations {
         a0 = multiplyAdd(y, a0, x, fused); a1 = multiplyAdd(y, a1, x, fused); a2 = multiplyAdd(y, a2, x, fused)

@@ -3,38 +3,44 @@ import Glibc
 
 // The steps of `attentionTileBody`, one function each; all inline into the ISA entry points.
 
-@_transparent
-@usableFromInline internal func scoreTile(_ qt: UnsafeMutablePointer<Float>, _ depth: Int, _ key: UnsafePointer<Float>,
-                        _ o: (Int, Int, Int, Int, Int, Int), _ kc: Int, _ out: UnsafeMutablePointer<Float>,
-                        _ wide: Bool, _ fused: Bool) {
-    if wide {
-        scoreKernelWide(qt: qt, depth: depth, key: key, rowOffsets: o, channelStride: kc, st: out, fused)
-    } else {
-        for m in 0..<4 {
-            scoreKernelNarrow(qt: qt + 16 * m, depth: depth, key: key, rowOffsets: o, channelStride: kc,
-                              st: out + 16 * m, fused)
-        }
-    }
-}
-
 /// Raw dot products `st[j][lane] = qt[·][lane] · k[blockStart + j]` for `count` keys (rounded up
 /// to 6; the extra rows read the last key and are never used).
 @_transparent
 @usableFromInline internal func computeScores(_ t: AttentionTile, qt: UnsafeMutablePointer<Float>, blockStart: Int, count: Int,
                             scores: UnsafeMutablePointer<Float>, wide: Bool, fused: Bool) {
     let last = t.keyLength - 1, ks = t.keyTokenStride
-    var g = 0
-    while g < count {
-        let j = blockStart + g
-        let o = (min(j, last) * ks, min(j + 1, last) * ks, min(j + 2, last) * ks,
-                 min(j + 3, last) * ks, min(j + 4, last) * ks, min(j + 5, last) * ks)
-        // A unit channel stride as a literal lets the key loads use plain base + index addressing.
-        if t.keyChannelStride == 1 {
-            scoreTile(qt, t.headDim, t.key, o, 1, scores + g * 64, wide, fused)
-        } else {
-            scoreTile(qt, t.headDim, t.key, o, t.keyChannelStride, scores + g * 64, wide, fused)
+    // Narrow tiles take one 16-lane group at a time through every key of the block: that group's
+    // slice of the packed queries (16 × headDim floats, 8 KB at 128) then stays in L1 while the
+    // keys stream, where the whole 64-lane tile (32 KB at 128) would not.
+    for m in 0..<(wide ? 1 : 4) {
+        var g = 0
+        while g < count {
+            let j = blockStart + g
+            let o = (min(j, last) * ks, min(j + 1, last) * ks, min(j + 2, last) * ks,
+                     min(j + 3, last) * ks, min(j + 4, last) * ks, min(j + 5, last) * ks)
+            let out = scores + g * 64 + 16 * m
+            // A unit channel stride as a literal lets the key loads use plain base + index addressing.
+            if t.packed {   // KernelLayout: this group's 6 keys interleaved, j a multiple of 6
+                let group = t.key + j * t.headDim, o6 = (0, 1, 2, 3, 4, 5)
+                if wide {
+                    scoreKernelWide(qt: qt, depth: t.headDim, key: group, rowOffsets: o6, channelStride: 6, st: out, fused)
+                } else {
+                    scoreKernelNarrow(qt: qt + 16 * m, depth: t.headDim, key: group, rowOffsets: o6, channelStride: 6, st: out, fused)
+                }
+            } else if wide {
+                if t.keyChannelStride == 1 {
+                    scoreKernelWide(qt: qt, depth: t.headDim, key: t.key, rowOffsets: o, channelStride: 1, st: out, fused)
+                } else {
+                    scoreKernelWide(qt: qt, depth: t.headDim, key: t.key, rowOffsets: o, channelStride: t.keyChannelStride, st: out, fused)
+                }
+            } else if t.keyChannelStride == 1 {
+                scoreKernelNarrow(qt: qt + 16 * m, depth: t.headDim, key: t.key, rowOffsets: o, channelStride: 1, st: out, fused)
+            } else {
+                scoreKernelNarrow(qt: qt + 16 * m, depth: t.headDim, key: t.key, rowOffsets: o,
+                                  channelStride: t.keyChannelStride, st: out, fused)
+            }
+            g += 6
         }
-        g += 6
     }
 }
 
@@ -129,8 +135,24 @@ public func combineScores(_ t: AttentionTile, scores: UnsafeMutablePointer<Float
 @usableFromInline internal func accumulateValues(_ t: AttentionTile, ot: UnsafeMutablePointer<Float>, alpha: UnsafeMutablePointer<Float>,
                                probabilities: UnsafeMutablePointer<Float>, blockStart: Int, count: Int,
                                wide: Bool, fused: Bool) {
-    let v = t.value + blockStart * t.valueTokenStride
-    let last = t.valueDim - 1, vc = t.valueChannelStride
+    let last = t.valueDim - 1
+    if t.packed {
+        // KernelLayout: 6 channels interleaved, one 24-byte row per key. One 16-lane group through
+        // every channel, so its probabilities (16 × block floats) stay in L1 (as in `computeScores`).
+        let g = KernelLayout.channelGroup
+        for m in 0..<4 {
+            var c = 0
+            while c < t.valueDim {
+                // Rows past the last channel repeat it: the duplicate computes and stores identical values.
+                let r = (c, min(c + 1, last), min(c + 2, last), min(c + 3, last), min(c + 4, last), min(c + 5, last))
+                valueKernelNarrow6(ot: ot + 16 * m, otRows: r, alpha: alpha + 16 * m, pt: probabilities + 16 * m,
+                                   count: count, value: t.value + c * t.keyLength + blockStart * g, fused)
+                c += g
+            }
+        }
+        return
+    }
+    let v = t.value + blockStart * t.valueTokenStride, vc = t.valueChannelStride
     var c = 0
     while c < t.valueDim {
         // Rows past the last channel repeat it: the duplicate computes and stores identical values.

@@ -34,7 +34,9 @@ public func scaledDotProductAttention(_ problem: SDPAProblem, algorithm: SDPAAlg
         return
     }
     let mode: TileMode = algorithm == .flash || logSumExp != nil ? .flash : .math
-    let packed = PackedKeysValues.make(for: &p)  // SDPAPacking.swift: strided K/V gathered once
+    // SDPAPacking.swift: K/V gathered once for all of a head's tiles — into the kernels' own
+    // layout for the narrow (AVX2, portable) tiles, into dense rows for strided input otherwise.
+    let packed = PackedKeysValues.make(for: &p, kernelLayout: KernelPath.selected != .avx512)
     defer { withExtendedLifetime(packed) {} }
     let group = p.queryHeads / p.keyValueHeads
     let bf16 = p.query.format == .bfloat16, outputElement = p.outputFormat == .bfloat16 ? 2 : 4
@@ -57,6 +59,7 @@ public func scaledDotProductAttention(_ problem: SDPAProblem, algorithm: SDPAAlg
             rows: rows, firstRow: firstRow, keyLength: p.keyLength, headDim: p.headDim, valueDim: p.valueDim,
             scale: p.scale, isCausal: p.isCausal, fullyMaskedGiveNaN: p.fullyMaskedRows == .nan,
             mode: mode, scratch: scratch)
+        tile.packed = packed?.kernelLayout ?? false
         tile.inputFormat = p.query.format.rawValue
         tile.outputFormat = p.outputFormat.rawValue
         attachMask(p.mask, to: &tile, batch: b, head: h, firstRow: firstRow)

@@ -24,7 +24,7 @@ import DiffAttnKernelBodies
 }
 
 @inline(never) public func fmaThroughputAVX2(iterations: Int, seed: Float) -> Float {
-    fmaThroughputBody(iterations: iterations, seed: seed, fused: true)
+    fmaThroughputBody(iterations: iterations, seed: seed, fused: true, wide: false)
 }
 
 @inline(never) public func int8AttentionTileAVX2(_ tile: AttentionTile, _ kv: Int8KeyValues) {

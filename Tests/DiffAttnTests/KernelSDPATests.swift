@@ -64,6 +64,47 @@ final class KernelSDPATests: XCTestCase {
         }
     }
 
+    /// With more than one tile per head the narrow paths read K and V from a copy in the kernels'
+    /// own layout (SDPAPacking.swift, `KernelLayout`); a single-tile call reads them as given. Rows
+    /// computed both ways must be bitwise equal — for head and value widths that leave the key
+    /// groups (6) and channel groups (6) partly filled.
+    func testKernelLayoutGivesTheBitsOfThePlainLayout() {
+        forEachPath { path in
+            guard path != .avx512 else { return }   // the wide tiles read the plain layout
+            do {
+                for (nk, d, dv) in [(100, 40, 40), (77, 128, 128), (7, 5, 3), (131, 33, 17)] {
+                    let nq = 130
+                    var rng = SeededNumbers(state: UInt64(nk * 1000 + d))
+                    let q = (0..<(nq * d)).map { _ in rng.next() }, k = (0..<(nk * d)).map { _ in rng.next() }
+                    let v = (0..<(nk * dv)).map { _ in rng.next() }
+                    for algorithm in [SDPAAlgorithm.math, .flash] {
+                        var whole = [Float](repeating: 0, count: nq * dv), pieces = whole
+                        for (first, rows) in [(0, nq), (0, 64), (64, 64), (128, 2)] {
+                            q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
+                                let out = UnsafeMutablePointer<Float>.allocate(capacity: rows * dv)
+                                defer { out.deallocate() }
+                                let problem = SDPAProblem(
+                                    batch: 1, queryHeads: 1, keyValueHeads: 1, queryLength: rows, keyLength: nk,
+                                    headDim: d, valueDim: dv,
+                                    query: SDPAOperand(data: qp.baseAddress! + first * d, strides: .contiguous(heads: 1, tokens: rows, channels: d)),
+                                    key: SDPAOperand(data: kp.baseAddress!, strides: .contiguous(heads: 1, tokens: nk, channels: d)),
+                                    value: SDPAOperand(data: vp.baseAddress!, strides: .contiguous(heads: 1, tokens: nk, channels: dv)),
+                                    output: out, outputStrides: .contiguous(heads: 1, tokens: rows, channels: dv),
+                                    mask: .none, scale: 0.3, isCausal: false, fullyMaskedRows: .zero)
+                                scaledDotProductAttention(problem, algorithm: algorithm)
+                                for i in 0..<(rows * dv) {
+                                    if rows == nq { whole[i] = out[i] } else { pieces[first * dv + i] = out[i] }
+                                }
+                            } } }
+                        }
+                        XCTAssertEqual(whole.map(\.bitPattern), pieces.map(\.bitPattern),
+                                       "\(path) \(algorithm) keys \(nk) d \(d) dv \(dv): packed and plain layouts differ")
+                    }
+                }
+            }
+        }
+    }
+
     func testAdditiveMaskBroadcastShapes() {
         let shapes: [(Bool, Bool, Bool, String)] = [(true, false, false, "(B,1,1,Nk)"), (true, false, true, "(B,1,Nq,Nk)"),
                                                     (false, true, true, "(1,H,Nq,Nk)"), (true, true, true, "(B,H,Nq,Nk)")]
